@@ -1,0 +1,81 @@
+//! Local APIC in x2APIC mode (MSR access, no MMIO mapping): the periodic preemption timer.
+
+use super::pit;
+use x86_64::registers::model_specific::Msr;
+
+const IA32_APIC_BASE: u32 = 0x1B;
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+const APIC_BASE_X2APIC: u64 = 1 << 10;
+const X2APIC_EOI: u32 = 0x80B;
+const X2APIC_SPURIOUS: u32 = 0x80F;
+const X2APIC_LVT_TIMER: u32 = 0x832;
+const X2APIC_TIMER_INITIAL: u32 = 0x838;
+const X2APIC_TIMER_CURRENT: u32 = 0x839;
+const X2APIC_TIMER_DIVIDE: u32 = 0x83E;
+const SPURIOUS_APIC_ENABLE: u64 = 1 << 8;
+const LVT_MASKED: u64 = 1 << 16;
+const LVT_TIMER_PERIODIC: u64 = 1 << 17;
+/// Divide configuration value for "divide by 16".
+const TIMER_DIVIDE_BY_16: u64 = 0b0011;
+const TIMER_DIVISOR: u64 = 16;
+
+fn write(msr: u32, value: u64) {
+    // SAFETY: x2APIC registers; the caller checked x2APIC support before `init`.
+    unsafe { Msr::new(msr).write(value) }
+}
+
+fn read(msr: u32) -> u64 {
+    // SAFETY: as in `write`.
+    unsafe { Msr::new(msr).read() }
+}
+
+/// Switches the local APIC to x2APIC mode and enables it, timer masked.
+pub fn init(spurious_vector: u8) {
+    let base = read(IA32_APIC_BASE);
+    // xAPIC must be enabled before (or together with) x2APIC.
+    write(IA32_APIC_BASE, base | APIC_BASE_ENABLE);
+    write(IA32_APIC_BASE, base | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
+    write(
+        X2APIC_SPURIOUS,
+        SPURIOUS_APIC_ENABLE | u64::from(spurious_vector),
+    );
+    write(X2APIC_LVT_TIMER, LVT_MASKED);
+}
+
+/// Frequencies measured against the PIT.
+pub struct Calibration {
+    pub tsc_khz: u64,
+    /// APIC timer input clock, in kHz, before the divider.
+    pub apic_khz: u64,
+}
+
+/// Measures the TSC and the APIC timer clock over one PIT window; `None` without a PIT.
+pub fn calibrate() -> Option<Calibration> {
+    write(X2APIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+    write(X2APIC_TIMER_INITIAL, u64::from(u32::MAX));
+    let window = pit::measure(|| {
+        (
+            super::cpu::timestamp(),
+            u64::from(u32::MAX) - read(X2APIC_TIMER_CURRENT),
+        )
+    });
+    write(X2APIC_TIMER_INITIAL, 0);
+    let window = window?;
+    let khz = |ticks| guest_kernel::clock::khz_from_window(ticks, window.ns).unwrap_or(0);
+    Some(Calibration {
+        tsc_khz: khz(window.end.0 - window.start.0),
+        apic_khz: khz(window.end.1 - window.start.1) * TIMER_DIVISOR,
+    })
+}
+
+/// Starts the periodic timer at `hz` on `vector`.
+pub fn start_timer(calibration: &Calibration, hz: u32, vector: u8) {
+    let count = (calibration.apic_khz * 1000 / TIMER_DIVISOR / u64::from(hz)).max(1);
+    write(X2APIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+    write(X2APIC_LVT_TIMER, LVT_TIMER_PERIODIC | u64::from(vector));
+    write(X2APIC_TIMER_INITIAL, count.min(u64::from(u32::MAX)));
+}
+
+pub fn end_of_interrupt() {
+    write(X2APIC_EOI, 0);
+}

@@ -1,0 +1,185 @@
+//! The saved user state and the one Rust entry point every stub calls.
+
+use super::gdt::{KERNEL_CS, KERNEL_SS};
+use super::stack::Stack;
+use super::{apic, entry};
+use crate::kernel::{self, Fault, Next};
+use core::cell::UnsafeCell;
+use x86_64::registers::control::Cr2;
+use x86_64::registers::rflags::RFlags;
+
+/// System calls: `int3` from ring 3 (see [`super::usercall`]).
+pub const SYSCALL_VECTOR: u8 = 3;
+/// LAPIC timer interrupt.
+pub const TIMER_VECTOR: u8 = 0x20;
+/// LAPIC spurious interrupt: no EOI.
+pub const SPURIOUS_VECTOR: u8 = 0xFF;
+/// First vector that is not a CPU exception.
+const FIRST_IRQ_VECTOR: u64 = 32;
+const PAGE_FAULT_VECTOR: u64 = 14;
+
+/// Registers as the entry stubs leave them on the stack (lowest address first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    fn is_from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+/// The frame `iretq` uses to (re-)enter the idle loop; rebuilt each time.
+struct IdleFrame(UnsafeCell<TrapFrame>);
+
+// SAFETY: used only by the one CPU, with interrupts off.
+unsafe impl Sync for IdleFrame {}
+
+static IDLE_FRAME: IdleFrame = IdleFrame(UnsafeCell::new(TrapFrame {
+    r15: 0,
+    r14: 0,
+    r13: 0,
+    r12: 0,
+    r11: 0,
+    r10: 0,
+    r9: 0,
+    r8: 0,
+    rbp: 0,
+    rdi: 0,
+    rsi: 0,
+    rdx: 0,
+    rcx: 0,
+    rbx: 0,
+    rax: 0,
+    vector: 0,
+    error_code: 0,
+    rip: 0,
+    cs: 0,
+    rflags: 0,
+    rsp: 0,
+    ss: 0,
+}));
+
+const IDLE_STACK_SIZE: usize = 8 * 1024;
+
+/// Interrupts that arrive while idle are taken on this stack (ring 0: no stack switch).
+static IDLE_STACK: Stack<IDLE_STACK_SIZE> = Stack::new();
+
+fn idle_frame() -> *mut TrapFrame {
+    let frame = IDLE_FRAME.0.get();
+    // SAFETY: the idle frame is only used here and by `iretq`, one CPU, interrupts off.
+    unsafe {
+        *frame = TrapFrame {
+            rip: entry::idle_loop_address(),
+            cs: u64::from(KERNEL_CS),
+            rflags: (RFlags::INTERRUPT_FLAG | RFlags::from_bits_retain(0x2)).bits(),
+            rsp: IDLE_STACK.top(),
+            ss: u64::from(KERNEL_SS),
+            ..TrapFrame::default()
+        };
+    }
+    frame
+}
+
+/// Called by every stub with the frame it built; returns the frame to resume.
+pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
+    // SAFETY: the stub passes the frame it just pushed on this stack.
+    let f = unsafe { &mut *frame };
+    match f.vector {
+        v if v == u64::from(SYSCALL_VECTOR) && f.is_from_user() => {
+            f.rax = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]) as u64;
+        }
+        v if v < FIRST_IRQ_VECTOR => exception(f),
+        v if v == u64::from(TIMER_VECTOR) => {
+            apic::end_of_interrupt();
+            kernel::tick();
+        }
+        v if v == u64::from(SPURIOUS_VECTOR) => {}
+        v => {
+            apic::end_of_interrupt();
+            kernel::unexpected_interrupt(v);
+        }
+    }
+    resume(kernel::next())
+}
+
+fn exception(f: &TrapFrame) {
+    let fault = Fault {
+        vector: f.vector,
+        name: exception_name(f.vector),
+        error_code: f.error_code,
+        ip: f.rip,
+        address: (f.vector == PAGE_FAULT_VECTOR).then(Cr2::read_raw),
+    };
+    if f.is_from_user() {
+        kernel::task_fault(fault);
+    } else {
+        kernel::kernel_fault(fault, f.rsp);
+    }
+}
+
+/// Starts running `next` from boot code.
+pub fn enter(next: Next) -> ! {
+    entry::restore(resume(next))
+}
+
+/// Points the CPU at the next context's kernel stack and returns its frame.
+fn resume(next: Next) -> *mut TrapFrame {
+    match next {
+        Next::Task(ctx) => {
+            super::gdt::set_kernel_stack(ctx.stack_top());
+            ctx.frame()
+        }
+        Next::Idle => idle_frame(),
+    }
+}
+
+/// Mnemonic and name of a CPU exception, for reports.
+pub fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 error",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD error",
+        20 => "#VE virtualization",
+        21 => "#CP control protection",
+        _ => "reserved exception",
+    }
+}

@@ -1,0 +1,217 @@
+//! The arch-neutral kernel: state shared by every trap, the system calls, and the report
+//! printed when the last task exits.
+//!
+//! The arch layer calls in with interrupts masked (the kernel never enables them for
+//! itself), so one lock taken per trap is never contended on our single CPU; it exists to
+//! make the sharing explicit and safe.
+
+use crate::abi::{self, Syscall};
+use crate::arch::{self, Context};
+use crate::exit_status::ExitStatus;
+use crate::{console, println};
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+use guest_kernel::clock::TscClock;
+use guest_kernel::cmdline::Config;
+use guest_kernel::sched::{Scheduler, State};
+use spin::{Mutex, Once};
+
+/// A CPU exception, as the arch layer reports it.
+pub struct Fault {
+    pub vector: u64,
+    pub name: &'static str,
+    pub error_code: u64,
+    /// Instruction pointer of the faulting instruction.
+    pub ip: u64,
+    /// Faulting data address, for page faults.
+    pub address: Option<u64>,
+}
+
+/// Formats a page fault's address, or nothing for other exceptions.
+struct FaultAddress(Option<u64>);
+
+impl fmt::Display for FaultAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, ", address {address:#x}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the CPU runs after a trap.
+pub enum Next {
+    Task(Context),
+    Idle,
+}
+
+pub struct Kernel {
+    pub sched: Scheduler<Context>,
+    pub clock: TscClock,
+    pub config: Config,
+    /// Memory a task may pass to system calls.
+    pub user_ranges: Vec<Range<u64>>,
+    /// Timer interrupts since [`Kernel::timer_start_ns`].
+    pub ticks: u64,
+    pub timer_start_ns: u64,
+    /// When `kernel_main` started, in the TSC clock.
+    pub entry_ns: u64,
+    /// When the first task was dispatched.
+    pub ready_ns: Option<u64>,
+    pub unexpected_interrupts: u64,
+}
+
+static KERNEL: Once<Mutex<Kernel>> = Once::new();
+
+/// Publishes the kernel state; traps are handled from here on.
+pub fn install(kernel: Kernel) {
+    KERNEL.call_once(|| Mutex::new(kernel));
+}
+
+fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    f(&mut KERNEL.get().expect("trap before kernel::install").lock())
+}
+
+/// Handles system call `nr` and returns its result.
+///
+/// The arch layer stores the result in the calling task's saved frame, which is right even
+/// when the call parked or ended the task: the value is there when (if) it resumes.
+pub fn syscall(nr: u64, args: [u64; 3]) -> i64 {
+    let Some(call) = Syscall::from_raw(nr) else {
+        return abi::ENOSYS;
+    };
+    with(|k| match call {
+        Syscall::Yield => {
+            k.sched.yield_current();
+            0
+        }
+        Syscall::Exit => {
+            k.sched.exit_current(args[0] as i64);
+            0
+        }
+        Syscall::Write => k.write(args[0], args[1]),
+        Syscall::Time => k.clock.ns(arch::timestamp()) as i64,
+        Syscall::Park => {
+            k.sched.park_current(args[0]);
+            0
+        }
+        Syscall::Wake => {
+            k.sched.wake(args[0]);
+            0
+        }
+    })
+}
+
+impl Kernel {
+    /// Copies a task's buffer to the console after checking it lies in task memory.
+    fn write(&self, ptr: u64, len: u64) -> i64 {
+        let len = len.min(abi::WRITE_MAX as u64);
+        let Some(end) = ptr.checked_add(len) else {
+            return abi::EFAULT;
+        };
+        if !self
+            .user_ranges
+            .iter()
+            .any(|r| r.start <= ptr && end <= r.end)
+        {
+            return abi::EFAULT;
+        }
+        // SAFETY: the range lies in memory mapped for the task (checked above).
+        let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len as usize) };
+        match core::str::from_utf8(bytes) {
+            Ok(text) => {
+                console::write_str(text);
+                len as i64
+            }
+            Err(_) => abi::EINVAL,
+        }
+    }
+}
+
+/// Timer interrupt.
+pub fn tick() {
+    with(|k| {
+        k.ticks += 1;
+        k.sched.tick();
+    });
+}
+
+pub fn unexpected_interrupt(vector: u64) {
+    with(|k| k.unexpected_interrupts += 1);
+    println!("kernel: unexpected interrupt on vector {vector:#x}");
+}
+
+/// A ring-3 task took an exception: report it and end the task; the others go on.
+pub fn task_fault(fault: Fault) {
+    with(|k| {
+        let id = k
+            .sched
+            .current()
+            .expect("task fault without a current task");
+        let name = k.sched.task(id).name;
+        println!(
+            "kernel: task {id} '{name}' killed by {} (vector {}) at rip {:#x}, error code {:#x}{}",
+            fault.name,
+            fault.vector,
+            fault.ip,
+            fault.error_code,
+            FaultAddress(fault.address)
+        );
+        k.sched.exit_current(abi::fault_status(fault.vector));
+    });
+}
+
+/// The kernel itself took an exception: nothing can be trusted, report and stop.
+pub fn kernel_fault(fault: Fault, sp: u64) -> ! {
+    console::force_unlock();
+    println!(
+        "kernel: FATAL {} (vector {}) in the kernel at rip {:#x}, error code {:#x}{}, rsp {sp:#x}",
+        fault.name,
+        fault.vector,
+        fault.ip,
+        fault.error_code,
+        FaultAddress(fault.address)
+    );
+    arch::exit(ExitStatus::KernelPanic)
+}
+
+/// Picks what runs next; when every task has exited, prints the report and ends the VM.
+pub fn next() -> Next {
+    let next = with(|k| match k.sched.schedule() {
+        Some(id) => {
+            if k.ready_ns.is_none() {
+                k.ready_ns = Some(k.clock.ns(arch::timestamp()));
+            }
+            Some(Next::Task(k.sched.task(id).ctx))
+        }
+        None if k.sched.all_exited() => None,
+        None => Some(Next::Idle),
+    });
+    next.unwrap_or_else(|| finish())
+}
+
+/// Prints each task's outcome and the machine-readable result line, then exits.
+fn finish() -> ! {
+    let status = with(|k| {
+        let end_ns = k.clock.ns(arch::timestamp());
+        let mut failed = false;
+        for (id, task) in k.sched.tasks().enumerate() {
+            let State::Exited(status) = task.state else {
+                unreachable!("finish before every task exited")
+            };
+            failed |= status != 0;
+            println!(
+                "kernel: task {id} '{}' exited with status {status}",
+                task.name
+            );
+        }
+        crate::report::result_line(k, end_ns);
+        if failed {
+            ExitStatus::TaskFailed
+        } else {
+            ExitStatus::Success
+        }
+    });
+    arch::exit(status)
+}

@@ -1,0 +1,15 @@
+//! Arch-neutral, hardware-free pieces of the guest kernel.
+//!
+//! Everything here is plain data and logic so that it is unit-tested on the host
+//! (`cargo test -p guest-kernel`); the kernel binary (`main.rs`) wires it to the hardware.
+#![cfg_attr(target_os = "none", no_std)]
+
+extern crate alloc;
+
+pub mod abi;
+pub mod clock;
+pub mod cmdline;
+pub mod exit_status;
+pub mod pvh;
+pub mod sched;
+pub mod user_arena;

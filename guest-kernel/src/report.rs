@@ -1,0 +1,48 @@
+//! The machine-readable result line: `RESULT {json}`, one line, printed last.
+
+use crate::kernel::Kernel;
+use crate::print;
+use guest_kernel::sched::State;
+
+/// Prints the result line for a finished run.
+pub fn result_line(k: &Kernel, end_ns: u64) {
+    let s = k.sched.stats();
+    // The TSC does not start at zero in every VMM, so only differences are reported.
+    let ready_ns = k.ready_ns.unwrap_or(end_ns);
+    let timer_ns = end_ns.saturating_sub(k.timer_start_ns).max(1);
+    // Millihertz, printed with three decimals without floating point (soft-float formatting
+    // costs thousands of emulated instructions).
+    let tick_mhz = u128::from(k.ticks) * 1_000_000_000_000 / u128::from(timer_ns);
+    print!(
+        "RESULT {{\"scenario\":\"{}\",\"hz\":{},\"tick_hz\":{}.{:03},\"ticks\":{},\"tsc_khz\":{},\
+         \"init_ns\":{},\"run_ns\":{},\"unexpected_interrupts\":{},\
+         \"sched\":{{\"switches\":{},\"preemptions\":{},\"parks\":{},\"wakes\":{},\"early_wakes\":{}}},\
+         \"tasks\":[",
+        k.config.scenario.name(),
+        k.config.hz,
+        tick_mhz / 1000,
+        tick_mhz % 1000,
+        k.ticks,
+        k.clock.khz(),
+        ready_ns - k.entry_ns,
+        end_ns - ready_ns,
+        k.unexpected_interrupts,
+        s.switches,
+        s.preemptions,
+        s.parks,
+        s.wakes,
+        s.early_wakes,
+    );
+    for (id, task) in k.sched.tasks().enumerate() {
+        let status = match task.state {
+            State::Exited(status) => status,
+            _ => unreachable!("result line before every task exited"),
+        };
+        let sep = if id == 0 { "" } else { "," };
+        print!(
+            "{sep}{{\"name\":\"{}\",\"status\":{status},\"dispatches\":{}}}",
+            task.name, task.dispatches
+        );
+    }
+    print!("]}}\n");
+}

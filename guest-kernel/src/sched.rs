@@ -1,0 +1,334 @@
+//! Round-robin scheduler shared by both architectures.
+//!
+//! It is a plain state machine: the arch layer saves the interrupted task's context into
+//! [`Scheduler::current_ctx_mut`], reports what happened (tick, yield, park, wake, exit),
+//! asks [`Scheduler::schedule`] which task runs next and restores that task's context.
+//! The kernel only ever runs with interrupts masked (every entry is an interrupt gate or
+//! `syscall` with IF cleared), so no locking is needed inside; the caller owns the instance.
+//!
+//! Parking is keyed: a task parks on a `u64` key and any context (interrupt handlers
+//! included) wakes the key. A wake that arrives before the park is remembered, so the
+//! later park returns at once (the async-PF "page ready before not-present handled" race).
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+/// Index of a task in the scheduler; stable for the task's life and after its exit.
+pub type TaskId = usize;
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    Parked(u64),
+    Exited(i64),
+}
+
+/// A task: its name (for reports), its state and the arch's saved context.
+#[derive(Debug)]
+pub struct Task<C> {
+    pub name: &'static str,
+    pub state: State,
+    pub ctx: C,
+    /// How many times the task was switched in (after the first dispatch).
+    pub dispatches: u64,
+}
+
+/// What [`Scheduler::park_current`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Park {
+    /// The task is parked and no longer current.
+    Parked,
+    /// A wake for the key had already arrived: it was consumed and the task keeps running.
+    AlreadyWoken,
+}
+
+/// What [`Scheduler::wake`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// This many parked tasks became ready.
+    Woken(usize),
+    /// Nobody was parked on the key: the wake is remembered for the next park.
+    Early,
+}
+
+/// Counters reported in the result line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Switches from one task to a different one.
+    pub switches: u64,
+    /// Timer ticks that moved the running task to the back of the queue.
+    pub preemptions: u64,
+    pub parks: u64,
+    pub wakes: u64,
+    /// Wakes that arrived before their park.
+    pub early_wakes: u64,
+}
+
+/// The per-CPU scheduler.
+#[derive(Debug)]
+pub struct Scheduler<C> {
+    tasks: Vec<Task<C>>,
+    ready: VecDeque<TaskId>,
+    current: Option<TaskId>,
+    /// The task that ran last, to count real switches.
+    last: Option<TaskId>,
+    early_wakes: Vec<u64>,
+    stats: Stats,
+}
+
+impl<C> Default for Scheduler<C> {
+    fn default() -> Self {
+        Self {
+            tasks: Vec::new(),
+            ready: VecDeque::new(),
+            current: None,
+            last: None,
+            early_wakes: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+}
+
+impl<C> Scheduler<C> {
+    /// Adds a ready task at the back of the run queue.
+    pub fn spawn(&mut self, name: &'static str, ctx: C) -> TaskId {
+        let id = self.tasks.len();
+        self.tasks.push(Task {
+            name,
+            state: State::Ready,
+            ctx,
+            dispatches: 0,
+        });
+        self.ready.push_back(id);
+        id
+    }
+
+    pub fn current(&self) -> Option<TaskId> {
+        self.current
+    }
+
+    /// The running task's saved context, where the arch layer stores an interrupted task.
+    pub fn current_ctx_mut(&mut self) -> Option<&mut C> {
+        self.current.map(|id| &mut self.tasks[id].ctx)
+    }
+
+    pub fn task(&self, id: TaskId) -> &Task<C> {
+        &self.tasks[id]
+    }
+
+    pub fn task_mut(&mut self, id: TaskId) -> &mut Task<C> {
+        &mut self.tasks[id]
+    }
+
+    pub fn tasks(&self) -> impl Iterator<Item = &Task<C>> {
+        self.tasks.iter()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// True once every task has exited (and there was at least one).
+    pub fn all_exited(&self) -> bool {
+        !self.tasks.is_empty()
+            && self
+                .tasks
+                .iter()
+                .all(|t| matches!(t.state, State::Exited(_)))
+    }
+
+    /// Timer tick: the running task goes to the back of the queue.
+    pub fn tick(&mut self) {
+        if self.requeue_current() {
+            self.stats.preemptions += 1;
+        }
+    }
+
+    /// The running task gives up the rest of its slice.
+    pub fn yield_current(&mut self) {
+        self.requeue_current();
+    }
+
+    /// Moves the running task to the back of the queue; true if another task was waiting.
+    fn requeue_current(&mut self) -> bool {
+        let Some(id) = self.current.take() else {
+            return false;
+        };
+        let others_waiting = !self.ready.is_empty();
+        self.tasks[id].state = State::Ready;
+        self.ready.push_back(id);
+        others_waiting
+    }
+
+    /// Parks the running task on `key`, unless a wake for `key` came first.
+    ///
+    /// # Panics
+    /// If no task is running (a kernel bug: only tasks park).
+    pub fn park_current(&mut self, key: u64) -> Park {
+        let id = self.current.expect("park_current without a running task");
+        if let Some(pos) = self.early_wakes.iter().position(|&k| k == key) {
+            self.early_wakes.swap_remove(pos);
+            return Park::AlreadyWoken;
+        }
+        self.tasks[id].state = State::Parked(key);
+        self.current = None;
+        self.stats.parks += 1;
+        Park::Parked
+    }
+
+    /// Makes every task parked on `key` ready, or remembers the wake if none is.
+    pub fn wake(&mut self, key: u64) -> Wake {
+        let mut woken = 0;
+        for (id, task) in self.tasks.iter_mut().enumerate() {
+            if task.state == State::Parked(key) {
+                task.state = State::Ready;
+                self.ready.push_back(id);
+                woken += 1;
+            }
+        }
+        self.stats.wakes += 1;
+        if woken > 0 {
+            return Wake::Woken(woken);
+        }
+        if !self.early_wakes.contains(&key) {
+            self.early_wakes.push(key);
+        }
+        self.stats.early_wakes += 1;
+        Wake::Early
+    }
+
+    /// Ends the running task with `status`.
+    ///
+    /// # Panics
+    /// If no task is running.
+    pub fn exit_current(&mut self, status: i64) -> TaskId {
+        let id = self
+            .current
+            .take()
+            .expect("exit_current without a running task");
+        self.tasks[id].state = State::Exited(status);
+        id
+    }
+
+    /// Picks the task to run: the current one if it is still running, else the head of the
+    /// run queue. `None` means idle (everything parked or exited).
+    pub fn schedule(&mut self) -> Option<TaskId> {
+        if self.current.is_none() {
+            let next = self.ready.pop_front()?;
+            self.tasks[next].state = State::Running;
+            self.current = Some(next);
+            if self.last.is_some_and(|last| last != next) {
+                self.stats.switches += 1;
+                self.tasks[next].dispatches += 1;
+            }
+            self.last = Some(next);
+        }
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sched(n: usize) -> Scheduler<u32> {
+        let mut s = Scheduler::default();
+        for i in 0..n {
+            s.spawn("t", i as u32);
+        }
+        s
+    }
+
+    #[test]
+    fn round_robin_on_ticks() {
+        let mut s = sched(3);
+        let mut order = Vec::new();
+        for _ in 0..6 {
+            order.push(s.schedule().unwrap());
+            s.tick();
+        }
+        assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+        assert_eq!(s.stats().preemptions, 6);
+        assert_eq!(s.stats().switches, 5);
+    }
+
+    #[test]
+    fn a_lone_task_keeps_running_and_is_not_counted_as_preempted() {
+        let mut s = sched(1);
+        assert_eq!(s.schedule(), Some(0));
+        s.tick();
+        assert_eq!(s.schedule(), Some(0));
+        assert_eq!(s.stats().preemptions, 0);
+        assert_eq!(s.stats().switches, 0);
+    }
+
+    #[test]
+    fn current_keeps_running_until_an_event() {
+        let mut s = sched(2);
+        assert_eq!(s.schedule(), Some(0));
+        assert_eq!(s.schedule(), Some(0));
+        *s.current_ctx_mut().unwrap() = 42;
+        assert_eq!(s.task(0).ctx, 42);
+        s.yield_current();
+        assert_eq!(s.schedule(), Some(1));
+    }
+
+    #[test]
+    fn park_then_wake() {
+        let mut s = sched(2);
+        assert_eq!(s.schedule(), Some(0));
+        assert_eq!(s.park_current(7), Park::Parked);
+        assert_eq!(s.task(0).state, State::Parked(7));
+        assert_eq!(s.schedule(), Some(1));
+        assert_eq!(s.wake(7), Wake::Woken(1));
+        assert_eq!(s.task(0).state, State::Ready);
+        s.tick();
+        assert_eq!(s.schedule(), Some(0));
+    }
+
+    #[test]
+    fn wake_before_park_is_not_lost_and_is_consumed_once() {
+        let mut s = sched(1);
+        assert_eq!(s.schedule(), Some(0));
+        assert_eq!(s.wake(9), Wake::Early);
+        assert_eq!(s.wake(9), Wake::Early, "duplicate early wakes collapse");
+        assert_eq!(s.park_current(9), Park::AlreadyWoken);
+        assert_eq!(s.schedule(), Some(0));
+        assert_eq!(
+            s.park_current(9),
+            Park::Parked,
+            "the early wake was used up"
+        );
+        assert_eq!(s.schedule(), None, "idle: the only task is parked");
+        assert_eq!(s.stats().early_wakes, 2);
+    }
+
+    #[test]
+    fn a_wake_reaches_every_task_on_the_key_and_only_them() {
+        let mut s = sched(3);
+        for key in [5, 5, 6] {
+            s.schedule();
+            assert_eq!(s.park_current(key), Park::Parked);
+        }
+        assert_eq!(s.schedule(), None);
+        assert_eq!(s.wake(5), Wake::Woken(2));
+        assert_eq!(s.task(2).state, State::Parked(6));
+        assert_eq!(s.schedule(), Some(0));
+    }
+
+    #[test]
+    fn exit_and_idle() {
+        let mut s = sched(2);
+        assert!(!s.all_exited());
+        s.schedule();
+        assert_eq!(s.exit_current(0), 0);
+        s.schedule();
+        s.exit_current(3);
+        assert_eq!(s.schedule(), None);
+        assert!(s.all_exited());
+        assert_eq!(s.task(1).state, State::Exited(3));
+        assert!(!Scheduler::<u8>::default().all_exited());
+    }
+}

@@ -1,0 +1,138 @@
+//! From the PVH entry to the first task: read the boot information, bring up the CPU,
+//! memory, timer and tasks, then hand over to the scheduler for good.
+
+use crate::arch::{self, Regions};
+use crate::exit_status::ExitStatus;
+use crate::kernel::{self, Kernel};
+use crate::{console, heap, println, scenarios};
+use alloc::vec;
+use guest_kernel::clock::TscClock;
+use guest_kernel::cmdline::{self, Config};
+use guest_kernel::pvh;
+use guest_kernel::sched::Scheduler;
+use guest_kernel::user_arena::UserArena;
+
+/// Kernel heap: task kernel stacks and scheduler tables; tasks' memory is elsewhere.
+const HEAP_SIZE: u64 = 8 << 20;
+/// The least user memory worth booting with.
+const MIN_USER_MEMORY: u64 = 4 << 20;
+const PAGE: u64 = 4096;
+const HUGE_PAGE: u64 = 2 << 20;
+
+/// What the boot information says.
+struct Boot {
+    ram_end: u64,
+    config: Config,
+}
+
+/// Called by the arch entry stub with the physical address of `hvm_start_info`.
+pub extern "C" fn kernel_main(start_info: u32) -> ! {
+    let entry_tsc = arch::timestamp();
+    if !console::init() {
+        // Nothing to print the reason to; the status says it.
+        arch::exit(ExitStatus::Unsupported);
+    }
+    println!("kernel: apf guest kernel {}", env!("CARGO_PKG_VERSION"));
+    let boot = read_boot(u64::from(start_info));
+    if let Some(feature) = arch::missing_feature() {
+        println!("kernel: this CPU lacks {feature}");
+        arch::exit(ExitStatus::Unsupported);
+    }
+    arch::init_cpu();
+
+    let (text, rodata, kernel_data) = arch::image();
+    // The heap ends on a 2 MiB boundary so the user region maps with huge pages only.
+    let heap_start = kernel_data.end.next_multiple_of(PAGE);
+    let heap = heap_start..(heap_start + HEAP_SIZE).next_multiple_of(HUGE_PAGE);
+    let user = heap.end..boot.ram_end & !(PAGE - 1);
+    if user.end < user.start + MIN_USER_MEMORY {
+        println!(
+            "kernel: {} MiB of RAM is too little (the kernel needs {} MiB)",
+            boot.ram_end >> 20,
+            (user.start + MIN_USER_MEMORY) >> 20
+        );
+        arch::exit(ExitStatus::Unsupported);
+    }
+    arch::init_paging(&Regions {
+        text: text.clone(),
+        rodata: rodata.clone(),
+        kernel: kernel_data.start..heap.end,
+        user: user.clone(),
+    });
+    heap::init(heap);
+
+    let Some(calibration) = arch::init_interrupts() else {
+        println!("kernel: no PIT to calibrate the TSC and timer against (QEMU: use -M pc or q35)");
+        arch::exit(ExitStatus::Unsupported);
+    };
+    let Some(clock) = TscClock::new(0, calibration.tsc_khz) else {
+        println!(
+            "kernel: TSC calibration failed ({} kHz)",
+            calibration.tsc_khz
+        );
+        arch::exit(ExitStatus::Unsupported);
+    };
+    let mut sched = Scheduler::default();
+    let mut arena = UserArena::new(user.clone());
+    if scenarios::spawn(&boot.config, &mut sched, &mut arena).is_err() {
+        println!(
+            "kernel: out of user memory setting up '{}'",
+            boot.config.scenario.name()
+        );
+        arch::exit(ExitStatus::Unsupported);
+    }
+    println!(
+        "kernel: {} MiB RAM, TSC {} kHz, APIC timer {} kHz, scenario {}, timer {} Hz",
+        boot.ram_end >> 20,
+        calibration.tsc_khz,
+        calibration.apic_khz,
+        boot.config.scenario.name(),
+        boot.config.hz
+    );
+    kernel::install(Kernel {
+        sched,
+        clock,
+        config: boot.config,
+        user_ranges: vec![text, rodata, user],
+        ticks: 0,
+        timer_start_ns: clock.ns(arch::timestamp()),
+        entry_ns: clock.ns(entry_tsc),
+        ready_ns: None,
+        unexpected_interrupts: 0,
+    });
+    arch::start_timer(&calibration, boot.config.hz);
+    arch::enter(kernel::next())
+}
+
+/// Reads the PVH start info and command line (in low memory, which the final page tables
+/// leave unmapped, so this runs first); a bad one ends the boot with its reason.
+fn read_boot(start_info: u64) -> Boot {
+    let read = || -> Result<(u64, &'static str), pvh::Error> {
+        // SAFETY: the PVH loader put `hvm_start_info` at `start_info`, in RAM mapped by the
+        // boot page tables.
+        let si = pvh::parse_start_info(unsafe { arch::physical(start_info, pvh::START_INFO_LEN) })?;
+        let table_len = si.memmap_entries as usize * pvh::MEMMAP_ENTRY_LEN;
+        // SAFETY: the memory map is where the start info says, with the entries it says.
+        let table = unsafe { arch::physical(si.memmap_paddr, table_len) };
+        let ram_end = pvh::ram_end_from(table, arch::image().0.start)?;
+        let line = match si.cmdline_paddr {
+            0 => "",
+            // SAFETY: the command line is a NUL-terminated string in low RAM; the parser
+            // stops at the NUL or at the limit.
+            paddr => pvh::cmdline(unsafe { arch::physical(paddr, pvh::CMDLINE_MAX + 1) })?,
+        };
+        Ok((ram_end, line))
+    };
+    let (ram_end, line) = read().unwrap_or_else(|e| {
+        println!("kernel: unusable boot information: {e}");
+        arch::exit(ExitStatus::Unsupported)
+    });
+    println!("kernel: command line '{line}'");
+    match cmdline::parse(line) {
+        Ok(config) => Boot { ram_end, config },
+        Err(e) => {
+            println!("kernel: bad command line: {e}");
+            arch::exit(ExitStatus::BadCommandLine)
+        }
+    }
+}
