@@ -5,3 +5,5 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod cpu;
+pub mod mem;
+pub mod pages;

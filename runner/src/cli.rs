@@ -1,0 +1,187 @@
+//! The command line (`runner run ...`, `runner build-guest ...`); the names are a contract with
+//! the README and the integration tests.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::guest_arch::GuestArch;
+use crate::units;
+
+/// Boots the guest kernel in our KVM VMM or in QEMU and exits with the guest's status.
+#[derive(Debug, Parser)]
+#[command(name = "runner", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a guest kernel and exit with its status (124: timed out, 125: runner error).
+    Run(RunArgs),
+    /// Build the guest kernel and print the path of its ELF.
+    BuildGuest(BuildGuestArgs),
+}
+
+/// Which VMM boots the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VmmKind {
+    /// Our own KVM VMM.
+    Builtin,
+    /// qemu-system-x86_64 with KVM (TCG if /dev/kvm is unusable).
+    Qemu,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Guest architecture.
+    #[arg(long, value_enum, default_value = "x86_64")]
+    pub arch: GuestArch,
+    /// VMM to boot the guest in.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub vmm: VmmKind,
+    /// PVH ELF kernel to boot [default: build guest-kernel and boot it].
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Guest RAM: bytes, or a number with K, M or G (32M..=3G).
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = units::parse_mem_size)]
+    pub mem: u64,
+    /// Wall-clock limit for the guest run: seconds, or a number with ms, s or m.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = units::parse_timeout)]
+    pub timeout: Duration,
+    /// Report VMM diagnostics (unhandled I/O, the QEMU command) on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Guest command line, joined with single spaces.
+    #[arg(last = true, value_name = "GUEST_CMDLINE")]
+    pub cmdline: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildGuestArgs {
+    /// Guest architecture.
+    #[arg(long, value_enum, default_value = "x86_64")]
+    pub arch: GuestArch,
+}
+
+/// The subcommand used when none is given: `runner` alone boots the default demo.
+const DEFAULT_COMMAND: &str = "run";
+
+/// Parses the process's arguments, exiting with clap's usage status (2) on errors.
+pub fn parse() -> Cli {
+    Cli::parse_from(with_default_command(std::env::args_os().collect()))
+}
+
+/// `runner` with no arguments at all means `runner run`; anything else is parsed as given, so
+/// `runner --kernel x` stays a usage error rather than a guess.
+fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
+    if args.len() == 1 {
+        args.push(DEFAULT_COMMAND.into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse_run(args: &[&str]) -> RunArgs {
+        let args = with_default_command(args.iter().map(OsString::from).collect());
+        match Cli::try_parse_from(args)
+            .expect("valid command line")
+            .command
+        {
+            Command::Run(run) => run,
+            Command::BuildGuest(_) => panic!("parsed as build-guest"),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_arguments_mean_run_with_defaults() {
+        let run = parse_run(&["runner"]);
+        assert_eq!(run.arch, GuestArch::X86_64);
+        assert_eq!(run.vmm, VmmKind::Builtin);
+        assert_eq!(run.kernel, None);
+        assert_eq!(run.mem, 512 << 20);
+        assert_eq!(run.timeout, Duration::from_secs(60));
+        assert!(!run.verbose);
+        assert!(run.cmdline.is_empty());
+    }
+
+    #[test]
+    fn full_run_command_line() {
+        let run = parse_run(&[
+            "runner",
+            "run",
+            "--arch",
+            "x86_64",
+            "--vmm",
+            "qemu",
+            "--kernel",
+            "/tmp/k",
+            "--mem",
+            "1G",
+            "--timeout",
+            "500ms",
+            "--",
+            "scenario=demo",
+            "hz=100",
+        ]);
+        assert_eq!(run.vmm, VmmKind::Qemu);
+        assert_eq!(run.kernel, Some(PathBuf::from("/tmp/k")));
+        assert_eq!(run.mem, 1 << 30);
+        assert_eq!(run.timeout, Duration::from_millis(500));
+        assert_eq!(run.cmdline, ["scenario=demo", "hz=100"]);
+    }
+
+    #[test]
+    fn guest_words_may_look_like_runner_options() {
+        let run = parse_run(&["runner", "run", "--", "--mem", "-v"]);
+        assert_eq!(run.mem, 512 << 20);
+        assert!(!run.verbose);
+        assert_eq!(run.cmdline, ["--mem", "-v"]);
+    }
+
+    #[test]
+    fn aarch64_parses_and_is_refused_later() {
+        assert_eq!(
+            parse_run(&["runner", "run", "--arch", "aarch64"]).arch,
+            GuestArch::Aarch64
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["runner", "run", "--mem", "16M"][..],
+            &["runner", "run", "--timeout", "1h"],
+            &["runner", "run", "--vmm", "firecracker"],
+            &["runner", "run", "--arch", "riscv64"],
+            &["runner", "--kernel", "x"],
+        ] {
+            let error = Cli::try_parse_from(args).expect_err("should be refused");
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn build_guest_takes_an_arch() {
+        let cli = Cli::try_parse_from(["runner", "build-guest", "--arch", "x86_64"])
+            .expect("valid command line");
+        assert!(matches!(
+            cli.command,
+            Command::BuildGuest(BuildGuestArgs {
+                arch: GuestArch::X86_64
+            })
+        ));
+    }
+}

@@ -1,0 +1,67 @@
+//! The runner: boots the guest kernel in our KVM VMM or in QEMU and exits with the guest's
+//! status. Only the guest console goes to stdout; the runner's own messages go to stderr.
+
+mod cli;
+mod console;
+mod guest_arch;
+mod guest_build;
+mod guest_cmdline;
+mod outcome;
+mod qemu;
+mod run;
+mod units;
+mod vmm;
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use cli::Command;
+use outcome::EXIT_RUNNER_ERROR;
+
+fn main() -> ExitCode {
+    match cli::parse().command {
+        Command::Run(args) => match run::run(args) {
+            Ok(outcome) => outcome.into_exit_code(),
+            Err(error) => fail(&error),
+        },
+        Command::BuildGuest(args) => match guest_build::build(args.arch) {
+            Ok(elf) => {
+                println!("{}", elf.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        },
+    }
+}
+
+fn fail(error: &dyn Error) -> ExitCode {
+    eprintln!("runner: {}", chain(error));
+    ExitCode::from(EXIT_RUNNER_ERROR)
+}
+
+/// `error` and its sources, outermost first, joined with ": ".
+fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open kernel /k")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chain_joins_sources() {
+        let error = Outer(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(chain(&error), "cannot open kernel /k: entity not found");
+    }
+}

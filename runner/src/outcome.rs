@@ -1,0 +1,69 @@
+//! How a guest run ended, and the runner's exit status for it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::units::format_duration;
+
+/// Exit status when the guest did not exit before `--timeout` (as `timeout(1)` does).
+pub const EXIT_TIMED_OUT: u8 = 124;
+/// Exit status when the runner or a VMM failed, so no guest status exists.
+pub const EXIT_RUNNER_ERROR: u8 = 125;
+
+/// The end of a guest run that produced an answer (failures are errors instead).
+#[derive(Debug, PartialEq, Eq)]
+pub enum GuestOutcome {
+    /// The guest wrote its exit status to the exit port.
+    Exited(u8),
+    /// The deadline passed first; the VM was stopped.
+    TimedOut {
+        after: Duration,
+        last_line: Option<String>,
+    },
+}
+
+impl GuestOutcome {
+    /// Reports the outcome on stderr where needed and gives the runner's exit status.
+    pub fn into_exit_code(self) -> ExitCode {
+        match self {
+            GuestOutcome::Exited(status) => ExitCode::from(status),
+            GuestOutcome::TimedOut { after, last_line } => {
+                eprintln!("runner: {}", timeout_message(after, last_line.as_deref()));
+                ExitCode::from(EXIT_TIMED_OUT)
+            }
+        }
+    }
+}
+
+/// The timeout message names the last console line: it usually shows where the guest hung.
+fn timeout_message(after: Duration, last_line: Option<&str>) -> String {
+    let context = match last_line {
+        Some(line) => format!("last console line: {line:?}"),
+        None => "no console output".to_owned(),
+    };
+    format!(
+        "guest timed out after {} without exiting ({context})",
+        format_duration(after)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_message_quotes_the_last_line() {
+        assert_eq!(
+            timeout_message(Duration::from_secs(60), Some("task 2: \"spinning\"")),
+            r#"guest timed out after 60s without exiting (last console line: "task 2: \"spinning\"")"#
+        );
+    }
+
+    #[test]
+    fn timeout_message_without_output() {
+        assert_eq!(
+            timeout_message(Duration::from_millis(500), None),
+            "guest timed out after 500ms without exiting (no console output)"
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! QEMU's command line for booting the guest the way our VMM does: PVH via `-kernel` (QEMU's
+//! PVH option ROM builds the start info with memory map and command line), COM1 on stdout,
+//! and the exit port.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::vmm::arch::exit_port;
+
+const KIB: u64 = 1 << 10;
+
+/// How QEMU runs guest code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM with the host CPU model. `arch-capabilities` is masked: on our hosts' KVM, QEMU
+    /// aborts setting MSR 0x10a otherwise.
+    Kvm,
+    /// Emulation, where /dev/kvm is unusable.
+    Tcg,
+}
+
+impl Accel {
+    fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    fn cpu_model(self) -> &'static str {
+        match self {
+            Accel::Kvm => "host,-arch-capabilities",
+            Accel::Tcg => "max",
+        }
+    }
+}
+
+/// One guest boot.
+pub struct Invocation<'a> {
+    pub accel: Accel,
+    pub mem_size: u64,
+    pub vcpus: u8,
+    pub kernel: &'a Path,
+    pub cmdline: &'a str,
+}
+
+/// The arguments after the program name. Only the guest console reaches stdout: no display,
+/// no monitor, no default devices; stdin is not read.
+pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
+    let exit_device = format!(
+        "isa-debug-exit,iobase={:#x},iosize={:#04x}",
+        exit_port::PORT,
+        exit_port::WIDTH
+    );
+    let memory = format!("{}K", invocation.mem_size / KIB);
+    let vcpus = invocation.vcpus.to_string();
+    let mut args: Vec<OsString> = [
+        "-accel",
+        invocation.accel.name(),
+        "-cpu",
+        invocation.accel.cpu_model(),
+        "-machine",
+        "pc",
+        "-m",
+        // Sizes are whole pages, so whole KiB; QEMU reads a `K` suffix.
+        &memory,
+        "-smp",
+        &vcpus,
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        // A triple fault or reset ends QEMU (exit code 0) instead of rebooting the guest.
+        "-no-reboot",
+        "-device",
+        &exit_device,
+        "-append",
+        invocation.cmdline,
+        "-kernel",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    args.push(invocation.kernel.into());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(accel: Accel, cmdline: &str) -> Vec<String> {
+        args(&Invocation {
+            accel,
+            mem_size: 512 << 20,
+            vcpus: 1,
+            kernel: Path::new("/k/guest kernel"),
+            cmdline,
+        })
+        .into_iter()
+        .map(|arg| arg.into_string().expect("UTF-8"))
+        .collect()
+    }
+
+    fn value_of<'a>(args: &'a [String], option: &str) -> &'a str {
+        let at = args
+            .iter()
+            .position(|arg| arg == option)
+            .unwrap_or_else(|| panic!("{option} missing"));
+        &args[at + 1]
+    }
+
+    #[test]
+    fn kvm_boot() {
+        let args = args_of(Accel::Kvm, "scenario=demo hz=100");
+        assert_eq!(value_of(&args, "-accel"), "kvm");
+        assert_eq!(value_of(&args, "-cpu"), "host,-arch-capabilities");
+        assert_eq!(value_of(&args, "-machine"), "pc");
+        assert_eq!(value_of(&args, "-m"), "524288K");
+        assert_eq!(value_of(&args, "-smp"), "1");
+        assert_eq!(value_of(&args, "-serial"), "stdio");
+        assert_eq!(value_of(&args, "-display"), "none");
+        assert_eq!(value_of(&args, "-monitor"), "none");
+        assert_eq!(
+            value_of(&args, "-device"),
+            "isa-debug-exit,iobase=0xf4,iosize=0x04"
+        );
+        assert_eq!(value_of(&args, "-kernel"), "/k/guest kernel");
+        assert_eq!(value_of(&args, "-append"), "scenario=demo hz=100");
+        assert!(args.contains(&"-nodefaults".to_owned()));
+        assert!(args.contains(&"-no-reboot".to_owned()));
+    }
+
+    #[test]
+    fn tcg_fallback_uses_the_max_cpu() {
+        let args = args_of(Accel::Tcg, "");
+        assert_eq!(value_of(&args, "-accel"), "tcg");
+        assert_eq!(value_of(&args, "-cpu"), "max");
+    }
+
+    #[test]
+    fn empty_cmdline_is_still_passed() {
+        let args = args_of(Accel::Kvm, "");
+        assert_eq!(value_of(&args, "-append"), "");
+    }
+}

@@ -1,0 +1,241 @@
+//! Sizes and durations as people type them on the command line (`512M`, `60s`).
+
+use std::time::Duration;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// Smallest guest RAM: below this the guest kernel's heap and task stacks do not fit.
+pub const MEM_MIN: u64 = 32 * MIB;
+/// Largest guest RAM: RAM is one range starting at 0, so it has to end below the 32-bit PCI
+/// hole (from 3 GiB on QEMU's `pc` machine).
+pub const MEM_MAX: u64 = 3 * GIB;
+/// KVM maps guest memory in whole host pages.
+pub const MEM_GRANULE: u64 = 4 * KIB;
+
+const SECONDS_PER_MINUTE: u64 = 60;
+
+/// Why a size or a duration was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{0:?} does not start with a number")]
+    NoNumber(String),
+    #[error("{value:?} has an unknown unit {unit:?} (expected {expected})")]
+    UnknownUnit {
+        value: String,
+        unit: String,
+        expected: &'static str,
+    },
+    #[error("{0:?} is too large")]
+    Overflow(String),
+    #[error(
+        "{size} bytes is outside the supported guest RAM sizes {}M..={}M",
+        MEM_MIN / MIB,
+        MEM_MAX / MIB
+    )]
+    MemOutOfRange { size: u64 },
+    #[error("{size} bytes is not a multiple of {}K", MEM_GRANULE / KIB)]
+    MemNotPageMultiple { size: u64 },
+    #[error("the timeout must be longer than zero")]
+    ZeroTimeout,
+}
+
+/// Splits `value` into its leading decimal number and the unit that follows.
+fn split_number(value: &str) -> Result<(u64, &str), Error> {
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(Error::NoNumber(value.to_owned()));
+    }
+    let (number, unit) = value.split_at(digits);
+    let number = number
+        .parse()
+        .map_err(|_| Error::Overflow(value.to_owned()))?;
+    Ok((number, unit))
+}
+
+/// Parses a guest RAM size: plain bytes or a number with a `K`, `M` or `G` suffix (binary
+/// units, either case).
+pub fn parse_mem_size(value: &str) -> Result<u64, Error> {
+    let (number, unit) = split_number(value)?;
+    let scale = match unit {
+        "" => 1,
+        "K" | "k" => KIB,
+        "M" | "m" => MIB,
+        "G" | "g" => GIB,
+        _ => {
+            return Err(Error::UnknownUnit {
+                value: value.to_owned(),
+                unit: unit.to_owned(),
+                expected: "K, M or G",
+            });
+        }
+    };
+    let size = number
+        .checked_mul(scale)
+        .ok_or_else(|| Error::Overflow(value.to_owned()))?;
+    if !(MEM_MIN..=MEM_MAX).contains(&size) {
+        return Err(Error::MemOutOfRange { size });
+    }
+    if !size.is_multiple_of(MEM_GRANULE) {
+        return Err(Error::MemNotPageMultiple { size });
+    }
+    Ok(size)
+}
+
+/// Parses a timeout: a number of seconds, or a number with an `ms`, `s` or `m` suffix.
+pub fn parse_timeout(value: &str) -> Result<Duration, Error> {
+    let (number, unit) = split_number(value)?;
+    let timeout = match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(
+            number
+                .checked_mul(SECONDS_PER_MINUTE)
+                .ok_or_else(|| Error::Overflow(value.to_owned()))?,
+        ),
+        _ => {
+            return Err(Error::UnknownUnit {
+                value: value.to_owned(),
+                unit: unit.to_owned(),
+                expected: "ms, s or m",
+            });
+        }
+    };
+    if timeout.is_zero() {
+        return Err(Error::ZeroTimeout);
+    }
+    Ok(timeout)
+}
+
+/// Formats a duration the way `parse_timeout` reads it back, for messages.
+pub fn format_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else if duration
+        .as_nanos()
+        .is_multiple_of(Duration::from_millis(1).as_nanos())
+    {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{duration:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_sizes_with_units() {
+        assert_eq!(parse_mem_size("512M"), Ok(512 * MIB));
+        assert_eq!(parse_mem_size("1G"), Ok(GIB));
+        assert_eq!(parse_mem_size("3g"), Ok(3 * GIB));
+        assert_eq!(parse_mem_size("64m"), Ok(64 * MIB));
+        assert_eq!(parse_mem_size("32768K"), Ok(32 * MIB));
+        assert_eq!(parse_mem_size("33554432"), Ok(32 * MIB));
+    }
+
+    #[test]
+    fn mem_size_bounds_are_inclusive() {
+        assert_eq!(parse_mem_size("32M"), Ok(MEM_MIN));
+        assert_eq!(parse_mem_size("3072M"), Ok(MEM_MAX));
+        assert_eq!(
+            parse_mem_size("32764K"),
+            Err(Error::MemOutOfRange {
+                size: MEM_MIN - 4 * KIB
+            })
+        );
+        assert_eq!(
+            parse_mem_size("3145732K"),
+            Err(Error::MemOutOfRange {
+                size: MEM_MAX + 4 * KIB
+            })
+        );
+        assert_eq!(
+            parse_mem_size("4G"),
+            Err(Error::MemOutOfRange { size: 4 * GIB })
+        );
+    }
+
+    #[test]
+    fn mem_size_must_be_whole_pages() {
+        let size = 64 * MIB + 1;
+        assert_eq!(
+            parse_mem_size(&size.to_string()),
+            Err(Error::MemNotPageMultiple { size })
+        );
+    }
+
+    #[test]
+    fn malformed_mem_sizes() {
+        assert_eq!(parse_mem_size(""), Err(Error::NoNumber(String::new())));
+        assert_eq!(parse_mem_size("M"), Err(Error::NoNumber("M".into())));
+        assert_eq!(parse_mem_size("-1G"), Err(Error::NoNumber("-1G".into())));
+        assert!(matches!(
+            parse_mem_size("512MB"),
+            Err(Error::UnknownUnit { unit, .. }) if unit == "MB"
+        ));
+        assert!(matches!(
+            parse_mem_size("1.5G"),
+            Err(Error::UnknownUnit { unit, .. }) if unit == ".5G"
+        ));
+    }
+
+    #[test]
+    fn mem_size_overflow() {
+        assert_eq!(
+            parse_mem_size("18446744073709551616"),
+            Err(Error::Overflow("18446744073709551616".into()))
+        );
+        assert_eq!(
+            parse_mem_size("17179869184G"),
+            Err(Error::Overflow("17179869184G".into()))
+        );
+    }
+
+    #[test]
+    fn timeouts_with_units() {
+        assert_eq!(parse_timeout("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_timeout("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn malformed_timeouts() {
+        assert_eq!(parse_timeout("0s"), Err(Error::ZeroTimeout));
+        assert_eq!(parse_timeout("0"), Err(Error::ZeroTimeout));
+        assert_eq!(parse_timeout("s"), Err(Error::NoNumber("s".into())));
+        assert!(matches!(
+            parse_timeout("1h"),
+            Err(Error::UnknownUnit { unit, .. }) if unit == "h"
+        ));
+        assert!(matches!(
+            parse_timeout("10 s"),
+            Err(Error::UnknownUnit { unit, .. }) if unit == " s"
+        ));
+    }
+
+    #[test]
+    fn timeout_overflow() {
+        assert_eq!(
+            parse_timeout("99999999999999999999s"),
+            Err(Error::Overflow("99999999999999999999s".into()))
+        );
+        assert_eq!(
+            parse_timeout("18446744073709551615m"),
+            Err(Error::Overflow("18446744073709551615m".into()))
+        );
+    }
+
+    #[test]
+    fn durations_format_as_they_parse() {
+        for text in ["60s", "2s", "500ms", "1500ms"] {
+            let duration = parse_timeout(text).expect("valid timeout");
+            assert_eq!(format_duration(duration), text);
+        }
+        assert_eq!(format_duration(Duration::from_secs(120)), "120s");
+        assert_eq!(format_duration(Duration::from_micros(1500)), "1.5ms");
+    }
+}

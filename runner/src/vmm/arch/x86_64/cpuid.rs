@@ -1,0 +1,109 @@
+//! The CPUID each vCPU sees: everything KVM supports, with the vCPU's APIC ID filled in.
+//!
+//! x2APIC (leaf 1) and KVM's paravirtual leaves 0x4000_0000/0x4000_0001 stay as KVM reports
+//! them: the guest uses x2APIC, and the async page fault feature bits live in 0x4000_0001
+//! (later changes mask or unmask them here).
+
+use kvm_bindings::{CpuId, kvm_cpuid_entry2};
+use kvm_ioctls::VcpuFd;
+
+const LEAF_FEATURES: u32 = 0x1;
+const LEAF_EXTENDED_TOPOLOGY: u32 = 0xb;
+const LEAF_EXTENDED_TOPOLOGY_V2: u32 = 0x1f;
+/// Leaf 1 EBX bits 31..24: the initial (8-bit) APIC ID.
+const INITIAL_APIC_ID_SHIFT: u32 = 24;
+const INITIAL_APIC_ID_MASK: u32 = 0xff << INITIAL_APIC_ID_SHIFT;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set the CPUID of vCPU {apic_id}")]
+pub struct Error {
+    apic_id: u8,
+    #[source]
+    source: kvm_ioctls::Error,
+}
+
+/// Gives `vcpu` the CPUID `supported` (from `KVM_GET_SUPPORTED_CPUID`) with its APIC ID.
+pub fn configure(vcpu: &VcpuFd, supported: &CpuId, apic_id: u8) -> Result<(), Error> {
+    let mut cpuid = supported.clone();
+    set_apic_id(cpuid.as_mut_slice(), apic_id);
+    vcpu.set_cpuid2(&cpuid)
+        .map_err(|source| Error { apic_id, source })
+}
+
+/// Writes `apic_id` wherever CPUID reports the executing CPU's APIC ID, so each vCPU's
+/// CPUID agrees with its LAPIC.
+fn set_apic_id(entries: &mut [kvm_cpuid_entry2], apic_id: u8) {
+    for entry in entries {
+        match entry.function {
+            LEAF_FEATURES => {
+                entry.ebx = (entry.ebx & !INITIAL_APIC_ID_MASK)
+                    | u32::from(apic_id) << INITIAL_APIC_ID_SHIFT;
+            }
+            // Every sub-leaf reports the full x2APIC ID in EDX.
+            LEAF_EXTENDED_TOPOLOGY | LEAF_EXTENDED_TOPOLOGY_V2 => entry.edx = u32::from(apic_id),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const X2APIC: u32 = 1 << 21;
+    const KVM_FEATURES_LEAF: u32 = 0x4000_0001;
+
+    fn entry(function: u32, index: u32, ebx: u32, ecx: u32, edx: u32) -> kvm_cpuid_entry2 {
+        kvm_cpuid_entry2 {
+            function,
+            index,
+            eax: 0x0101_0101,
+            ebx,
+            ecx,
+            edx,
+            ..Default::default()
+        }
+    }
+
+    fn patched(apic_id: u8) -> Vec<kvm_cpuid_entry2> {
+        let mut entries = vec![
+            entry(0x0, 0, 0x756e_6547, 0x6c65_746e, 0x4965_6e69),
+            entry(
+                LEAF_FEATURES,
+                0,
+                0x0008_0800,
+                X2APIC | 0x8000_0000,
+                0x178b_fbff,
+            ),
+            entry(LEAF_EXTENDED_TOPOLOGY, 0, 1, 0x100, 0x77),
+            entry(LEAF_EXTENDED_TOPOLOGY, 1, 1, 0x201, 0x77),
+            entry(KVM_FEATURES_LEAF, 0, 0, 0, 0),
+        ];
+        entries[4].eax = 0x0100_7efb;
+        set_apic_id(&mut entries, apic_id);
+        entries
+    }
+
+    #[test]
+    fn leaf_1_carries_the_initial_apic_id() {
+        let entries = patched(3);
+        assert_eq!(entries[1].ebx, 0x0308_0800);
+        assert_eq!(patched(0)[1].ebx, 0x0008_0800);
+    }
+
+    #[test]
+    fn every_topology_subleaf_carries_the_x2apic_id() {
+        let entries = patched(5);
+        assert_eq!((entries[2].edx, entries[3].edx), (5, 5));
+        assert_eq!((entries[2].ecx, entries[3].ecx), (0x100, 0x201));
+    }
+
+    #[test]
+    fn other_bits_and_leaves_are_kept() {
+        let entries = patched(7);
+        assert_eq!(entries[1].ecx, X2APIC | 0x8000_0000);
+        assert_eq!(entries[1].edx, 0x178b_fbff);
+        assert_eq!(entries[0].ebx, 0x756e_6547);
+        assert_eq!(entries[4].eax, 0x0100_7efb);
+    }
+}

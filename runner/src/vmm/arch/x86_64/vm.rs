@@ -1,0 +1,131 @@
+//! The x86_64 VM: guest RAM with the kernel and its boot information, KVM's in-kernel
+//! interrupt controllers and PIT, the I/O devices, and the vCPUs ready to run.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_memory::{GuestAddress, GuestMemoryError, GuestMemoryMmap};
+
+use super::io_bus::IoBus;
+use super::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
+use super::serial::{self, Com1};
+use super::vcpu::{self, Vcpu};
+use super::{gdt, kernel, pvh};
+use crate::console::ConsoleSink;
+use crate::vmm::unhandled_io::UnhandledIo;
+use crate::vmm::{VmConfig, memory};
+
+/// Guest RAM starts at physical address 0 on a PC.
+const RAM_START: GuestAddress = GuestAddress(0);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the VM needs at least one vCPU")]
+    NoVcpus,
+    #[error(transparent)]
+    Memory(#[from] memory::Error),
+    #[error(transparent)]
+    Kernel(#[from] kernel::Error),
+    #[error("cannot write the boot GDT")]
+    Gdt(#[source] GuestMemoryError),
+    #[error(transparent)]
+    BootInfo(#[from] pvh::Error),
+    #[error("cannot open /dev/kvm")]
+    OpenKvm(#[source] kvm_ioctls::Error),
+    #[error("cannot create the VM")]
+    CreateVm(#[source] kvm_ioctls::Error),
+    #[error("cannot {what}")]
+    Platform {
+        what: &'static str,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    #[error("cannot read the CPUID KVM supports")]
+    SupportedCpuid(#[source] kvm_ioctls::Error),
+    #[error(transparent)]
+    Serial(#[from] serial::Error),
+    #[error(transparent)]
+    Vcpu(#[from] vcpu::Error),
+}
+
+pub struct Vm {
+    vcpus: Vec<Vcpu>,
+    io: Arc<Mutex<IoBus>>,
+    /// Declared before `_memory` so it is dropped first: KVM's memory slot points into it.
+    _fd: VmFd,
+    _memory: GuestMemoryMmap,
+}
+
+impl Vm {
+    /// Builds the VM for `config`, writing the guest console to `console`.
+    pub fn new(config: &VmConfig<'_>, console: ConsoleSink) -> Result<Self, Error> {
+        if config.vcpus == 0 {
+            return Err(Error::NoVcpus);
+        }
+        // The guest image first: a bad kernel fails before anything touches KVM.
+        let memory = memory::create(RAM_START, config.mem_size)?;
+        let entry = kernel::load(&memory, config.mem_size, config.kernel)?;
+        gdt::write(&memory).map_err(Error::Gdt)?;
+        let start_info = pvh::write_boot_info(&memory, config.mem_size, config.cmdline)?;
+
+        let kvm = Kvm::new().map_err(Error::OpenKvm)?;
+        let fd = kvm.create_vm().map_err(Error::CreateVm)?;
+        create_platform(&fd)?;
+        memory::register(&fd, &memory)?;
+
+        let com1 = Com1::new(console)?;
+        com1.connect_irq(&fd)?;
+        let io = Arc::new(Mutex::new(IoBus::new(com1)));
+
+        let supported_cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(Error::SupportedCpuid)?;
+        let vcpus = (0..config.vcpus)
+            .map(|index| Vcpu::new(&fd, index, &supported_cpuid, Arc::clone(&io)))
+            .collect::<Result<Vec<_>, _>>()?;
+        vcpus[0].set_boot_state(entry, start_info)?;
+
+        Ok(Vm {
+            vcpus,
+            io,
+            _fd: fd,
+            _memory: memory,
+        })
+    }
+
+    /// Hands out the vCPUs to run on their threads; the VM must outlive those threads.
+    pub fn take_vcpus(&mut self) -> Vec<Vcpu> {
+        std::mem::take(&mut self.vcpus)
+    }
+
+    pub fn unhandled_io(&self) -> UnhandledIo {
+        self.io
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unhandled()
+            .clone()
+    }
+}
+
+/// The PC parts KVM emulates in the kernel. Order matters: the TSS and identity map before any
+/// vCPU exists, the PIT after the interrupt controllers it signals.
+fn create_platform(vm: &VmFd) -> Result<(), Error> {
+    let step = |what: &'static str| move |source| Error::Platform { what, source };
+    vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR)
+        .map_err(step("set KVM's identity map address"))?;
+    let tss_addr = usize::try_from(KVM_TSS_ADDR).expect("below 4 GiB");
+    vm.set_tss_address(tss_addr)
+        .map_err(step("set KVM's TSS address"))?;
+    vm.create_irq_chip()
+        .map_err(step("create the in-kernel PIC, IOAPIC and LAPICs"))?;
+    // The dummy speaker puts port 0x61 in the kernel too: the guest calibrates its TSC with
+    // PIT channel 2, gated and read back through that port.
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(step("create the in-kernel PIT"))?;
+    Ok(())
+}

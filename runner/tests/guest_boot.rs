@@ -1,0 +1,241 @@
+//! Boots the real guest kernel in both VMMs and checks what it printed.
+//!
+//! The guest is built once (`runner build-guest`) and every test boots that ELF with
+//! `runner run --kernel`, so the tests exercise the same CLI a user does.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const VMMS: [&str; 2] = ["builtin", "qemu"];
+
+fn runner() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+}
+
+/// The guest ELF, built once for all tests.
+fn guest_elf() -> &'static PathBuf {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let out = runner().arg("build-guest").output().expect("runner runs");
+        assert!(
+            out.status.success(),
+            "build-guest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        assert!(path.is_file(), "{path:?} is not a file");
+        path
+    })
+}
+
+struct Boot {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Boot {
+    fn line(&self, needle: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", self.stdout))
+    }
+
+    fn result(&self) -> Value {
+        let line = self.line("RESULT ");
+        serde_json::from_str(line.trim_start_matches("RESULT ")).expect("RESULT is JSON")
+    }
+}
+
+fn boot(vmm: &str, guest_args: &[&str]) -> Boot {
+    let out: Output = runner()
+        .args([
+            "run",
+            "--vmm",
+            vmm,
+            "--mem",
+            "128M",
+            "--timeout",
+            "120s",
+            "--kernel",
+        ])
+        .arg(guest_elf())
+        .arg("--")
+        .args(guest_args)
+        .output()
+        .expect("runner runs");
+    Boot {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Number in "interleaved N times" on the task's line.
+fn interleavings(line: &str) -> u64 {
+    let rest = line
+        .split("interleaved ")
+        .nth(1)
+        .expect("interleaved count");
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn demo_tasks_interleave_under_preemption_and_all_finish() {
+    for vmm in VMMS {
+        let b = boot(vmm, &[]);
+        assert_eq!(b.status, Some(0), "{vmm}: {}\n{}", b.stdout, b.stderr);
+        for spinner in ["spin-a:", "spin-b:"] {
+            let line = b.line(spinner);
+            assert!(line.contains("= 78498 (correct)"), "{vmm}: {line}");
+            // Each spinner must have seen the other run in the middle of its own loop,
+            // which only timer preemption can cause (neither yields).
+            assert!(interleavings(line) >= 1, "{vmm}: no interleaving: {line}");
+        }
+        b.line("yielder: yielded 50 times");
+        b.line("ping: 100 park/wake rounds");
+        b.line("pong: 100 rounds");
+        b.line("syscall-bench: round trip min");
+        let r = b.result();
+        assert_eq!(r["scenario"], "demo");
+        assert!(
+            r["ticks"].as_u64().unwrap() > 0,
+            "{vmm}: no timer ticks: {r}"
+        );
+        assert!(
+            r["sched"]["preemptions"].as_u64().unwrap() > 0,
+            "{vmm}: {r}"
+        );
+        assert_eq!(r["sched"]["wakes"].as_u64(), Some(200), "{vmm}: {r}");
+        let tasks = r["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 6);
+        assert!(tasks.iter().all(|t| t["status"] == 0), "{vmm}: {r}");
+    }
+}
+
+#[test]
+fn divide_by_zero_kills_only_that_task_and_fails_the_guest() {
+    for vmm in VMMS {
+        let b = boot(vmm, &["scenario=div0"]);
+        assert_eq!(b.status, Some(1), "{vmm}: {}", b.stdout);
+        let report = b.line("killed by");
+        assert!(
+            report.contains("'div0' killed by #DE divide error (vector 0) at rip 0x"),
+            "{report}"
+        );
+        b.line("bystander: finished (correct)");
+        let tasks = b.result()["tasks"].clone();
+        assert_eq!(tasks[0]["status"], 128, "{vmm}: {tasks}");
+        assert_eq!(tasks[1]["status"], 0, "{vmm}: {tasks}");
+    }
+}
+
+#[test]
+fn unmapped_and_kernel_memory_accesses_are_page_faults() {
+    for vmm in VMMS {
+        let b = boot(vmm, &["scenario=unmapped"]);
+        assert_eq!(b.status, Some(1), "{vmm}: {}", b.stdout);
+        let report = b.line("killed by");
+        assert!(
+            report.contains("#PF page fault (vector 14) at rip 0x"),
+            "{report}"
+        );
+        // Not present, read, user mode.
+        assert!(
+            report.contains("error code 0x4, address 0x80000"),
+            "{report}"
+        );
+
+        let b = boot(vmm, &["scenario=kernel-write"]);
+        assert_eq!(b.status, Some(1), "{vmm}: {}", b.stdout);
+        // Present (supervisor-only), write, user mode.
+        assert!(
+            b.line("killed by").contains("error code 0x7"),
+            "{}",
+            b.stdout
+        );
+        b.line("bystander: finished (correct)");
+    }
+}
+
+#[test]
+fn a_bad_guest_command_line_is_reported() {
+    for vmm in VMMS {
+        let b = boot(vmm, &["bogus=1"]);
+        assert_eq!(b.status, Some(3), "{vmm}: {}", b.stdout);
+        b.line("bad command line: unknown option 'bogus'");
+        let b = boot(vmm, &["hz=5000"]);
+        assert_eq!(b.status, Some(3), "{vmm}: {}", b.stdout);
+        b.line("hz=5000: expected a whole number from 10 to 1000");
+    }
+}
+
+#[test]
+fn a_guest_that_does_not_finish_in_time_is_stopped_with_a_reason() {
+    for vmm in VMMS {
+        let out = runner()
+            .args(["run", "--vmm", vmm, "--timeout", "50ms", "--kernel"])
+            .arg(guest_elf())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(124), "{vmm}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("timed out"), "{vmm}: {stderr}");
+    }
+}
+
+#[test]
+fn files_that_are_not_bootable_kernels_are_refused() {
+    let dir = std::env::temp_dir().join(format!("runner-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("not-an-elf");
+    std::fs::write(&text, "hello").unwrap();
+    // The real kernel with its PVH note's type changed: loadable, but not PVH-bootable.
+    let no_pvh = dir.join("no-pvh-note");
+    let mut elf = std::fs::read(guest_elf()).unwrap();
+    let note = [4, 0, 0, 0, 8, 0, 0, 0, 18, 0, 0, 0, b'X', b'e', b'n', 0];
+    let at = elf
+        .windows(note.len())
+        .position(|w| w == note)
+        .expect("the guest carries a PVH note");
+    elf[at + 8] = 17;
+    std::fs::write(&no_pvh, elf).unwrap();
+    for (file, reason) in [
+        (text.clone(), "ELF"),
+        (no_pvh, "PVH"),
+        (dir.join("missing"), "missing"),
+    ] {
+        for vmm in VMMS {
+            let out = runner()
+                .args(["run", "--vmm", vmm, "--kernel"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(125), "{vmm} {file:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.to_lowercase().contains(&reason.to_lowercase()),
+                "{vmm} {file:?}: {stderr}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_runner_flags_are_usage_errors() {
+    for args in [
+        &["run", "--mem", "12X"][..],
+        &["run", "--mem", "1M"],
+        &["run", "--timeout", "soon"],
+        &["run", "--vmm", "firecracker"],
+        &["run", "--arch", "riscv64"],
+    ] {
+        let out = runner().args(args).output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{args:?} accepted");
+        assert!(!out.stderr.is_empty(), "{args:?}: no message");
+    }
+}
