@@ -20,6 +20,22 @@ pub enum Syscall {
     Park = 4,
     /// Wake every task parked on `key` (arg 0), or remember the wake for the next park.
     Wake = 5,
+    /// Record the calling task's [`TaskReport`] (arg 0 points to it) for the result line.
+    Report = 6,
+}
+
+/// What a workload task reports about its run, for the machine-readable result line.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskReport {
+    /// When the work started and ended, from the `time` system call.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// The computed answer (the CPU workload's chain value), for the host to check.
+    pub result: u64,
+    /// Pages touched and pages whose contents matched the page generator.
+    pub pages_touched: u64,
+    pub pages_verified: u64,
 }
 
 impl Syscall {
@@ -32,6 +48,7 @@ impl Syscall {
             3 => Self::Time,
             4 => Self::Park,
             5 => Self::Wake,
+            6 => Self::Report,
             _ => return None,
         })
     }
@@ -67,10 +84,11 @@ mod tests {
             Syscall::Time,
             Syscall::Park,
             Syscall::Wake,
+            Syscall::Report,
         ] {
             assert_eq!(Syscall::from_raw(call as u64), Some(call));
         }
-        assert_eq!(Syscall::from_raw(6), None);
+        assert_eq!(Syscall::from_raw(7), None);
         assert_eq!(Syscall::from_raw(u64::MAX), None);
     }
 }

@@ -6,6 +6,8 @@
 //! [`ExitStatus::BadCommandLine`]: crate::exit_status::ExitStatus::BadCommandLine
 
 use core::fmt;
+use core::ops::RangeInclusive;
+use workloads::mem::Pattern;
 
 /// What the guest runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,37 +20,77 @@ pub enum Scenario {
     Unmapped,
     /// A task writes kernel memory (supervisor-only page, #PF protection violation).
     KernelWrite,
+    /// One CPU task alone (the solo run for the ideal bound).
+    Cpu,
+    /// One memory task alone.
+    Mem,
+    /// One CPU task and one memory task on one vCPU: the seed threads' experiment.
+    Seed,
+    /// This many memory tasks over disjoint pages (memory-level parallelism).
+    Mlp(u32),
 }
 
+/// Scenarios without a parameter, by command-line name.
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("demo", Scenario::Demo),
+    ("div0", Scenario::DivideByZero),
+    ("unmapped", Scenario::Unmapped),
+    ("kernel-write", Scenario::KernelWrite),
+    ("cpu", Scenario::Cpu),
+    ("mem", Scenario::Mem),
+    ("seed", Scenario::Seed),
+];
+
+/// Most memory tasks `mlp:k` may start.
+pub const MLP_MAX: u32 = 64;
+
 impl Scenario {
-    const NAMES: &'static [(&'static str, Scenario)] = &[
-        ("demo", Scenario::Demo),
-        ("div0", Scenario::DivideByZero),
-        ("unmapped", Scenario::Unmapped),
-        ("kernel-write", Scenario::KernelWrite),
-    ];
-
-    /// The name used on the command line and in the result line.
-    pub fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, s)| *s == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
-    }
-
     fn parse(value: &str) -> Option<Self> {
-        Self::NAMES
-            .iter()
-            .find(|(n, _)| *n == value)
-            .map(|(_, s)| *s)
+        if let Some(k) = value.strip_prefix("mlp:") {
+            return k
+                .parse()
+                .ok()
+                .filter(|k| (1..=MLP_MAX).contains(k))
+                .map(Scenario::Mlp);
+        }
+        SCENARIOS.iter().find(|(n, _)| *n == value).map(|(_, s)| *s)
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scenario::Mlp(k) => write!(f, "mlp:{k}"),
+            fixed => {
+                let name = SCENARIOS.iter().find(|(_, s)| s == fixed).map(|(n, _)| *n);
+                f.write_str(name.expect("every fixed scenario has a name"))
+            }
+        }
+    }
+}
+
+/// The order in which memory tasks touch their pages.
+fn parse_pattern(value: &str) -> Option<Pattern> {
+    match value {
+        "seq" => Some(Pattern::Sequential),
+        "random" => Some(Pattern::Random),
+        _ => value
+            .strip_prefix("stride:")?
+            .parse()
+            .ok()
+            .filter(|n| (1..=PAGES_MAX).contains(n))
+            .map(Pattern::Strided),
     }
 }
 
 /// Timer interrupt rates the kernel accepts, in Hz. The ceiling is low because our KVM
 /// emulates every ring-0 instruction: one timer interrupt costs on the order of 100 us,
 /// so much faster ticks would leave tasks no time to run.
-pub const HZ_RANGE: core::ops::RangeInclusive<u32> = 10..=1_000;
+pub const HZ_RANGE: RangeInclusive<u64> = 10..=1_000;
+/// Rounds of the CPU workload's hash chain (about 3 ns each in ring 3).
+pub const CPU_RANGE: RangeInclusive<u64> = 1..=1_000_000_000_000;
+/// Pages one memory task may touch (4 GiB).
+pub const PAGES_MAX: u64 = 1 << 20;
 
 /// Parsed command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +100,24 @@ pub struct Config {
     pub hz: u32,
     /// Each demo CPU task counts the primes below this (a size with a tabulated answer).
     pub primes: u64,
+    /// Rounds of the CPU workload's hash chain.
+    pub cpu: u64,
+    /// Pages each memory task touches.
+    pub pages: u64,
+    pub pattern: Pattern,
+    /// Seed of the page generator (the host fills lazily served pages with the same one).
+    pub seed: u64,
+    /// Who fills workload pages with the generator's contents.
+    pub source: PageSource,
+}
+
+/// Who gives workload pages their contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageSource {
+    /// The host's page source (our VMM with lazy memory).
+    Host,
+    /// Each memory task fills its pages before touching them (QEMU, or no lazy memory).
+    Guest,
 }
 
 impl Default for Config {
@@ -66,6 +126,11 @@ impl Default for Config {
             scenario: Scenario::Demo,
             hz: 100,
             primes: 1_000_000,
+            cpu: 20_000_000,
+            pages: 256,
+            pattern: Pattern::Sequential,
+            seed: 1,
+            source: PageSource::Host,
         }
     }
 }
@@ -78,14 +143,16 @@ pub enum Error<'a> {
     UnknownKey(&'a str),
     DuplicateKey(&'a str),
     UnknownScenario(&'a str),
+    UnknownPattern(&'a str),
+    UnknownSource(&'a str),
     /// `primes=N` with an N whose answer is not tabulated (so it could not be verified).
     UntabulatedPrimes(&'a str),
     /// A number that does not parse or is outside its range.
     BadNumber {
         key: &'a str,
         value: &'a str,
-        min: u32,
-        max: u32,
+        min: u64,
+        max: u64,
     },
 }
 
@@ -104,11 +171,16 @@ impl fmt::Display for Error<'_> {
             Error::DuplicateKey(k) => write!(f, "option '{k}' given twice"),
             Error::UnknownScenario(s) => {
                 write!(f, "unknown scenario '{s}' (known:")?;
-                for (name, _) in Scenario::NAMES {
+                for (name, _) in SCENARIOS {
                     write!(f, " {name}")?;
                 }
-                write!(f, ")")
+                write!(f, " mlp:1..{MLP_MAX})")
             }
+            Error::UnknownSource(v) => write!(f, "source={v}: expected host or guest"),
+            Error::UnknownPattern(p) => write!(
+                f,
+                "pattern={p}: expected seq, random or stride:N with N from 1 to {PAGES_MAX}"
+            ),
             Error::UntabulatedPrimes(v) => {
                 write!(f, "primes={v}: expected one of")?;
                 for (n, _) in workloads::cpu::PRIME_COUNTS {
@@ -129,7 +201,9 @@ impl fmt::Display for Error<'_> {
     }
 }
 
-const KEYS: &[&str] = &["scenario", "hz", "primes"];
+const KEYS: &[&str] = &[
+    "scenario", "hz", "primes", "cpu", "pages", "pattern", "seed", "source",
+];
 
 /// Parses `line`; an empty line gives the defaults.
 pub fn parse(line: &str) -> Result<Config, Error<'_>> {
@@ -148,7 +222,20 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
             "scenario" => {
                 config.scenario = Scenario::parse(value).ok_or(Error::UnknownScenario(value))?
             }
-            "hz" => config.hz = number(key, value, HZ_RANGE)?,
+            "hz" => config.hz = number(key, value, HZ_RANGE)? as u32,
+            "cpu" => config.cpu = number(key, value, CPU_RANGE)?,
+            "pages" => config.pages = number(key, value, 1..=PAGES_MAX)?,
+            "pattern" => {
+                config.pattern = parse_pattern(value).ok_or(Error::UnknownPattern(value))?
+            }
+            "seed" => config.seed = number(key, value, 0..=u64::MAX)?,
+            "source" => {
+                config.source = match value {
+                    "host" => PageSource::Host,
+                    "guest" => PageSource::Guest,
+                    _ => return Err(Error::UnknownSource(value)),
+                }
+            }
             "primes" => {
                 config.primes = value
                     .parse()
@@ -162,13 +249,9 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
     Ok(config)
 }
 
-fn number<'a>(
-    key: &'a str,
-    value: &'a str,
-    range: core::ops::RangeInclusive<u32>,
-) -> Result<u32, Error<'a>> {
+fn number<'a>(key: &'a str, value: &'a str, range: RangeInclusive<u64>) -> Result<u64, Error<'a>> {
     value
-        .parse::<u32>()
+        .parse::<u64>()
         .ok()
         .filter(|n| range.contains(n))
         .ok_or(Error::BadNumber {
@@ -192,20 +275,34 @@ mod tests {
 
     #[test]
     fn parses_every_key() {
-        let c = parse(" scenario=div0  hz=250 primes=1000 ").unwrap();
+        let c = parse(
+            " scenario=div0  hz=250 primes=1000 cpu=5 pages=9 pattern=stride:4 seed=18446744073709551615 ",
+        )
+        .unwrap();
         assert_eq!(
             c,
             Config {
                 scenario: Scenario::DivideByZero,
                 hz: 250,
-                primes: 1000
+                primes: 1000,
+                cpu: 5,
+                pages: 9,
+                pattern: Pattern::Strided(4),
+                seed: u64::MAX,
+                source: PageSource::Host,
             }
         );
-        for (name, scenario) in Scenario::NAMES {
+        assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
+        assert_eq!(parse("source=disk"), Err(Error::UnknownSource("disk")));
+        for (name, scenario) in SCENARIOS {
             let line = alloc::format!("scenario={name}");
             assert_eq!(parse(&line).unwrap().scenario, *scenario);
-            assert_eq!(scenario.name(), *name);
+            assert_eq!(scenario.to_string(), *name);
         }
+        assert_eq!(parse("scenario=mlp:8").unwrap().scenario, Scenario::Mlp(8));
+        assert_eq!(Scenario::Mlp(8).to_string(), "mlp:8");
+        assert_eq!(parse("pattern=random").unwrap().pattern, Pattern::Random);
+        assert_eq!(parse("pattern=seq").unwrap().pattern, Pattern::Sequential);
     }
 
     #[test]
@@ -214,6 +311,14 @@ mod tests {
         assert_eq!(parse("colour=red"), Err(Error::UnknownKey("colour")));
         assert_eq!(parse("hz=10 hz=20"), Err(Error::DuplicateKey("hz")));
         assert_eq!(parse("scenario=nope"), Err(Error::UnknownScenario("nope")));
+        for bad in ["mlp:0", "mlp:65", "mlp:", "mlp:x"] {
+            let line = alloc::format!("scenario={bad}");
+            assert_eq!(parse(&line), Err(Error::UnknownScenario(bad)));
+        }
+        for bad in ["sequential", "stride:0", "stride:", "stride:1048577"] {
+            let line = alloc::format!("pattern={bad}");
+            assert_eq!(parse(&line), Err(Error::UnknownPattern(bad)));
+        }
         assert_eq!(parse("=5"), Err(Error::UnknownKey("")));
     }
 
@@ -248,7 +353,7 @@ mod tests {
         let msg = parse("colour=red").unwrap_err().to_string();
         assert!(msg.contains("colour") && msg.contains("scenario"), "{msg}");
         let msg = parse("scenario=x").unwrap_err().to_string();
-        assert!(msg.contains("demo") && msg.contains("div0"), "{msg}");
+        assert!(msg.contains("demo") && msg.contains("mlp:1..64"), "{msg}");
         let msg = parse("hz=5").unwrap_err().to_string();
         assert!(msg.contains("10 to 1000"), "{msg}");
     }

@@ -5,7 +5,7 @@
 //! itself), so one lock taken per trap is never contended on our single CPU; it exists to
 //! make the sharing explicit and safe.
 
-use crate::abi::{self, Syscall};
+use crate::abi::{self, Syscall, TaskReport};
 use crate::arch::{self, Context};
 use crate::exit_status::ExitStatus;
 use crate::{console, println};
@@ -60,6 +60,8 @@ pub struct Kernel {
     /// When the first task was dispatched.
     pub ready_ns: Option<u64>,
     pub unexpected_interrupts: u64,
+    /// What each task reported (indexed by task id), for the result line.
+    pub reports: Vec<Option<TaskReport>>,
 }
 
 static KERNEL: Once<Mutex<Kernel>> = Once::new();
@@ -100,25 +102,27 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> i64 {
             k.sched.wake(args[0]);
             0
         }
+        Syscall::Report => k.report(args[0]),
     })
 }
 
 impl Kernel {
-    /// Copies a task's buffer to the console after checking it lies in task memory.
-    fn write(&self, ptr: u64, len: u64) -> i64 {
-        let len = len.min(abi::WRITE_MAX as u64);
-        let Some(end) = ptr.checked_add(len) else {
-            return abi::EFAULT;
-        };
-        if !self
-            .user_ranges
+    /// `len` bytes at `ptr`, if they lie in memory a task may pass to the kernel.
+    fn user_bytes(&self, ptr: u64, len: u64) -> Option<&[u8]> {
+        let end = ptr.checked_add(len)?;
+        self.user_ranges
             .iter()
             .any(|r| r.start <= ptr && end <= r.end)
-        {
+            // SAFETY: the range lies in memory mapped for tasks (checked just above).
+            .then(|| unsafe { core::slice::from_raw_parts(ptr as *const u8, len as usize) })
+    }
+
+    /// Copies a task's buffer to the console.
+    fn write(&self, ptr: u64, len: u64) -> i64 {
+        let len = len.min(abi::WRITE_MAX as u64);
+        let Some(bytes) = self.user_bytes(ptr, len) else {
             return abi::EFAULT;
-        }
-        // SAFETY: the range lies in memory mapped for the task (checked above).
-        let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len as usize) };
+        };
         match core::str::from_utf8(bytes) {
             Ok(text) => {
                 console::write_str(text);
@@ -126,6 +130,22 @@ impl Kernel {
             }
             Err(_) => abi::EINVAL,
         }
+    }
+
+    /// Keeps the calling task's report for the result line.
+    fn report(&mut self, ptr: u64) -> i64 {
+        let Some(bytes) = self.user_bytes(ptr, size_of::<TaskReport>() as u64) else {
+            return abi::EFAULT;
+        };
+        // SAFETY: the bytes are a `TaskReport` the task wrote; any bit pattern is valid for
+        // its plain integer fields, and the read may be unaligned.
+        let report = unsafe { (bytes.as_ptr() as *const TaskReport).read_unaligned() };
+        let id = self
+            .sched
+            .current()
+            .expect("a system call comes from a task");
+        self.reports[id] = Some(report);
+        0
     }
 }
 

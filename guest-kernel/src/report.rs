@@ -18,7 +18,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
          \"init_ns\":{},\"run_ns\":{},\"unexpected_interrupts\":{},\
          \"sched\":{{\"switches\":{},\"preemptions\":{},\"parks\":{},\"wakes\":{},\"early_wakes\":{}}},\
          \"tasks\":[",
-        k.config.scenario.name(),
+        k.config.scenario,
         k.config.hz,
         tick_mhz / 1000,
         tick_mhz % 1000,
@@ -40,9 +40,21 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         };
         let sep = if id == 0 { "" } else { "," };
         print!(
-            "{sep}{{\"name\":\"{}\",\"status\":{status},\"dispatches\":{}}}",
+            "{sep}{{\"name\":\"{}\",\"status\":{status},\"dispatches\":{}",
             task.name, task.dispatches
         );
+        if let Some(r) = k.reports[id] {
+            print!(
+                ",\"start_ns\":{},\"end_ns\":{},\"result\":{},\"pages_touched\":{},\"pages_verified\":{}",
+                r.start_ns, r.end_ns, r.result, r.pages_touched, r.pages_verified
+            );
+        }
+        print!("}}");
     }
-    print!("]}}\n");
+    let reports = || k.reports.iter().flatten();
+    print!(
+        "],\"pages_touched\":{},\"pages_verified\":{}}}\n",
+        reports().map(|r| r.pages_touched).sum::<u64>(),
+        reports().map(|r| r.pages_verified).sum::<u64>()
+    );
 }

@@ -1,8 +1,8 @@
 //! Sets up the tasks of each scenario in user memory.
 
 use crate::arch::{self, Context};
-use crate::userland::{demo, faults};
-use guest_kernel::cmdline::{Config, Scenario};
+use crate::userland::{demo, faults, workload};
+use guest_kernel::cmdline::{Config, MLP_MAX, PageSource, Scenario};
 use guest_kernel::sched::Scheduler;
 use guest_kernel::user_arena::UserArena;
 
@@ -11,14 +11,21 @@ const PAGE: u64 = 4096;
 /// An address in the unmapped first megabyte, for the `unmapped` scenario.
 const UNMAPPED_ADDRESS: u64 = 0x8_0000;
 
-/// The user region ran out while setting up tasks.
+/// The scenario does not fit in the guest's memory.
 #[derive(Debug)]
-pub struct OutOfUserMemory;
+pub enum OutOfMemory {
+    /// Task stacks and arguments (below the workload region).
+    User,
+    /// Workload pages: this many bytes are needed above the workload base.
+    Workload { needed: u64 },
+}
 
 /// Builds one task in ring 3.
 struct Spawner<'a> {
     sched: &'a mut Scheduler<Context>,
     arena: &'a mut UserArena,
+    /// Workload data, in the region the host may serve lazily.
+    workload: &'a mut UserArena,
 }
 
 impl Spawner<'_> {
@@ -27,26 +34,82 @@ impl Spawner<'_> {
         name: &'static str,
         entry: extern "C" fn(u64) -> !,
         arg: u64,
-    ) -> Result<(), OutOfUserMemory> {
+    ) -> Result<(), OutOfMemory> {
         let stack = self
             .arena
             .alloc(USER_STACK_SIZE, PAGE)
-            .ok_or(OutOfUserMemory)?;
+            .ok_or(OutOfMemory::User)?;
         self.sched
             .spawn(name, Context::new_user(entry, arg, stack.end));
         Ok(())
     }
 
     /// Moves `value` into user memory, where tasks can reach it.
-    fn place<T>(&mut self, value: T) -> Result<u64, OutOfUserMemory> {
+    fn place<T>(&mut self, value: T) -> Result<u64, OutOfMemory> {
         let at = self
             .arena
             .alloc(size_of::<T>() as u64, align_of::<T>() as u64)
-            .ok_or(OutOfUserMemory)?;
+            .ok_or(OutOfMemory::User)?;
         // SAFETY: freshly allocated, suitably aligned, mapped user memory owned by no one.
         unsafe { (at.start as *mut T).write(value) };
         Ok(at.start)
     }
+
+    fn cpu_task(&mut self, config: &Config) -> Result<(), OutOfMemory> {
+        let args = self.place(workload::CpuArgs {
+            seed: config.seed,
+            rounds: config.cpu,
+        })?;
+        self.task("cpu", workload::cpu, args)
+    }
+
+    /// `count` memory tasks over disjoint pages of the workload region.
+    fn mem_tasks(&mut self, config: &Config, count: u32) -> Result<(), OutOfMemory> {
+        let bytes = config.pages * PAGE;
+        for i in 0..count {
+            let region = self
+                .workload
+                .alloc(bytes, PAGE)
+                .ok_or(OutOfMemory::Workload {
+                    needed: bytes * u64::from(count),
+                })?;
+            let name = if count == 1 { "mem" } else { mem_name(i) };
+            let args = self.place(workload::MemArgs {
+                name,
+                region: region.start,
+                pages: config.pages,
+                pattern: config.pattern,
+                seed: config.seed,
+                fill_first: config.source == PageSource::Guest,
+            })?;
+            self.task(name, workload::mem, args)?;
+        }
+        Ok(())
+    }
+}
+
+/// "mem-0" to "mem-63", built at compile time so task names stay `&'static str`.
+static MEM_NAMES: [[u8; 6]; MLP_MAX as usize] = mem_names();
+
+const fn mem_names() -> [[u8; 6]; MLP_MAX as usize] {
+    let mut names = [[0; 6]; MLP_MAX as usize];
+    let mut i = 0;
+    while i < names.len() {
+        let (tens, ones) = ((i / 10) as u8, (i % 10) as u8);
+        names[i] = if tens == 0 {
+            [b'm', b'e', b'm', b'-', b'0' + ones, 0]
+        } else {
+            [b'm', b'e', b'm', b'-', b'0' + tens, b'0' + ones]
+        };
+        i += 1;
+    }
+    names
+}
+
+fn mem_name(i: u32) -> &'static str {
+    let name = &MEM_NAMES[i as usize];
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    core::str::from_utf8(&name[..len]).expect("task names are ASCII")
 }
 
 /// Spawns the tasks of `config.scenario`.
@@ -54,8 +117,13 @@ pub fn spawn(
     config: &Config,
     sched: &mut Scheduler<Context>,
     arena: &mut UserArena,
-) -> Result<(), OutOfUserMemory> {
-    let mut s = Spawner { sched, arena };
+    workload: &mut UserArena,
+) -> Result<(), OutOfMemory> {
+    let mut s = Spawner {
+        sched,
+        arena,
+        workload,
+    };
     match config.scenario {
         Scenario::Demo => {
             let shared = s.place(demo::Shared::new())? as *const demo::Shared;
@@ -81,6 +149,13 @@ pub fn spawn(
             s.task("reader", faults::read_address, UNMAPPED_ADDRESS)?;
             s.task("bystander", faults::bystander, 0)?;
         }
+        Scenario::Cpu => s.cpu_task(config)?,
+        Scenario::Mem => s.mem_tasks(config, 1)?,
+        Scenario::Seed => {
+            s.cpu_task(config)?;
+            s.mem_tasks(config, 1)?;
+        }
+        Scenario::Mlp(k) => s.mem_tasks(config, k)?,
         Scenario::KernelWrite => {
             let kernel_data = arch::image().2.start;
             s.task("writer", faults::write_address, kernel_data)?;

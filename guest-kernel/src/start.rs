@@ -4,7 +4,8 @@
 use crate::arch::{self, Regions};
 use crate::exit_status::ExitStatus;
 use crate::kernel::{self, Kernel};
-use crate::{console, heap, println, scenarios};
+use crate::scenarios::{self, OutOfMemory};
+use crate::{console, heap, println};
 use alloc::vec;
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::{self, Config};
@@ -14,6 +15,9 @@ use guest_kernel::user_arena::UserArena;
 
 /// Kernel heap: task kernel stacks and scheduler tables; tasks' memory is elsewhere.
 const HEAP_SIZE: u64 = 8 << 20;
+/// Where workload data starts (guest-physical, identity-mapped): a contract with the runner,
+/// which serves memory from here on lazily (`runner run --lazy workload`).
+const WORKLOAD_BASE: u64 = 64 << 20;
 /// The least user memory worth booting with.
 const MIN_USER_MEMORY: u64 = 4 << 20;
 const PAGE: u64 = 4096;
@@ -73,12 +77,25 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         arch::exit(ExitStatus::Unsupported);
     };
     let mut sched = Scheduler::default();
-    let mut arena = UserArena::new(user.clone());
-    if scenarios::spawn(&boot.config, &mut sched, &mut arena).is_err() {
-        println!(
-            "kernel: out of user memory setting up '{}'",
-            boot.config.scenario.name()
-        );
+    // Workload data lives at and above WORKLOAD_BASE, the region the runner may serve
+    // lazily; task stacks and arguments stay below it.
+    let workload_start = WORKLOAD_BASE.clamp(user.start, user.end);
+    let mut arena = UserArena::new(user.start..workload_start);
+    let mut workload = UserArena::new(workload_start..user.end);
+    if let Err(e) = scenarios::spawn(&boot.config, &mut sched, &mut arena, &mut workload) {
+        match e {
+            OutOfMemory::User => println!(
+                "kernel: out of task memory setting up '{}'",
+                boot.config.scenario
+            ),
+            OutOfMemory::Workload { needed } => println!(
+                "kernel: '{}' needs {} MiB above {} MiB: give the guest at least {} MiB",
+                boot.config.scenario,
+                needed.div_ceil(1 << 20),
+                WORKLOAD_BASE >> 20,
+                (WORKLOAD_BASE + needed).div_ceil(1 << 20)
+            ),
+        }
         arch::exit(ExitStatus::Unsupported);
     }
     println!(
@@ -86,9 +103,10 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         boot.ram_end >> 20,
         calibration.tsc_khz,
         calibration.apic_khz,
-        boot.config.scenario.name(),
+        boot.config.scenario,
         boot.config.hz
     );
+    let sched_len = sched.tasks().count();
     kernel::install(Kernel {
         sched,
         clock,
@@ -99,6 +117,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         entry_ns: clock.ns(entry_tsc),
         ready_ns: None,
         unexpected_interrupts: 0,
+        reports: vec![None; sched_len],
     });
     arch::start_timer(&calibration, boot.config.hz);
     arch::enter(kernel::next())

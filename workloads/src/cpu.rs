@@ -1,6 +1,6 @@
-//! CPU-bound work: counting primes by trial division.
+//! CPU-bound work: counting primes by trial division, and a hash chain.
 //!
-//! Chosen because it is pure integer work (no SSE in the soft-float guest), its cost is
+//! Prime counting was chosen because it is pure integer work (no SSE in the soft-float guest), its cost is
 //! tunable, it can be split in chunks (so a task can look around between chunks), and its
 //! answers are tabulated, so a wrong register restore in a context switch shows up as a
 //! wrong count.
@@ -44,9 +44,36 @@ pub fn count_primes(lo: u64, hi: u64) -> u64 {
     (lo..hi).filter(|&n| is_prime(n)).count() as u64
 }
 
+/// The hash chain: `rounds` applications of the SplitMix64 step to `seed`.
+///
+/// Any size is valid and the answer is not tabulated: the host recomputes it with this same
+/// function to check what the guest reported. Each round depends on the previous one, so
+/// the work cannot be skipped or reordered.
+pub fn chain(seed: u64, rounds: u64) -> u64 {
+    let mut x = seed;
+    for _ in 0..rounds {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x = z ^ (z >> 31);
+    }
+    x
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_is_deterministic_and_sensitive_to_both_inputs() {
+        assert_eq!(chain(1, 0), 1);
+        assert_eq!(chain(1, 1000), chain(1, 1000));
+        assert_ne!(chain(1, 1000), chain(1, 1001));
+        assert_ne!(chain(1, 1000), chain(2, 1000));
+        // Splitting the work gives the same answer (the guest may run it in slices).
+        assert_eq!(chain(chain(7, 400), 600), chain(7, 1000));
+    }
 
     #[test]
     fn small_primes() {

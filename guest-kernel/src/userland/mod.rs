@@ -5,8 +5,9 @@
 
 pub mod demo;
 pub mod faults;
+pub mod workload;
 
-use crate::abi::{PANIC_STATUS, Syscall};
+use crate::abi::{PANIC_STATUS, Syscall, TaskReport};
 use crate::arch;
 use core::fmt::{self, Write};
 use core::panic::PanicInfo;
@@ -39,6 +40,10 @@ pub fn park(key: u64) {
 
 pub fn wake(key: u64) {
     arch::syscall(Syscall::Wake as u64, key, 0, 0);
+}
+
+pub fn report(r: &TaskReport) {
+    arch::syscall(Syscall::Report as u64, r as *const TaskReport as u64, 0, 0);
 }
 
 /// Formats into a stack buffer and writes it with one system call, so a task's line is
