@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::guest_arch::GuestArch;
+use crate::lazy::{LatencyModel, LazyRegion, MAX_FETCHERS};
 use crate::units;
 
 /// Boots the guest kernel in our KVM VMM or in QEMU and exits with the guest's status.
@@ -52,7 +53,34 @@ pub struct RunArgs {
     /// Wall-clock limit for the guest run: seconds, or a number with ms, s or m.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = units::parse_timeout)]
     pub timeout: Duration,
-    /// Report VMM diagnostics (unhandled I/O, the QEMU command) on stderr.
+    /// Make guest RAM lazy: each page is fetched on first touch, taking a time drawn from
+    /// MODEL: `fixed:D`, `uniform:LOW..HIGH`, `lognormal:MEDIAN,P99`, or a bare duration D
+    /// (fixed); durations in ns, us, ms or s. Builtin VMM only.
+    #[arg(long, value_name = "MODEL")]
+    pub latency: Option<LatencyModel>,
+    /// Concurrent page fetches with --latency (1: a serial device).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_FETCHERS)),
+        requires = "latency"
+    )]
+    pub fetchers: u8,
+    /// Which guest RAM is lazy with --latency.
+    #[arg(
+        long,
+        value_name = "REGION",
+        value_enum,
+        default_value = "workload",
+        requires = "latency"
+    )]
+    pub lazy: LazyRegion,
+    /// Seed of the lazy pages' contents with --latency (give the guest the same seed on its
+    /// command line to check them) and of the fetch latencies.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "latency")]
+    pub seed: u64,
+    /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
     /// Guest command line, joined with single spaces.
@@ -115,6 +143,11 @@ mod tests {
         assert_eq!(run.timeout, Duration::from_secs(60));
         assert!(!run.verbose);
         assert!(run.cmdline.is_empty());
+        assert_eq!(run.latency, None);
+        assert_eq!(
+            (run.fetchers, run.lazy, run.seed),
+            (1, LazyRegion::Workload, 1)
+        );
     }
 
     #[test]
@@ -170,6 +203,64 @@ mod tests {
         ] {
             let error = Cli::try_parse_from(args).expect_err("should be refused");
             assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn lazy_memory_options() {
+        let run = parse_run(&[
+            "runner",
+            "run",
+            "--latency",
+            "lognormal:1ms,10ms",
+            "--fetchers",
+            "64",
+            "--lazy",
+            "all",
+            "--seed",
+            "18446744073709551615",
+        ]);
+        assert_eq!(
+            run.latency,
+            Some("lognormal:1ms,10ms".parse().expect("valid model"))
+        );
+        assert_eq!(
+            (run.fetchers, run.lazy, run.seed),
+            (64, LazyRegion::All, u64::MAX)
+        );
+        let run = parse_run(&["runner", "run", "--latency", "30us"]);
+        assert_eq!(
+            run.latency,
+            Some(LatencyModel::Fixed(Duration::from_micros(30)))
+        );
+    }
+
+    #[test]
+    fn bad_lazy_memory_options_are_usage_errors() {
+        for args in [
+            &["runner", "run", "--latency", "uniform:5ms..1ms"][..],
+            &["runner", "run", "--latency", "10"],
+            &["runner", "run", "--latency", "normal:1ms"],
+            &["runner", "run", "--latency", "1ms", "--fetchers", "0"],
+            &["runner", "run", "--latency", "1ms", "--fetchers", "65"],
+            &["runner", "run", "--latency", "1ms", "--lazy", "kernel"],
+            &["runner", "run", "--latency", "1ms", "--seed", "-1"],
+        ] {
+            let error = Cli::try_parse_from(args).expect_err("should be refused");
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn lazy_memory_settings_need_latency() {
+        for option in [["--fetchers", "4"], ["--lazy", "all"], ["--seed", "5"]] {
+            let args = ["runner", "run", option[0], option[1]];
+            let error = Cli::try_parse_from(args).expect_err("should be refused");
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
         }
     }
 

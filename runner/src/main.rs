@@ -6,6 +6,7 @@ mod console;
 mod guest_arch;
 mod guest_build;
 mod guest_cmdline;
+mod lazy;
 mod outcome;
 mod qemu;
 mod run;
@@ -21,7 +22,7 @@ use outcome::EXIT_RUNNER_ERROR;
 fn main() -> ExitCode {
     match cli::parse().command {
         Command::Run(args) => match run::run(args) {
-            Ok(outcome) => outcome.into_exit_code(),
+            Ok(report) => report.outcome.into_exit_code(),
             Err(error) => fail(&error),
         },
         Command::BuildGuest(args) => match guest_build::build(args.arch) {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::lazy::LazyStats;
 use crate::units::format_duration;
 
 /// Exit status when the guest did not exit before `--timeout` (as `timeout(1)` does).
@@ -20,6 +21,13 @@ pub enum GuestOutcome {
         after: Duration,
         last_line: Option<String>,
     },
+}
+
+/// Everything a run produced: how the guest ended and, with lazy memory, what serving it did.
+#[derive(Debug)]
+pub struct RunReport {
+    pub outcome: GuestOutcome,
+    pub lazy: Option<LazyStats>,
 }
 
 impl GuestOutcome {

@@ -83,29 +83,79 @@ pub fn parse_mem_size(value: &str) -> Result<u64, Error> {
     Ok(size)
 }
 
+/// A unit a duration may be typed in.
+#[derive(Clone, Copy)]
+enum TimeUnit {
+    Nanos,
+    Micros,
+    Millis,
+    Secs,
+    Mins,
+}
+
+impl TimeUnit {
+    /// `number` of this unit; `None` if it does not fit in a `Duration`.
+    fn times(self, number: u64) -> Option<Duration> {
+        Some(match self {
+            TimeUnit::Nanos => Duration::from_nanos(number),
+            TimeUnit::Micros => Duration::from_micros(number),
+            TimeUnit::Millis => Duration::from_millis(number),
+            TimeUnit::Secs => Duration::from_secs(number),
+            TimeUnit::Mins => Duration::from_secs(number.checked_mul(SECONDS_PER_MINUTE)?),
+        })
+    }
+}
+
+/// Timeouts: a bare number is seconds.
+const TIMEOUT_UNITS: &[(&str, TimeUnit)] = &[
+    ("ms", TimeUnit::Millis),
+    ("", TimeUnit::Secs),
+    ("s", TimeUnit::Secs),
+    ("m", TimeUnit::Mins),
+];
+/// Short durations such as page fetch latencies: the unit is required.
+const FINE_UNITS: &[(&str, TimeUnit)] = &[
+    ("ns", TimeUnit::Nanos),
+    ("us", TimeUnit::Micros),
+    ("ms", TimeUnit::Millis),
+    ("s", TimeUnit::Secs),
+];
+
+/// Parses a number followed by one of `units`, which `expected` names for messages.
+fn parse_duration_in(
+    value: &str,
+    units: &[(&str, TimeUnit)],
+    expected: &'static str,
+) -> Result<Duration, Error> {
+    let (number, unit) = split_number(value)?;
+    let Some(&(_, unit)) = units.iter().find(|(name, _)| *name == unit) else {
+        return Err(Error::UnknownUnit {
+            value: value.to_owned(),
+            unit: unit.to_owned(),
+            expected,
+        });
+    };
+    unit.times(number)
+        .ok_or_else(|| Error::Overflow(value.to_owned()))
+}
+
 /// Parses a timeout: a number of seconds, or a number with an `ms`, `s` or `m` suffix.
 pub fn parse_timeout(value: &str) -> Result<Duration, Error> {
-    let (number, unit) = split_number(value)?;
-    let timeout = match unit {
-        "ms" => Duration::from_millis(number),
-        "" | "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(
-            number
-                .checked_mul(SECONDS_PER_MINUTE)
-                .ok_or_else(|| Error::Overflow(value.to_owned()))?,
-        ),
-        _ => {
-            return Err(Error::UnknownUnit {
-                value: value.to_owned(),
-                unit: unit.to_owned(),
-                expected: "ms, s or m",
-            });
-        }
-    };
+    let timeout = parse_duration_in(value, TIMEOUT_UNITS, "ms, s or m")?;
     if timeout.is_zero() {
         return Err(Error::ZeroTimeout);
     }
     Ok(timeout)
+}
+
+/// Parses a duration with a required `ns`, `us`, `ms` or `s` suffix; zero is allowed. The
+/// result fits in 64-bit nanoseconds (about 584 years), so callers can compute in them.
+pub fn parse_duration(value: &str) -> Result<Duration, Error> {
+    let duration = parse_duration_in(value, FINE_UNITS, "ns, us, ms or s")?;
+    if u64::try_from(duration.as_nanos()).is_err() {
+        return Err(Error::Overflow(value.to_owned()));
+    }
+    Ok(duration)
 }
 
 /// Formats a duration the way `parse_timeout` reads it back, for messages.
@@ -120,6 +170,22 @@ pub fn format_duration(duration: Duration) -> String {
     } else {
         format!("{duration:?}")
     }
+}
+
+/// Formats a duration the way `parse_duration` reads it back: in the largest of s, ms, us
+/// and ns that shows it exactly.
+pub fn format_fine_duration(duration: Duration) -> String {
+    let nanos = duration.as_nanos();
+    let (scale, unit) = [
+        (Duration::from_secs(1), "s"),
+        (Duration::from_millis(1), "ms"),
+        (Duration::from_micros(1), "us"),
+    ]
+    .into_iter()
+    .map(|(unit, name)| (unit.as_nanos(), name))
+    .find(|&(unit, _)| nanos.is_multiple_of(unit))
+    .unwrap_or((1, "ns"));
+    format!("{}{unit}", nanos / scale)
 }
 
 #[cfg(test)]
@@ -227,6 +293,53 @@ mod tests {
             parse_timeout("18446744073709551615m"),
             Err(Error::Overflow("18446744073709551615m".into()))
         );
+    }
+
+    #[test]
+    fn fine_durations_with_units() {
+        assert_eq!(parse_duration("30us"), Ok(Duration::from_micros(30)));
+        assert_eq!(parse_duration("250ns"), Ok(Duration::from_nanos(250)));
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0us"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn fine_durations_need_a_known_unit() {
+        for (value, unit) in [("30", ""), ("1m", "m"), ("5 us", " us"), ("1µs", "µs")] {
+            assert!(
+                matches!(
+                    parse_duration(value),
+                    Err(Error::UnknownUnit { unit: u, expected: "ns, us, ms or s", .. }) if u == unit
+                ),
+                "{value}"
+            );
+        }
+        assert_eq!(parse_duration("us"), Err(Error::NoNumber("us".into())));
+    }
+
+    #[test]
+    fn fine_durations_must_fit_in_u64_nanoseconds() {
+        assert_eq!(
+            parse_duration("18446744073709551615ns"),
+            Ok(Duration::from_nanos(u64::MAX))
+        );
+        assert_eq!(
+            parse_duration("18446744073709552s"),
+            Err(Error::Overflow("18446744073709552s".into()))
+        );
+        assert_eq!(
+            parse_duration("99999999999999999999us"),
+            Err(Error::Overflow("99999999999999999999us".into()))
+        );
+    }
+
+    #[test]
+    fn fine_durations_format_as_they_parse() {
+        for text in ["2s", "10ms", "1500us", "30us", "250ns", "1001ns", "0s"] {
+            let duration = parse_duration(text).expect("valid duration");
+            assert_eq!(format_fine_duration(duration), text);
+        }
     }
 
     #[test]

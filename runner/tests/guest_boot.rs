@@ -239,3 +239,135 @@ fn bad_runner_flags_are_usage_errors() {
         assert!(!out.stderr.is_empty(), "{args:?}: no message");
     }
 }
+
+/// A task's entry in the result line.
+fn task<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name} in {result}"))
+}
+
+#[test]
+fn workload_scenarios_report_checked_results_and_timing() {
+    for vmm in VMMS {
+        let b = boot(
+            vmm,
+            &[
+                "scenario=seed",
+                "source=guest",
+                "cpu=3000000",
+                "seed=42",
+                "pages=64",
+            ],
+        );
+        assert_eq!(b.status, Some(0), "{vmm}: {}", b.stdout);
+        let r = b.result();
+        let cpu = task(&r, "cpu");
+        // The host recomputes the chain: a wrong context switch or result would differ.
+        assert_eq!(
+            cpu["result"].as_u64(),
+            Some(workloads::cpu::chain(42, 3_000_000)),
+            "{vmm}: {r}"
+        );
+        let mem = task(&r, "mem");
+        assert_eq!(mem["pages_touched"], 64, "{vmm}: {r}");
+        assert_eq!(mem["pages_verified"], 64, "{vmm}: {r}");
+        for t in [cpu, mem] {
+            assert!(t["end_ns"].as_u64() >= t["start_ns"].as_u64(), "{vmm}: {t}");
+        }
+
+        let b = boot(
+            vmm,
+            &[
+                "scenario=mlp:4",
+                "source=guest",
+                "pages=32",
+                "pattern=stride:3",
+            ],
+        );
+        assert_eq!(b.status, Some(0), "{vmm}: {}", b.stdout);
+        let r = b.result();
+        assert_eq!(r["pages_touched"], 128, "{vmm}: {r}");
+        assert_eq!(r["pages_verified"], 128, "{vmm}: {r}");
+        assert_eq!(r["tasks"].as_array().unwrap().len(), 4);
+    }
+}
+
+#[test]
+fn pages_nobody_filled_fail_verification() {
+    // No host page source and no guest fill: the pages are zero, and the guest must say so.
+    let b = boot("builtin", &["scenario=mem", "pages=16"]);
+    assert_eq!(b.status, Some(1), "{}", b.stdout);
+    b.line("mem: 16 of 16 pages had wrong contents");
+    assert_eq!(b.result()["pages_verified"], 0);
+}
+
+#[test]
+fn a_workload_larger_than_guest_memory_is_refused() {
+    let b = boot("builtin", &["scenario=mem", "pages=100000"]);
+    assert_eq!(b.status, Some(5), "{}", b.stdout);
+    b.line("needs 391 MiB above 64 MiB: give the guest at least 455 MiB");
+}
+
+/// Pages the runner's lazy memory served, from its `-v` report on stderr.
+fn pages_served(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("lazy memory:"))
+        .unwrap_or_else(|| panic!("no lazy memory report in:\n{stderr}"));
+    let after = line.split("lazy memory: ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Runs the memory scenario with lazy memory at `latency`; returns (mem task ns, served).
+fn lazy_mem_run(latency: &str, pages: u64) -> (u64, u64) {
+    let out = runner()
+        .args(["run", "-v", "--mem", "128M", "--timeout", "120s"])
+        .args(["--latency", latency, "--seed", "42", "--kernel"])
+        .arg(guest_elf())
+        .arg("--")
+        .args(["scenario=mem", "source=host", "seed=42", "pattern=random"])
+        .arg(format!("pages={pages}"))
+        .output()
+        .unwrap();
+    let b = Boot {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(b.status, Some(0), "{}\n{}", b.stdout, b.stderr);
+    let r = b.result();
+    assert_eq!(r["pages_touched"], pages, "{r}");
+    assert_eq!(
+        r["pages_verified"], pages,
+        "every page served with the right contents: {r}"
+    );
+    let mem = task(&r, "mem");
+    let ns = mem["end_ns"].as_u64().unwrap() - mem["start_ns"].as_u64().unwrap();
+    (ns, pages_served(&b.stderr))
+}
+
+#[test]
+fn lazy_memory_serves_each_touched_page_once_after_its_latency() {
+    let pages = 32;
+    let (fast_ns, served) = lazy_mem_run("fixed:1ms", pages);
+    assert_eq!(served, pages, "each touched page served exactly once");
+    let (slow_ns, served) = lazy_mem_run("fixed:8ms", pages);
+    assert_eq!(served, pages);
+    // One fetcher serves one page at a time, so the task waits at least pages x latency.
+    assert!(
+        slow_ns >= pages * 8_000_000,
+        "{slow_ns} ns for {pages} pages at 8 ms"
+    );
+    assert!(
+        fast_ns >= pages * 1_000_000,
+        "{fast_ns} ns for {pages} pages at 1 ms"
+    );
+    assert!(
+        slow_ns > fast_ns,
+        "8 ms pages ({slow_ns} ns) not slower than 1 ms ({fast_ns} ns)"
+    );
+}

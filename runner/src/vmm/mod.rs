@@ -1,9 +1,10 @@
-//! The builtin VMM: builds the VM, runs each vCPU on its own thread, and stops them all when
-//! the guest exits, a vCPU fails, or the deadline passes.
+//! The builtin VMM: builds the VM, runs each vCPU on its own thread, serves lazy memory if
+//! asked, and stops it all when the guest exits, a vCPU or the lazy memory server fails, or
+//! the deadline passes.
 
 pub mod arch;
 mod kick;
-mod memory;
+pub mod memory;
 mod unhandled_io;
 
 use std::io;
@@ -15,7 +16,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::console::ConsoleSink;
-use crate::outcome::GuestOutcome;
+use crate::lazy::{self, LazyConfig, source::GeneratedPages};
+use crate::outcome::{GuestOutcome, RunReport};
 
 /// What the VM is built from.
 pub struct VmConfig<'a> {
@@ -23,6 +25,8 @@ pub struct VmConfig<'a> {
     pub mem_size: u64,
     pub cmdline: &'a str,
     pub vcpus: u8,
+    /// Lazy guest memory (builtin VMM only).
+    pub lazy: Option<LazyConfig>,
 }
 
 /// Why a vCPU's run loop ended without an error.
@@ -54,14 +58,22 @@ pub enum Error {
         #[source]
         source: arch::VcpuError,
     },
+    #[error(transparent)]
+    LazyStart(#[from] lazy::StartError),
+    #[error("serving lazy guest memory failed")]
+    LazyMemory(#[source] lazy::Error),
     #[error("every vCPU thread ended without the guest exiting")]
     VcpusGone,
     #[error("cannot flush the guest console")]
     Console(#[source] io::Error),
 }
 
-/// What a vCPU thread reports: the guest's exit status, or why the vCPU failed.
-type VcpuReport = (usize, Result<u8, arch::VcpuError>);
+/// What ends a run: a vCPU thread reporting the guest's exit status or why the vCPU failed,
+/// or the lazy memory server failing.
+enum Report {
+    Vcpu(usize, Result<u8, arch::VcpuError>),
+    LazyMemory(lazy::Error),
+}
 
 /// Boots `config` and runs it until the guest exits or `timeout` passes.
 pub fn run(
@@ -69,29 +81,32 @@ pub fn run(
     console: &ConsoleSink,
     timeout: Duration,
     verbose: bool,
-) -> Result<GuestOutcome, Error> {
+) -> Result<RunReport, Error> {
     let mut vm = arch::Vm::new(config, console.clone())?;
     kick::install_handler()?;
+    let (report, reports) = mpsc::channel();
+    let lazy = start_lazy(&mut vm, config.lazy.as_ref(), &report)?;
     let started = Instant::now();
     let deadline = started.checked_add(timeout).ok_or(Error::TimeoutTooLarge)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (report, reports) = mpsc::channel();
 
     let mut threads = Vec::new();
     for (index, vcpu) in vm.take_vcpus().into_iter().enumerate() {
         match spawn_vcpu(index, vcpu, Arc::clone(&stop), report.clone()) {
             Ok(thread) => threads.push(thread),
             Err(source) => {
-                stop_all(&stop, threads);
+                stop_all(&stop, threads, lazy.as_ref());
                 return Err(Error::Spawn { index, source });
             }
         }
     }
-    // Only the vCPU threads hold senders now, so the channel closes if all of them end.
+    // Only the vCPU threads (and the lazy memory server's) hold senders now, so without a
+    // server the channel closes if all vCPU threads end.
     drop(report);
 
     let first = reports.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-    stop_all(&stop, threads);
+    stop_all(&stop, threads, lazy.as_ref());
+    let lazy = lazy.map(lazy::Server::finish);
     console.finish().map_err(Error::Console)?;
     if verbose {
         eprintln!(
@@ -100,15 +115,45 @@ pub fn run(
             vm.unhandled_io()
         );
     }
-    match first {
-        Ok((_, Ok(status))) => Ok(GuestOutcome::Exited(status)),
-        Ok((index, Err(source))) => Err(Error::Vcpu { index, source }),
-        Err(RecvTimeoutError::Timeout) => Ok(GuestOutcome::TimedOut {
+    let outcome = match first {
+        Ok(Report::Vcpu(_, Ok(status))) => GuestOutcome::Exited(status),
+        Ok(Report::Vcpu(index, Err(source))) => return Err(Error::Vcpu { index, source }),
+        Ok(Report::LazyMemory(source)) => return Err(Error::LazyMemory(source)),
+        Err(RecvTimeoutError::Timeout) => GuestOutcome::TimedOut {
             after: timeout,
             last_line: console.last_line(),
-        }),
-        Err(RecvTimeoutError::Disconnected) => Err(Error::VcpusGone),
-    }
+        },
+        Err(RecvTimeoutError::Disconnected) => return Err(Error::VcpusGone),
+    };
+    Ok(RunReport { outcome, lazy })
+}
+
+/// Starts serving the VM's lazy range, if it has one; a failure ends the run through `report`.
+fn start_lazy(
+    vm: &mut arch::Vm,
+    config: Option<&LazyConfig>,
+    report: &mpsc::Sender<Report>,
+) -> Result<Option<lazy::Server>, Error> {
+    let Some((config, range)) = config.zip(vm.take_lazy()) else {
+        return Ok(None);
+    };
+    let report = report.clone();
+    let settings = lazy::Settings {
+        latency: config.latency.clone(),
+        fetchers: config.fetchers,
+        seed: config.seed,
+        source: Box::new(GeneratedPages::new(config.seed)),
+    };
+    let on_failure: lazy::OnFailure = Arc::new(move |error| {
+        // The supervisor may have stopped listening: the run is ending anyway.
+        let _ = report.send(Report::LazyMemory(error));
+    });
+    Ok(Some(lazy::Server::start(
+        range.uffd,
+        range.window,
+        settings,
+        on_failure,
+    )?))
 }
 
 /// Runs `vcpu` on a new thread that reports how the guest ended, unless it was stopped.
@@ -116,7 +161,7 @@ fn spawn_vcpu(
     index: usize,
     vcpu: arch::Vcpu,
     stop: Arc<AtomicBool>,
-    report: mpsc::Sender<VcpuReport>,
+    report: mpsc::Sender<Report>,
 ) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("vcpu{index}"))
@@ -127,13 +172,17 @@ fn spawn_vcpu(
                 Err(error) => Err(error),
             };
             // The supervisor may have stopped listening (timeout): nothing to do then.
-            let _ = report.send((index, result));
+            let _ = report.send(Report::Vcpu(index, result));
         })
 }
 
 /// Stops every vCPU thread and waits for them: after this no guest code runs.
-fn stop_all(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
+fn stop_all(stop: &AtomicBool, threads: Vec<JoinHandle<()>>, lazy: Option<&lazy::Server>) {
     stop.store(true, Ordering::Release);
+    // A vCPU blocked on a lazy page in ring 0 sees its kick only once the page is in.
+    if let Some(server) = lazy {
+        server.release();
+    }
     for thread in &threads {
         kick::kick(thread);
     }

@@ -5,12 +5,12 @@
 //! checked first to give a useful message for the wrong kind of file.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use linux_loader::elf::{
     EI_CLASS, EI_DATA, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_386, EM_AARCH64, EM_X86_64,
-    Elf64_Ehdr, SELFMAG,
+    Elf64_Ehdr, Elf64_Phdr, PT_LOAD, SELFMAG,
 };
 use linux_loader::loader::KernelLoader;
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
@@ -52,6 +52,8 @@ pub enum Error {
         #[source]
         source: linux_loader::loader::Error,
     },
+    #[error("kernel {}: a loadable segment ends beyond the 64-bit address space", .path.display())]
+    ImageEndOverflow { path: PathBuf },
     #[error("kernel {}: cannot set up scratch RAM to check it", .path.display())]
     ScratchMemory {
         path: PathBuf,
@@ -60,14 +62,23 @@ pub enum Error {
     },
 }
 
-/// Loads the kernel at `path` into `memory` (`mem_size` bytes from address 0) and returns its
-/// PVH entry point.
-pub fn load(memory: &GuestMemoryMmap, mem_size: u64, path: &Path) -> Result<GuestAddress, Error> {
+/// A kernel in guest memory.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The PVH entry point.
+    pub entry: GuestAddress,
+    /// The end of the image in guest-physical memory: the highest `p_paddr + p_memsz` of its
+    /// loadable segments, so its zero-filled (bss) part too.
+    pub image_end: u64,
+}
+
+/// Loads the kernel at `path` into `memory` (`mem_size` bytes from address 0).
+pub fn load(memory: &GuestMemoryMmap, mem_size: u64, path: &Path) -> Result<Loaded, Error> {
     let mut file = File::open(path).map_err(|source| Error::Open {
         path: path.to_owned(),
         source,
     })?;
-    check_header(&mut file, path)?;
+    let header = check_header(&mut file, path)?;
     let loaded = Elf::load(memory, None, &mut file, Some(GuestAddress(HIGH_RAM_START))).map_err(
         |source| Error::Load {
             path: path.to_owned(),
@@ -75,18 +86,59 @@ pub fn load(memory: &GuestMemoryMmap, mem_size: u64, path: &Path) -> Result<Gues
             source,
         },
     )?;
-    match loaded.pvh_boot_cap {
-        PvhBootCapability::PvhEntryPresent(entry) if entry.0 < mem_size => Ok(entry),
-        PvhBootCapability::PvhEntryPresent(entry) => Err(Error::EntryOutsideRam {
-            path: path.to_owned(),
-            entry: entry.0,
-        }),
-        PvhBootCapability::PvhEntryNotPresent | PvhBootCapability::PvhEntryIgnored => {
-            Err(Error::NotPvh {
+    let entry = match loaded.pvh_boot_cap {
+        PvhBootCapability::PvhEntryPresent(entry) if entry.0 < mem_size => entry,
+        PvhBootCapability::PvhEntryPresent(entry) => {
+            return Err(Error::EntryOutsideRam {
                 path: path.to_owned(),
-            })
+                entry: entry.0,
+            });
         }
-    }
+        PvhBootCapability::PvhEntryNotPresent | PvhBootCapability::PvhEntryIgnored => {
+            return Err(Error::NotPvh {
+                path: path.to_owned(),
+            });
+        }
+    };
+    // linux-loader's own `kernel_end` leaves out segments with nothing in the file (pure bss).
+    let image_end =
+        image_end(&read_program_headers(&mut file, &header, path)?).ok_or_else(|| {
+            Error::ImageEndOverflow {
+                path: path.to_owned(),
+            }
+        })?;
+    Ok(Loaded { entry, image_end })
+}
+
+/// The program headers of the ELF file whose (checked, loaded) header is `header`.
+fn read_program_headers(
+    file: &mut File,
+    header: &Elf64_Ehdr,
+    path: &Path,
+) -> Result<Vec<Elf64_Phdr>, Error> {
+    let read_error = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    file.seek(SeekFrom::Start(header.e_phoff))
+        .map_err(read_error)?;
+    (0..header.e_phnum)
+        .map(|_| {
+            let mut phdr = Elf64_Phdr::default();
+            file.read_exact(phdr.as_mut_slice()).map_err(read_error)?;
+            Ok(phdr)
+        })
+        .collect()
+}
+
+/// The highest guest-physical end of a loadable segment (0 without any); `None` on overflow.
+fn image_end(phdrs: &[Elf64_Phdr]) -> Option<u64> {
+    phdrs
+        .iter()
+        .filter(|phdr| phdr.p_type == PT_LOAD)
+        .try_fold(0, |end: u64, phdr| {
+            Some(end.max(phdr.p_paddr.checked_add(phdr.p_memsz)?))
+        })
 }
 
 /// Checks that `path` is a kernel `load` accepts for a guest of `mem_size` bytes, by loading it
@@ -101,7 +153,7 @@ pub fn validate(path: &Path, mem_size: u64) -> Result<(), Error> {
     load(&scratch, mem_size, path).map(drop)
 }
 
-fn check_header(file: &mut File, path: &Path) -> Result<(), Error> {
+fn check_header(file: &mut File, path: &Path) -> Result<Elf64_Ehdr, Error> {
     let mut header = Elf64_Ehdr::default();
     match file.read_exact(header.as_mut_slice()) {
         Ok(()) => {}
@@ -118,7 +170,7 @@ fn check_header(file: &mut File, path: &Path) -> Result<(), Error> {
             });
         }
     }
-    header_problem(&header).map_or(Ok(()), |problem| Err(problem.into_error(path)))
+    header_problem(&header).map_or(Ok(header), |problem| Err(problem.into_error(path)))
 }
 
 /// What is wrong with an ELF header for our loader, if anything.
@@ -165,7 +217,7 @@ fn header_problem(header: &Elf64_Ehdr) -> Option<HeaderProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linux_loader::elf::ELFDATA2MSB;
+    use linux_loader::elf::{ELFDATA2MSB, PT_NOTE};
 
     fn header(class: u8, data: u8, machine: u16) -> Elf64_Ehdr {
         let mut header = Elf64_Ehdr::default();
@@ -174,6 +226,29 @@ mod tests {
         header.e_ident[EI_DATA] = data;
         header.e_machine = machine;
         header
+    }
+
+    fn segment(p_type: u32, p_paddr: u64, p_memsz: u64) -> Elf64_Phdr {
+        Elf64_Phdr {
+            p_type,
+            p_paddr,
+            p_memsz,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn image_end_counts_bss_only_segments_and_skips_notes() {
+        let phdrs = [
+            segment(PT_LOAD, 0x10_0000, 0xadae),
+            segment(PT_LOAD, 0x10_e000, 0x2e000),
+            segment(PT_NOTE, 0x10_d088, 0x1000_0000),
+            segment(PT_LOAD, 0x13_c000, 0x4000),
+        ];
+        assert_eq!(image_end(&phdrs), Some(0x14_0000));
+        assert_eq!(image_end(&phdrs[..2]), Some(0x13_c000));
+        assert_eq!(image_end(&[]), Some(0));
+        assert_eq!(image_end(&[segment(PT_LOAD, u64::MAX, 1)]), None);
     }
 
     #[test]

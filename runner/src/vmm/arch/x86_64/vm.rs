@@ -13,8 +13,10 @@ use super::serial::{self, Com1};
 use super::vcpu::{self, Vcpu};
 use super::{gdt, kernel, pvh};
 use crate::console::ConsoleSink;
+use crate::lazy::region;
+use crate::vmm::VmConfig;
+use crate::vmm::memory::{self, LazyRange};
 use crate::vmm::unhandled_io::UnhandledIo;
-use crate::vmm::{VmConfig, memory};
 
 /// Guest RAM starts at physical address 0 on a PC.
 const RAM_START: GuestAddress = GuestAddress(0);
@@ -27,6 +29,8 @@ pub enum Error {
     Memory(#[from] memory::Error),
     #[error(transparent)]
     Kernel(#[from] kernel::Error),
+    #[error(transparent)]
+    LazyRegion(#[from] region::Error),
     #[error("cannot write the boot GDT")]
     Gdt(#[source] GuestMemoryError),
     #[error(transparent)]
@@ -52,6 +56,7 @@ pub enum Error {
 pub struct Vm {
     vcpus: Vec<Vcpu>,
     io: Arc<Mutex<IoBus>>,
+    lazy: Option<LazyRange>,
     /// Declared before `_memory` so it is dropped first: KVM's memory slot points into it.
     _fd: VmFd,
     _memory: GuestMemoryMmap,
@@ -65,9 +70,17 @@ impl Vm {
         }
         // The guest image first: a bad kernel fails before anything touches KVM.
         let memory = memory::create(RAM_START, config.mem_size)?;
-        let entry = kernel::load(&memory, config.mem_size, config.kernel)?;
+        let kernel = kernel::load(&memory, config.mem_size, config.kernel)?;
         gdt::write(&memory).map_err(Error::Gdt)?;
         let start_info = pvh::write_boot_info(&memory, config.mem_size, config.cmdline)?;
+        // After everything the VMM writes, all of which lies below any lazy range.
+        let lazy = match &config.lazy {
+            Some(lazy) => {
+                let range = region::range(lazy.region, kernel.image_end, config.mem_size)?;
+                Some(memory::make_lazy(&memory, range)?)
+            }
+            None => None,
+        };
 
         let kvm = Kvm::new().map_err(Error::OpenKvm)?;
         let fd = kvm.create_vm().map_err(Error::CreateVm)?;
@@ -84,11 +97,12 @@ impl Vm {
         let vcpus = (0..config.vcpus)
             .map(|index| Vcpu::new(&fd, index, &supported_cpuid, Arc::clone(&io)))
             .collect::<Result<Vec<_>, _>>()?;
-        vcpus[0].set_boot_state(entry, start_info)?;
+        vcpus[0].set_boot_state(kernel.entry, start_info)?;
 
         Ok(Vm {
             vcpus,
             io,
+            lazy,
             _fd: fd,
             _memory: memory,
         })
@@ -97,6 +111,11 @@ impl Vm {
     /// Hands out the vCPUs to run on their threads; the VM must outlive those threads.
     pub fn take_vcpus(&mut self) -> Vec<Vcpu> {
         std::mem::take(&mut self.vcpus)
+    }
+
+    /// Hands out the lazy range (with `--latency`) for the lazy memory server to serve.
+    pub fn take_lazy(&mut self) -> Option<LazyRange> {
+        self.lazy.take()
     }
 
     pub fn unhandled_io(&self) -> UnhandledIo {
