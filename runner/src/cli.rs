@@ -25,6 +25,12 @@ pub enum Command {
     Run(RunArgs),
     /// Build the guest kernel and print the path of its ELF.
     BuildGuest(BuildGuestArgs),
+    /// Run a scenario with async PF off and on under lazy memory, repeated, and report
+    /// makespans and speedups (table, --json, --svg).
+    Compare(crate::compare::CompareArgs),
+    /// Boot a guest kernel as `run` does and, if it exits with status 0, save its RAM to a
+    /// snapshot file that `run --restore` serves lazy pages from.
+    Snapshot(SnapshotArgs),
 }
 
 /// Which VMM boots the guest.
@@ -80,9 +86,22 @@ pub struct RunArgs {
     /// command line to check them) and of the fetch latencies.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "latency")]
     pub seed: u64,
+    /// Serve the lazy pages (--latency) from FILE, a snapshot written by `runner snapshot`, not
+    /// from the seed; its RAM size must be --mem's. Only RAM is restored: the kernel boots
+    /// afresh. Builtin VMM only.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "latency",
+        conflicts_with = "seed"
+    )]
+    pub restore: Option<PathBuf>,
     /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Also write how the run went (guest status, lazy memory counts) as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
     /// Guest command line, joined with single spaces.
     #[arg(last = true, value_name = "GUEST_CMDLINE")]
     pub cmdline: Vec<String>,
@@ -93,6 +112,16 @@ pub struct BuildGuestArgs {
     /// Guest architecture.
     #[arg(long, value_enum, default_value = "x86_64")]
     pub arch: GuestArch,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Snapshot file to write (as FILE.tmp, renamed when complete). Not with --restore: lazy
+    /// pages the guest never touched would be saved as zeros, not as the snapshot's pages.
+    #[arg(long, value_name = "FILE", conflicts_with = "restore")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// The subcommand used when none is given: `runner` alone boots the default demo.
@@ -124,7 +153,7 @@ mod tests {
             .command
         {
             Command::Run(run) => run,
-            Command::BuildGuest(_) => panic!("parsed as build-guest"),
+            other => panic!("parsed as {other:?}"),
         }
     }
 
@@ -274,5 +303,89 @@ mod tests {
                 arch: GuestArch::X86_64
             })
         ));
+    }
+
+    #[test]
+    fn restore_serves_lazy_memory_from_a_file_instead_of_the_seed() {
+        let run = parse_run(&["runner", "run", "--latency", "1ms", "--restore", "/tmp/s"]);
+        assert_eq!(run.restore, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(parse_run(&["runner", "run"]).restore, None);
+        for (args, kind) in [
+            (
+                &["runner", "run", "--restore", "/tmp/s"][..],
+                clap::error::ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &[
+                    "runner",
+                    "run",
+                    "--latency",
+                    "1ms",
+                    "--restore",
+                    "/tmp/s",
+                    "--seed",
+                    "5",
+                ],
+                clap::error::ErrorKind::ArgumentConflict,
+            ),
+        ] {
+            let error = Cli::try_parse_from(args).expect_err("should be refused");
+            assert_eq!(error.kind(), kind, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn snapshot_takes_an_output_file_and_the_run_options() {
+        let cli = Cli::try_parse_from([
+            "runner",
+            "snapshot",
+            "--out",
+            "/tmp/s.snap",
+            "--mem",
+            "128M",
+            "--latency",
+            "1ms",
+            "--seed",
+            "7",
+            "-v",
+            "--",
+            "scenario=mem",
+        ])
+        .expect("valid command line");
+        let Command::Snapshot(snapshot) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(snapshot.out, PathBuf::from("/tmp/s.snap"));
+        assert_eq!(
+            (snapshot.run.mem, snapshot.run.seed, snapshot.run.verbose),
+            (128 << 20, 7, true)
+        );
+        assert_eq!(snapshot.run.cmdline, ["scenario=mem"]);
+    }
+
+    #[test]
+    fn snapshot_needs_an_output_file_and_no_restore() {
+        for (args, kind) in [
+            (
+                &["runner", "snapshot"][..],
+                clap::error::ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &[
+                    "runner",
+                    "snapshot",
+                    "--out",
+                    "/tmp/b",
+                    "--latency",
+                    "1ms",
+                    "--restore",
+                    "/tmp/a",
+                ],
+                clap::error::ErrorKind::ArgumentConflict,
+            ),
+        ] {
+            let error = Cli::try_parse_from(args).expect_err("should be refused");
+            assert_eq!(error.kind(), kind, "{args:?}");
+        }
     }
 }

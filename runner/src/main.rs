@@ -2,6 +2,7 @@
 //! status. Only the guest console goes to stdout; the runner's own messages go to stderr.
 
 mod cli;
+mod compare;
 mod console;
 mod guest_arch;
 mod guest_build;
@@ -10,6 +11,7 @@ mod lazy;
 mod outcome;
 mod qemu;
 mod run;
+mod snapshot;
 mod units;
 mod vmm;
 
@@ -30,6 +32,14 @@ fn main() -> ExitCode {
                 println!("{}", elf.display());
                 ExitCode::SUCCESS
             }
+            Err(error) => fail(&error),
+        },
+        Command::Compare(args) => match compare::compare(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        },
+        Command::Snapshot(args) => match run::snapshot(args) {
+            Ok(report) => report.outcome.into_exit_code(),
             Err(error) => fail(&error),
         },
     }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::lazy::LazyStats;
+use crate::snapshot::Saved;
 use crate::units::format_duration;
 
 /// Exit status when the guest did not exit before `--timeout` (as `timeout(1)` does).
@@ -23,11 +24,29 @@ pub enum GuestOutcome {
     },
 }
 
-/// Everything a run produced: how the guest ended and, with lazy memory, what serving it did.
+/// Everything a run produced: how the guest ended, with lazy memory what serving it did, and
+/// the snapshot saved (`runner snapshot`, when the guest exited with status 0).
 #[derive(Debug)]
 pub struct RunReport {
     pub outcome: GuestOutcome,
     pub lazy: Option<LazyStats>,
+    pub snapshot: Option<Saved>,
+}
+
+impl RunReport {
+    /// The `run --report` file: the guest's status (null if it timed out) and the lazy memory
+    /// counts (null without lazy memory).
+    pub fn to_json(&self) -> serde_json::Value {
+        let (status, timed_out) = match &self.outcome {
+            GuestOutcome::Exited(status) => (Some(*status), false),
+            GuestOutcome::TimedOut { .. } => (None, true),
+        };
+        serde_json::json!({
+            "status": status,
+            "timed_out": timed_out,
+            "lazy": self.lazy.as_ref().map(LazyStats::to_json),
+        })
+    }
 }
 
 impl GuestOutcome {

@@ -3,32 +3,14 @@
 //! The guest is built once (`runner build-guest`) and every test boots that ELF with
 //! `runner run --kernel`, so the tests exercise the same CLI a user does.
 
+mod common;
+
+use common::{guest_elf, runner};
+
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 
 const VMMS: [&str; 2] = ["builtin", "qemu"];
-
-fn runner() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-}
-
-/// The guest ELF, built once for all tests.
-fn guest_elf() -> &'static PathBuf {
-    static ELF: OnceLock<PathBuf> = OnceLock::new();
-    ELF.get_or_init(|| {
-        let out = runner().arg("build-guest").output().expect("runner runs");
-        assert!(
-            out.status.success(),
-            "build-guest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(path.is_file(), "{path:?} is not a file");
-        path
-    })
-}
 
 struct Boot {
     status: Option<i32>,

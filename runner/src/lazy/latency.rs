@@ -86,6 +86,20 @@ fn nanos_f64(duration: Duration) -> f64 {
 }
 
 impl LatencyModel {
+    /// The expected fetch time (`compare` sizes its workloads with it).
+    pub fn mean(&self) -> Duration {
+        match self {
+            LatencyModel::Fixed(latency) => *latency,
+            LatencyModel::Uniform { low, high } => (*low + *high) / 2,
+            // exp(mu + sigma^2 / 2) for a lognormal.
+            LatencyModel::LogNormal(lognormal) => {
+                let mu = nanos_f64(lognormal.median).ln();
+                let sigma = (nanos_f64(lognormal.p99).ln() - mu) / P99_Z;
+                Duration::from_nanos((mu + sigma * sigma / 2.0).exp().round() as u64)
+            }
+        }
+    }
+
     /// One fetch time drawn with `rng`.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Duration {
         match self {
@@ -175,6 +189,20 @@ mod tests {
 
     fn ms(millis: u64) -> Duration {
         Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn means_match_the_models_and_their_samples() {
+        assert_eq!(parse("fixed:10ms").unwrap().mean(), ms(10));
+        assert_eq!(parse("uniform:1ms..5ms").unwrap().mean(), ms(3));
+        let lognormal = parse("lognormal:1ms,10ms").unwrap();
+        let mean = lognormal.mean();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let n = 200_000u32;
+        let total: Duration = (0..n).map(|_| lognormal.sample(&mut rng)).sum();
+        let sampled = total / n;
+        let error = (sampled.as_secs_f64() / mean.as_secs_f64() - 1.0).abs();
+        assert!(error < 0.05, "mean {mean:?}, sampled {sampled:?}");
     }
 
     fn rng() -> Xoshiro256PlusPlus {

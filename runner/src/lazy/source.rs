@@ -1,8 +1,12 @@
 //! Where lazy pages come from. Fetchers ask a `PageSource` for a page's contents after the
-//! latency model's delay; the generator here gives contents the guest can verify, and a
-//! snapshot file can stand behind the same trait.
+//! latency model's delay: the generator here gives contents the guest can verify, and a
+//! snapshot (`--restore`) gives the pages an earlier run saved.
+
+use std::sync::Arc;
 
 use workloads::pages::{self, PAGE_SIZE, WORDS};
+
+use crate::snapshot::Image;
 
 /// One page of contents.
 pub type Page = [u8; PAGE_SIZE];
@@ -41,9 +45,28 @@ impl PageSource for GeneratedPages {
     }
 }
 
+/// A snapshot's RAM (`--restore`): page `gpa` is copied from the mapped file at
+/// `data offset + gpa`, as Firecracker's userfaultfd handler serves a restored VM. (Our
+/// fetchers install pages from their own buffer, so the page is copied once more than there.)
+impl PageSource for Image {
+    fn fill(&self, gpa_page: u64, out: &mut Page) {
+        self.read_page(gpa_page, out);
+    }
+}
+
+/// A shared source: the run's configuration keeps one while the lazy memory server uses it.
+impl<S: PageSource + ?Sized> PageSource for Arc<S> {
+    fn fill(&self, gpa_page: u64, out: &mut Page) {
+        S::fill(self, gpa_page, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::{self, test_files::ScratchDir};
+    use crate::vmm::memory;
+    use vm_memory::{Bytes, GuestAddress};
 
     fn words_of(page: &Page) -> [u64; WORDS] {
         let mut words = [0u64; WORDS];
@@ -70,5 +93,30 @@ mod tests {
         };
         assert_ne!(fill(1, 0x400_0000), fill(2, 0x400_0000));
         assert_ne!(fill(1, 0x400_0000), fill(1, 0x400_1000));
+    }
+
+    #[test]
+    fn snapshot_pages_are_the_saved_pages_at_their_address() {
+        const MIB: u64 = 1 << 20;
+        const RAM: u64 = 128 * MIB;
+        // Saved RAM whose workload pages hold the generator's contents for seed 3.
+        let ram = memory::create(GuestAddress(0), RAM).expect("memory");
+        let generated = GeneratedPages::new(3);
+        let mut page = [0u8; PAGE_SIZE];
+        for gpa in [0x400_0000, 0x400_1000, 0x7ff_f000] {
+            generated.fill(gpa, &mut page);
+            ram.write_slice(&page, GuestAddress(gpa)).expect("write");
+        }
+        let dir = ScratchDir::new("source-snapshot");
+        let path = dir.path().join("ram.snap");
+        snapshot::save(&path, &ram).expect("save");
+        let source: Arc<dyn PageSource> = Arc::new(Image::open(&path, RAM).expect("open"));
+
+        for gpa in [0x400_0000, 0x400_1000, 0x7ff_f000] {
+            source.fill(gpa, &mut page);
+            assert_eq!(pages::mismatches(3, gpa >> 12, &words_of(&page)), 0);
+        }
+        source.fill(0x400_2000, &mut page);
+        assert_eq!(page, [0; PAGE_SIZE], "a page nobody wrote");
     }
 }

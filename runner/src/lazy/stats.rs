@@ -95,6 +95,23 @@ pub struct LazyStats {
 }
 
 impl LazyStats {
+    /// The counts as JSON (durations in nanoseconds), for `run --report`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        serde_json::json!({
+            "served_pages": self.served_pages,
+            "duplicates": self.duplicates,
+            "already_present": self.already_present,
+            "injected_delay_ns": ns(self.injected_delay),
+            "total_wait_ns": ns(self.total_wait),
+            "max_wait_ns": ns(self.max_wait),
+            "max_in_flight": self.max_in_flight,
+            "fetches_by_thread": self.by_thread.iter()
+                .map(|(tid, n)| (tid.to_string(), serde_json::json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
+        })
+    }
+
     fn fetches(&self) -> u64 {
         self.served_pages + self.already_present
     }

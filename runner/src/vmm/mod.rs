@@ -1,6 +1,6 @@
 //! The builtin VMM: builds the VM, runs each vCPU on its own thread, serves lazy memory if
 //! asked, and stops it all when the guest exits, a vCPU or the lazy memory server fails, or
-//! the deadline passes.
+//! the deadline passes; then saves guest RAM if asked and the guest succeeded.
 
 pub mod arch;
 mod kick;
@@ -16,8 +16,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::console::ConsoleSink;
-use crate::lazy::{self, LazyConfig, source::GeneratedPages};
+use crate::lazy::source::{GeneratedPages, PageSource};
+use crate::lazy::{self, LazyConfig};
 use crate::outcome::{GuestOutcome, RunReport};
+use crate::snapshot;
 
 /// What the VM is built from.
 pub struct VmConfig<'a> {
@@ -27,6 +29,9 @@ pub struct VmConfig<'a> {
     pub vcpus: u8,
     /// Lazy guest memory (builtin VMM only).
     pub lazy: Option<LazyConfig>,
+    /// Where lazy pages come from (a snapshot, with `--restore`); `None`: generated from the
+    /// lazy seed.
+    pub lazy_source: Option<Arc<dyn PageSource>>,
 }
 
 /// Why a vCPU's run loop ended without an error.
@@ -66,6 +71,8 @@ pub enum Error {
     VcpusGone,
     #[error("cannot flush the guest console")]
     Console(#[source] io::Error),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SaveError),
 }
 
 /// What ends a run: a vCPU thread reporting the guest's exit status or why the vCPU failed,
@@ -75,17 +82,19 @@ enum Report {
     LazyMemory(lazy::Error),
 }
 
-/// Boots `config` and runs it until the guest exits or `timeout` passes.
+/// Boots `config` and runs it until the guest exits or `timeout` passes. With `save_to`, a
+/// guest that exits with status 0 has its RAM saved there as a snapshot (`crate::snapshot`).
 pub fn run(
     config: &VmConfig<'_>,
     console: &ConsoleSink,
     timeout: Duration,
     verbose: bool,
+    save_to: Option<&Path>,
 ) -> Result<RunReport, Error> {
     let mut vm = arch::Vm::new(config, console.clone())?;
     kick::install_handler()?;
     let (report, reports) = mpsc::channel();
-    let lazy = start_lazy(&mut vm, config.lazy.as_ref(), &report)?;
+    let lazy = start_lazy(&mut vm, config, &report)?;
     let started = Instant::now();
     let deadline = started.checked_add(timeout).ok_or(Error::TimeoutTooLarge)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -125,24 +134,38 @@ pub fn run(
         },
         Err(RecvTimeoutError::Disconnected) => return Err(Error::VcpusGone),
     };
-    Ok(RunReport { outcome, lazy })
+    // Every vCPU and the lazy memory server have stopped: RAM no longer changes. The server's
+    // userfaultfd closed with it, so lazy pages it never served read as zeros, not as a wait.
+    let snapshot = match (save_to, &outcome) {
+        (Some(path), GuestOutcome::Exited(0)) => Some(snapshot::save(path, vm.memory())?),
+        _ => None,
+    };
+    Ok(RunReport {
+        outcome,
+        lazy,
+        snapshot,
+    })
 }
 
 /// Starts serving the VM's lazy range, if it has one; a failure ends the run through `report`.
 fn start_lazy(
     vm: &mut arch::Vm,
-    config: Option<&LazyConfig>,
+    config: &VmConfig<'_>,
     report: &mpsc::Sender<Report>,
 ) -> Result<Option<lazy::Server>, Error> {
-    let Some((config, range)) = config.zip(vm.take_lazy()) else {
+    let Some((lazy, range)) = config.lazy.as_ref().zip(vm.take_lazy()) else {
         return Ok(None);
+    };
+    let source: Box<dyn PageSource> = match &config.lazy_source {
+        Some(source) => Box::new(Arc::clone(source)),
+        None => Box::new(GeneratedPages::new(lazy.seed)),
     };
     let report = report.clone();
     let settings = lazy::Settings {
-        latency: config.latency.clone(),
-        fetchers: config.fetchers,
-        seed: config.seed,
-        source: Box::new(GeneratedPages::new(config.seed)),
+        latency: lazy.latency.clone(),
+        fetchers: lazy.fetchers,
+        seed: lazy.seed,
+        source,
     };
     let on_failure: lazy::OnFailure = Arc::new(move |error| {
         // The supervisor may have stopped listening: the run is ending anyway.

@@ -57,9 +57,9 @@ pub struct Vm {
     vcpus: Vec<Vcpu>,
     io: Arc<Mutex<IoBus>>,
     lazy: Option<LazyRange>,
-    /// Declared before `_memory` so it is dropped first: KVM's memory slot points into it.
+    /// Declared before `memory` so it is dropped first: KVM's memory slot points into it.
     _fd: VmFd,
-    _memory: GuestMemoryMmap,
+    memory: GuestMemoryMmap,
 }
 
 impl Vm {
@@ -104,7 +104,7 @@ impl Vm {
             io,
             lazy,
             _fd: fd,
-            _memory: memory,
+            memory,
         })
     }
 
@@ -116,6 +116,11 @@ impl Vm {
     /// Hands out the lazy range (with `--latency`) for the lazy memory server to serve.
     pub fn take_lazy(&mut self) -> Option<LazyRange> {
         self.lazy.take()
+    }
+
+    /// Guest RAM, for saving once the vCPUs have stopped.
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.memory
     }
 
     pub fn unhandled_io(&self) -> UnhandledIo {

@@ -1,0 +1,502 @@
+//! `runner compare`: runs a scenario under lazy memory with async PF off and on, repeated,
+//! plus the solo runs that give the ideal bound, and reports makespans and speedups as a
+//! table, JSON and an SVG chart.
+//!
+//! Every guest run is a `runner run` child process: a guest that hangs or a VMM that fails
+//! ends that run with its message, and the comparison says which run it was.
+
+mod mode;
+mod plot;
+mod record;
+mod report;
+mod sizing;
+mod stats;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::guest_arch::{GuestArch, Unsupported};
+use crate::lazy::{LatencyModel, MAX_FETCHERS};
+use crate::{guest_build, units};
+pub use mode::Mode;
+use record::RunRecord;
+use report::{Comparison, Solo};
+use sizing::Size;
+
+/// What one synchronous lazy fault costs here beyond the injected latency (measured: a
+/// plain userfaultfd fault is 40-60 us on our KVM); used only to size workloads.
+const SYNC_FAULT_COST: Duration = Duration::from_micros(60);
+/// Hash-chain rounds of the calibration run that measures this machine's CPU speed.
+const CALIBRATION_ROUNDS: u64 = 50_000_000;
+/// Guest RAM below the workload region, and slack above it.
+const WORKLOAD_BASE_MIB: u64 = 64;
+const SLACK_MIB: u64 = 16;
+const MAX_MEM_MIB: u64 = 3 << 10;
+const PAGE: u64 = 4096;
+
+/// `runner compare` arguments (the names are a contract with the README and the issues).
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Guest architecture.
+    #[arg(long, value_enum, default_value = "x86_64")]
+    pub arch: GuestArch,
+    /// `seed` (one CPU and one memory task), `mlp:K` (K memory tasks), `cpu` or `mem`.
+    #[arg(long, default_value = "seed")]
+    pub scenario: Scenario,
+    /// Page fetch latency model, as for `runner run --latency`.
+    #[arg(long, value_name = "MODEL", default_value = "fixed:10ms")]
+    pub latency: LatencyModel,
+    /// Comma-separated modes (off, kvm, vmm, adaptive) [default: off and every async PF mode
+    /// this build supports for --arch].
+    #[arg(long, value_delimiter = ',')]
+    pub modes: Vec<Mode>,
+    /// Runs of each mode.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Write the comparison as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Draw the makespans as an SVG chart here.
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
+    /// Concurrent page fetches (1: a serial device).
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_FETCHERS))
+    )]
+    pub fetchers: u8,
+    /// Seed of the pages' contents and of the fetch latencies.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pages per memory task [default: sized so the fault wait is about 0.6 s].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub pages: Option<u64>,
+    /// Rounds of the CPU task's hash chain [default: calibrated to match the fault wait].
+    #[arg(long = "cpu-work", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cpu_work: Option<u64>,
+    /// PVH ELF kernel to boot [default: build guest-kernel].
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Wall-clock limit for each guest run.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = units::parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// The guest scenarios `compare` can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    Seed,
+    Cpu,
+    Mem,
+    Mlp(u32),
+}
+
+impl Scenario {
+    /// Memory tasks in the scenario.
+    fn mem_tasks(self) -> u64 {
+        match self {
+            Scenario::Seed | Scenario::Mem => 1,
+            Scenario::Cpu => 0,
+            Scenario::Mlp(k) => u64::from(k),
+        }
+    }
+
+    fn has_cpu(self) -> bool {
+        matches!(self, Scenario::Seed | Scenario::Cpu)
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scenario::Seed => f.write_str("seed"),
+            Scenario::Cpu => f.write_str("cpu"),
+            Scenario::Mem => f.write_str("mem"),
+            Scenario::Mlp(k) => write!(f, "mlp:{k}"),
+        }
+    }
+}
+
+/// Largest `k` of `mlp:k` (the guest's limit).
+const MLP_MAX: u32 = 64;
+
+impl FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "seed" => Ok(Scenario::Seed),
+            "cpu" => Ok(Scenario::Cpu),
+            "mem" => Ok(Scenario::Mem),
+            _ => s
+                .strip_prefix("mlp:")
+                .and_then(|k| k.parse().ok())
+                .filter(|k| (1..=MLP_MAX).contains(k))
+                .map(Scenario::Mlp)
+                .ok_or_else(|| {
+                    format!("expected seed, cpu, mem or mlp:K with K from 1 to {MLP_MAX}")
+                }),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    #[error("mode {mode} is not available for {arch} in this build (available: {available})")]
+    ModeNotAvailable {
+        mode: Mode,
+        arch: &'static str,
+        available: String,
+    },
+    #[error("{scenario} with {pages} pages needs {mib} MiB of guest RAM, more than {MAX_MEM_MIB}")]
+    TooBig {
+        scenario: Scenario,
+        pages: u64,
+        mib: u64,
+    },
+    #[error(transparent)]
+    GuestBuild(#[from] guest_build::Error),
+    #[error("cannot start `runner run` for {what}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} failed ({status}):\n{output}")]
+    RunFailed {
+        what: String,
+        status: String,
+        output: String,
+    },
+    #[error("{what}: {source}")]
+    Record {
+        what: String,
+        #[source]
+        source: record::Error,
+    },
+    #[error("{what}: the runner's report {path} is unreadable: {message}")]
+    Report {
+        what: String,
+        path: String,
+        message: String,
+    },
+    #[error("{what}: only {verified} of {touched} pages had the right contents")]
+    Unverified {
+        what: String,
+        verified: u64,
+        touched: u64,
+    },
+    #[error(transparent)]
+    Output(#[from] report::Error),
+}
+
+/// Runs the comparison and prints its table; writes JSON and SVG when asked.
+pub fn compare(args: CompareArgs) -> Result<(), Error> {
+    args.arch.ensure_supported()?;
+    let modes = modes(&args)?;
+    let kernel = match &args.kernel {
+        Some(kernel) => kernel.clone(),
+        None => guest_build::build(args.arch)?,
+    };
+    let pages = args
+        .pages
+        .unwrap_or_else(|| sizing::pages_for(args.latency.mean(), SYNC_FAULT_COST));
+    let runs = u64::from(args.repeat) * modes.len() as u64;
+    let calibrate = args.scenario.has_cpu() && args.cpu_work.is_none();
+    let solo_runs = if args.scenario == Scenario::Seed {
+        2
+    } else {
+        0
+    };
+    let progress = progress_bar(runs + u64::from(calibrate) + solo_runs);
+    let mut runner = Runner {
+        args: &args,
+        kernel,
+        progress: &progress,
+    };
+    let cpu_rounds = match args.cpu_work {
+        Some(rounds) => rounds,
+        None if calibrate => {
+            let size = Size {
+                pages,
+                cpu_rounds: CALIBRATION_ROUNDS,
+            };
+            let cal = runner.run("calibration (cpu alone)", Scenario::Cpu, Mode::Off, size)?;
+            let took =
+                Duration::from_nanos(cal.task("cpu").and_then(|t| t.duration_ns()).unwrap_or(0));
+            let wait =
+                (args.latency.mean() + SYNC_FAULT_COST) * u32::try_from(pages).unwrap_or(u32::MAX);
+            sizing::rounds_for(wait, CALIBRATION_ROUNDS, took)
+        }
+        None => 0,
+    };
+    let size = Size { pages, cpu_rounds };
+    let solo = if args.scenario == Scenario::Seed {
+        let cpu = runner.run("solo cpu", Scenario::Cpu, Mode::Off, size)?;
+        let mem = runner.run("solo mem", Scenario::Mem, Mode::Off, size)?;
+        Some(Solo {
+            cpu_ns: cpu.makespan_ns,
+            mem_ns: mem.makespan_ns,
+        })
+    } else {
+        None
+    };
+    let mut records = Vec::new();
+    for &mode in &modes {
+        for repeat in 0..args.repeat {
+            let what = format!("{} mode {mode} run {}", args.scenario, repeat + 1);
+            records.push((mode, repeat, runner.run(&what, args.scenario, mode, size)?));
+        }
+    }
+    progress.finish_and_clear();
+    let comparison = Comparison {
+        scenario: args.scenario.to_string(),
+        latency: args.latency.to_string(),
+        arch: args.arch,
+        fetchers: args.fetchers,
+        seed: args.seed,
+        size,
+        solo,
+        runs: records,
+    };
+    print!("{}", comparison.table());
+    if let Some(path) = &args.json {
+        comparison.write_json(path)?;
+    }
+    if let Some(path) = &args.svg {
+        comparison.write_svg(path)?;
+    }
+    Ok(())
+}
+
+/// The requested modes, or by default every mode the architecture supports.
+fn modes(args: &CompareArgs) -> Result<Vec<Mode>, Error> {
+    let available = Mode::supported(args.arch);
+    if args.modes.is_empty() {
+        return Ok(available.to_vec());
+    }
+    let mut modes = args.modes.clone();
+    modes.dedup();
+    if let Some(&mode) = modes.iter().find(|m| !available.contains(m)) {
+        return Err(Error::ModeNotAvailable {
+            mode,
+            arch: args.arch.name(),
+            available: available
+                .iter()
+                .map(Mode::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(modes)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Guest RAM for `pages` per memory task: the workload region plus slack, in 64 MiB steps.
+fn mem_mib(scenario: Scenario, pages: u64) -> Result<u64, Error> {
+    let workload_mib = (scenario.mem_tasks() * pages * PAGE).div_ceil(1 << 20);
+    let mib = (WORKLOAD_BASE_MIB + workload_mib + SLACK_MIB).next_multiple_of(64);
+    if mib > MAX_MEM_MIB {
+        return Err(Error::TooBig {
+            scenario,
+            pages,
+            mib,
+        });
+    }
+    Ok(mib)
+}
+
+/// Starts guest runs for one comparison.
+struct Runner<'a> {
+    args: &'a CompareArgs,
+    kernel: PathBuf,
+    progress: &'a ProgressBar,
+}
+
+impl Runner<'_> {
+    /// One guest run of `scenario` in `mode`, checked: status 0 and every page verified.
+    fn run(
+        &mut self,
+        what: &str,
+        scenario: Scenario,
+        mode: Mode,
+        size: Size,
+    ) -> Result<RunRecord, Error> {
+        self.progress.set_message(what.to_owned());
+        let report = std::env::temp_dir().join(format!(
+            "runner-compare-{}-{}.json",
+            std::process::id(),
+            self.progress.position()
+        ));
+        let output = self
+            .command(scenario, mode, size, &report)?
+            .output()
+            .map_err(|source| Error::Spawn {
+                what: what.to_owned(),
+                source,
+            })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let report_json = std::fs::read_to_string(&report);
+        let _ = std::fs::remove_file(&report);
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Error::RunFailed {
+                what: what.to_owned(),
+                status: output.status.to_string(),
+                output: tail(&format!("{stdout}{stderr}"), 12),
+            });
+        }
+        let report_json: Value = report_json
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+            .map_err(|message| Error::Report {
+                what: what.to_owned(),
+                path: report.display().to_string(),
+                message,
+            })?;
+        let record = record::parse(&stdout, &report_json).map_err(|source| Error::Record {
+            what: what.to_owned(),
+            source,
+        })?;
+        if record.pages_verified != record.pages_touched {
+            return Err(Error::Unverified {
+                what: what.to_owned(),
+                verified: record.pages_verified,
+                touched: record.pages_touched,
+            });
+        }
+        self.progress.inc(1);
+        Ok(record)
+    }
+
+    /// The `runner run` command line for one run.
+    fn command(
+        &self,
+        scenario: Scenario,
+        mode: Mode,
+        size: Size,
+        report: &std::path::Path,
+    ) -> Result<Command, Error> {
+        let args = self.args;
+        let exe = std::env::current_exe().map_err(|source| Error::Spawn {
+            what: "the runner binary".to_owned(),
+            source,
+        })?;
+        let mut command = Command::new(exe);
+        command
+            .arg("run")
+            .args(["--vmm", "builtin", "--arch", args.arch.name()])
+            .arg("--kernel")
+            .arg(&self.kernel)
+            .arg("--mem")
+            .arg(format!("{}M", mem_mib(scenario, size.pages)?))
+            .arg("--timeout")
+            .arg(format!("{}ms", args.timeout.as_millis()))
+            .args(["--latency", &args.latency.to_string()])
+            .args(["--fetchers", &args.fetchers.to_string()])
+            .args(["--seed", &args.seed.to_string()])
+            .arg("--report")
+            .arg(report)
+            .arg("--")
+            .args(guest_words(scenario, mode, size, args.seed));
+        Ok(command)
+    }
+}
+
+/// The guest command line of one run.
+fn guest_words(scenario: Scenario, mode: Mode, size: Size, seed: u64) -> Vec<String> {
+    let mut words = vec![
+        format!("scenario={scenario}"),
+        "source=host".to_owned(),
+        format!("seed={seed}"),
+        format!("pages={}", size.pages),
+    ];
+    if scenario.has_cpu() {
+        words.push(format!("cpu={}", size.cpu_rounds));
+    }
+    match mode {
+        Mode::Off => {}
+        Mode::Kvm | Mode::Vmm | Mode::Adaptive => unreachable!("only supported modes run"),
+    }
+    words
+}
+
+/// The last `lines` lines of `text`, for error messages.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_parse_and_print() {
+        for s in ["seed", "cpu", "mem", "mlp:1", "mlp:64"] {
+            assert_eq!(s.parse::<Scenario>().unwrap().to_string(), s);
+        }
+        for bad in ["mlp:0", "mlp:65", "mlp:", "demo", ""] {
+            assert!(bad.parse::<Scenario>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_fits_the_workload() {
+        assert_eq!(mem_mib(Scenario::Cpu, 100).unwrap(), 128);
+        assert_eq!(mem_mib(Scenario::Seed, 256).unwrap(), 128);
+        // 64 tasks x 4096 pages = 1 GiB of workload.
+        assert_eq!(mem_mib(Scenario::Mlp(64), 4096).unwrap(), 1152);
+        assert!(matches!(
+            mem_mib(Scenario::Mlp(64), 1 << 20),
+            Err(Error::TooBig { .. })
+        ));
+    }
+
+    #[test]
+    fn guest_command_lines() {
+        let size = Size {
+            pages: 60,
+            cpu_rounds: 1000,
+        };
+        assert_eq!(
+            guest_words(Scenario::Seed, Mode::Off, size, 7),
+            [
+                "scenario=seed",
+                "source=host",
+                "seed=7",
+                "pages=60",
+                "cpu=1000"
+            ]
+        );
+        assert_eq!(
+            guest_words(Scenario::Mlp(4), Mode::Off, size, 7),
+            ["scenario=mlp:4", "source=host", "seed=7", "pages=60"]
+        );
+    }
+
+    #[test]
+    fn tails_keep_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+}

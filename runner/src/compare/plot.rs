@@ -1,0 +1,104 @@
+//! SVG charts of a comparison: makespan per mode (median bar, min-max whisker) against the
+//! ideal bound.
+
+use plotters::prelude::*;
+use std::path::Path;
+
+use super::stats::Summary;
+
+const SIZE: (u32, u32) = (720, 420);
+const NS_PER_MS: f64 = 1e6;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw {path}: {message}")]
+pub struct Error {
+    path: String,
+    message: String,
+}
+
+/// Draws one bar per mode, with the ideal bound as a dashed line when known.
+pub fn makespans(
+    path: &Path,
+    title: &str,
+    modes: &[(String, Summary)],
+    ideal_ns: Option<u64>,
+) -> Result<(), Error> {
+    draw(path, title, modes, ideal_ns).map_err(|e| Error {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn draw(
+    path: &Path,
+    title: &str,
+    modes: &[(String, Summary)],
+    ideal_ns: Option<u64>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = modes
+        .iter()
+        .map(|(_, s)| s.max)
+        .chain(ideal_ns)
+        .max()
+        .unwrap_or(1) as f64
+        / NS_PER_MS
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        // Bars sit on whole numbers, where the mode labels go.
+        .build_cartesian_2d(-0.5f64..modes.len() as f64 - 0.5, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(modes.len())
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            let name = modes
+                .get(i as usize)
+                .filter(|_| (x - i).abs() < 1e-6 && i >= 0.0);
+            name.map(|(name, _)| name.clone()).unwrap_or_default()
+        })
+        .y_desc("makespan (ms)")
+        .draw()?;
+    for (i, (_, s)) in modes.iter().enumerate() {
+        let x = i as f64;
+        let (min, median, max) = (
+            s.min as f64 / NS_PER_MS,
+            s.median as f64 / NS_PER_MS,
+            s.max as f64 / NS_PER_MS,
+        );
+        chart.draw_series([Rectangle::new(
+            [(x - 0.3, 0.0), (x + 0.3, median)],
+            BLUE.mix(0.6).filled(),
+        )])?;
+        chart.draw_series([PathElement::new(
+            vec![(x, min), (x, max)],
+            BLACK.stroke_width(2),
+        )])?;
+    }
+    if let Some(ideal) = ideal_ns {
+        let y = ideal as f64 / NS_PER_MS;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(-0.5, y), (modes.len() as f64 - 0.5, y)],
+                6,
+                4,
+                RED.stroke_width(2),
+            ))?
+            .label("ideal max(C, F)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE)
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}

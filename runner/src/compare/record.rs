@@ -1,0 +1,187 @@
+//! What one guest run measured: parsed from the guest's `RESULT {json}` line and the runner's
+//! `--report` file.
+
+use serde_json::{Value, json};
+
+/// One task's line in the result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRecord {
+    pub name: String,
+    pub status: i64,
+    /// Work start and end (workload tasks only), in the guest's TSC clock.
+    pub span_ns: Option<(u64, u64)>,
+    pub result: Option<u64>,
+    pub pages_touched: u64,
+    pub pages_verified: u64,
+}
+
+impl TaskRecord {
+    pub fn duration_ns(&self) -> Option<u64> {
+        self.span_ns.map(|(start, end)| end.saturating_sub(start))
+    }
+}
+
+/// One run of a scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub tasks: Vec<TaskRecord>,
+    /// From the first workload task's start to the last one's end.
+    pub makespan_ns: u64,
+    pub pages_touched: u64,
+    pub pages_verified: u64,
+    /// Pages the runner's lazy memory served.
+    pub faults_served: u64,
+    /// Async PF events the guest counted (absent from its result while it has none).
+    pub apf_not_present: u64,
+    pub apf_ready: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("the guest printed no RESULT line")]
+    NoResult,
+    #[error("the guest's RESULT line is not JSON: {0}")]
+    NotJson(String),
+    #[error("the guest's RESULT line lacks {0}")]
+    Missing(&'static str),
+    #[error("no workload task reported its times")]
+    NoTimedTask,
+    #[error("the runner's report lacks {0}")]
+    ReportMissing(&'static str),
+}
+
+const RESULT_PREFIX: &str = "RESULT ";
+
+/// Parses a run from the guest console output and the runner's report.
+pub fn parse(console: &str, report: &Value) -> Result<RunRecord, Error> {
+    let line = console
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(RESULT_PREFIX))
+        .ok_or(Error::NoResult)?;
+    let result: Value = serde_json::from_str(line).map_err(|e| Error::NotJson(e.to_string()))?;
+    let tasks = result["tasks"]
+        .as_array()
+        .ok_or(Error::Missing("tasks"))?
+        .iter()
+        .map(task)
+        .collect::<Result<Vec<_>, _>>()?;
+    let spans = tasks.iter().filter_map(|t| t.span_ns);
+    let start = spans
+        .clone()
+        .map(|(s, _)| s)
+        .min()
+        .ok_or(Error::NoTimedTask)?;
+    let end = spans.map(|(_, e)| e).max().ok_or(Error::NoTimedTask)?;
+    let count = |key: &'static str| result[key].as_u64().ok_or(Error::Missing(key));
+    Ok(RunRecord {
+        makespan_ns: end.saturating_sub(start),
+        pages_touched: count("pages_touched")?,
+        pages_verified: count("pages_verified")?,
+        faults_served: match &report["lazy"] {
+            Value::Null => 0,
+            lazy => lazy["served_pages"]
+                .as_u64()
+                .ok_or(Error::ReportMissing("lazy.served_pages"))?,
+        },
+        apf_not_present: result["apf"]["not_present"].as_u64().unwrap_or(0),
+        apf_ready: result["apf"]["ready"].as_u64().unwrap_or(0),
+        tasks,
+    })
+}
+
+fn task(t: &Value) -> Result<TaskRecord, Error> {
+    let span = match (t["start_ns"].as_u64(), t["end_ns"].as_u64()) {
+        (Some(start), Some(end)) => Some((start, end)),
+        _ => None,
+    };
+    Ok(TaskRecord {
+        name: t["name"]
+            .as_str()
+            .ok_or(Error::Missing("task name"))?
+            .to_owned(),
+        status: t["status"].as_i64().ok_or(Error::Missing("task status"))?,
+        span_ns: span,
+        result: t["result"].as_u64(),
+        pages_touched: t["pages_touched"].as_u64().unwrap_or(0),
+        pages_verified: t["pages_verified"].as_u64().unwrap_or(0),
+    })
+}
+
+impl RunRecord {
+    /// The task named `name`, if the run had one.
+    pub fn task(&self, name: &str) -> Option<&TaskRecord> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// The JSON form used in `compare --json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "makespan_ns": self.makespan_ns,
+            "tasks": self.tasks.iter().map(|t| json!({
+                "name": t.name,
+                "status": t.status,
+                "start_ns": t.span_ns.map(|s| s.0),
+                "end_ns": t.span_ns.map(|s| s.1),
+                "duration_ns": t.duration_ns(),
+                "result": t.result,
+                "pages_touched": t.pages_touched,
+                "pages_verified": t.pages_verified,
+            })).collect::<Vec<_>>(),
+            "pages_touched": self.pages_touched,
+            "pages_verified": self.pages_verified,
+            "faults_served": self.faults_served,
+            "apf_not_present": self.apf_not_present,
+            "apf_ready": self.apf_ready,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &str = r#"kernel: apf guest kernel 0.1.0
+kernel: task 0 'cpu' exited with status 0
+RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"start_ns":1000,"end_ns":5000,"result":77,"pages_touched":0,"pages_verified":0},{"name":"mem","status":0,"dispatches":1,"start_ns":1200,"end_ns":9000,"result":0,"pages_touched":64,"pages_verified":64}],"pages_touched":64,"pages_verified":64}
+"#;
+
+    #[test]
+    fn parses_tasks_makespan_and_counts() {
+        let r = parse(CONSOLE, &json!({"lazy": {"served_pages": 64}})).unwrap();
+        assert_eq!(r.makespan_ns, 8000);
+        assert_eq!(r.task("cpu").unwrap().duration_ns(), Some(4000));
+        assert_eq!(r.task("cpu").unwrap().result, Some(77));
+        assert_eq!(r.task("mem").unwrap().pages_verified, 64);
+        assert_eq!(
+            (r.pages_touched, r.pages_verified, r.faults_served),
+            (64, 64, 64)
+        );
+        assert_eq!((r.apf_not_present, r.apf_ready), (0, 0));
+        assert_eq!(r.to_json()["tasks"][1]["duration_ns"], 7800);
+    }
+
+    #[test]
+    fn a_run_without_lazy_memory_served_nothing() {
+        let r = parse(CONSOLE, &json!({"lazy": null})).unwrap();
+        assert_eq!(r.faults_served, 0);
+    }
+
+    #[test]
+    fn malformed_output_is_an_error() {
+        assert_eq!(parse("no result\n", &json!({})), Err(Error::NoResult));
+        assert!(matches!(
+            parse("RESULT {oops", &json!({})),
+            Err(Error::NotJson(_))
+        ));
+        assert_eq!(parse("RESULT {}", &json!({})), Err(Error::Missing("tasks")));
+        assert_eq!(
+            parse(r#"RESULT {"tasks":[{"name":"a","status":0}]}"#, &json!({})),
+            Err(Error::NoTimedTask)
+        );
+        assert_eq!(
+            parse(CONSOLE, &json!({"lazy": {}})),
+            Err(Error::ReportMissing("lazy.served_pages"))
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `runner compare` end to end with the real guest, kept small so it runs in seconds.
+
+mod common;
+
+use common::{guest_elf, runner};
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("compare-test-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn seed_comparison_writes_table_json_and_svg() {
+    let (json, svg) = (temp("seed.json"), temp("seed.svg"));
+    let out = runner()
+        .args([
+            "compare",
+            "--scenario",
+            "seed",
+            "--latency",
+            "fixed:1ms",
+            "--modes",
+            "off",
+        ])
+        .args([
+            "--repeat",
+            "2",
+            "--pages",
+            "16",
+            "--cpu-work",
+            "2000000",
+            "--seed",
+            "9",
+        ])
+        .arg("--kernel")
+        .arg(guest_elf())
+        .arg("--json")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ideal max(C, F)"), "{stdout}");
+
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["scenario"], "seed");
+    assert_eq!(j["latency"], "fixed:1ms");
+    let runs = j["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert_eq!(run["mode"], "off");
+        assert_eq!(run["arch"], "x86_64");
+        assert_eq!(run["pages_touched"], 16, "{run}");
+        assert_eq!(run["pages_verified"], 16, "{run}");
+        assert_eq!(run["faults_served"], 16, "each page served once: {run}");
+        let cpu = run["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "cpu")
+            .unwrap();
+        assert_eq!(
+            cpu["result"].as_u64(),
+            Some(workloads::cpu::chain(9, 2_000_000))
+        );
+        assert!(run["makespan_ns"].as_u64().unwrap() > 0);
+    }
+    let solo = &j["solo"];
+    let ideal = solo["cpu_ns"]
+        .as_u64()
+        .unwrap()
+        .max(solo["mem_ns"].as_u64().unwrap());
+    assert_eq!(j["ideal_ns"].as_u64(), Some(ideal));
+    assert_eq!(j["speedup"]["off"], 1.0);
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.starts_with("<svg") && svg_text.contains("off"));
+    std::fs::remove_file(json).unwrap();
+    std::fs::remove_file(svg).unwrap();
+}
+
+#[test]
+fn mlp_comparison_serves_every_task_s_pages() {
+    let json = temp("mlp.json");
+    let out = runner()
+        .args([
+            "compare",
+            "--scenario",
+            "mlp:4",
+            "--latency",
+            "100us",
+            "--repeat",
+            "1",
+        ])
+        .args(["--pages", "8", "--fetchers", "4", "--kernel"])
+        .arg(guest_elf())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["runs"][0]["faults_served"], 32);
+    assert_eq!(j["runs"][0]["pages_verified"], 32);
+    assert!(
+        j["ideal_ns"].is_null(),
+        "the ideal bound is defined for seed only"
+    );
+    std::fs::remove_file(json).unwrap();
+}
+
+#[test]
+fn modes_are_checked_before_anything_runs() {
+    let out = runner()
+        .args(["compare", "--modes", "off,kvmm"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode 'kvmm'"));
+
+    let out = runner()
+        .args(["compare", "--modes", "off,kvm", "--kernel", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mode kvm is not available for x86_64"),
+        "{stderr}"
+    );
+}
