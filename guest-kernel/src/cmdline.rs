@@ -109,6 +109,8 @@ pub struct Config {
     pub seed: u64,
     /// Who fills workload pages with the generator's contents.
     pub source: PageSource,
+    /// Enable KVM async page faults (`apf=on`).
+    pub apf: bool,
 }
 
 /// Who gives workload pages their contents.
@@ -131,6 +133,7 @@ impl Default for Config {
             pattern: Pattern::Sequential,
             seed: 1,
             source: PageSource::Host,
+            apf: false,
         }
     }
 }
@@ -145,6 +148,10 @@ pub enum Error<'a> {
     UnknownScenario(&'a str),
     UnknownPattern(&'a str),
     UnknownSource(&'a str),
+    NotOnOff {
+        key: &'a str,
+        value: &'a str,
+    },
     /// `primes=N` with an N whose answer is not tabulated (so it could not be verified).
     UntabulatedPrimes(&'a str),
     /// A number that does not parse or is outside its range.
@@ -177,6 +184,7 @@ impl fmt::Display for Error<'_> {
                 write!(f, " mlp:1..{MLP_MAX})")
             }
             Error::UnknownSource(v) => write!(f, "source={v}: expected host or guest"),
+            Error::NotOnOff { key, value } => write!(f, "{key}={value}: expected on or off"),
             Error::UnknownPattern(p) => write!(
                 f,
                 "pattern={p}: expected seq, random or stride:N with N from 1 to {PAGES_MAX}"
@@ -202,7 +210,7 @@ impl fmt::Display for Error<'_> {
 }
 
 const KEYS: &[&str] = &[
-    "scenario", "hz", "primes", "cpu", "pages", "pattern", "seed", "source",
+    "scenario", "hz", "primes", "cpu", "pages", "pattern", "seed", "source", "apf",
 ];
 
 /// Parses `line`; an empty line gives the defaults.
@@ -229,6 +237,13 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
                 config.pattern = parse_pattern(value).ok_or(Error::UnknownPattern(value))?
             }
             "seed" => config.seed = number(key, value, 0..=u64::MAX)?,
+            "apf" => {
+                config.apf = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(Error::NotOnOff { key, value }),
+                }
+            }
             "source" => {
                 config.source = match value {
                     "host" => PageSource::Host,
@@ -290,9 +305,19 @@ mod tests {
                 pattern: Pattern::Strided(4),
                 seed: u64::MAX,
                 source: PageSource::Host,
+                apf: false,
             }
         );
         assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
+        assert!(parse("apf=on").unwrap().apf);
+        assert!(!parse("apf=off").unwrap().apf);
+        assert_eq!(
+            parse("apf=yes"),
+            Err(Error::NotOnOff {
+                key: "apf",
+                value: "yes"
+            })
+        );
         assert_eq!(parse("source=disk"), Err(Error::UnknownSource("disk")));
         for (name, scenario) in SCENARIOS {
             let line = alloc::format!("scenario={name}");

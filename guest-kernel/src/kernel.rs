@@ -10,11 +10,12 @@ use crate::arch::{self, Context};
 use crate::exit_status::ExitStatus;
 use crate::{console, println};
 use alloc::vec::Vec;
+use apf_pv::waiters::{BROADCAST, Token, Wait, WaiterTable, Wake};
 use core::fmt;
 use core::ops::Range;
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::Config;
-use guest_kernel::sched::{Scheduler, State};
+use guest_kernel::sched::{Scheduler, State, TaskId};
 use spin::{Mutex, Once};
 
 /// A CPU exception, as the arch layer reports it.
@@ -62,6 +63,44 @@ pub struct Kernel {
     pub unexpected_interrupts: u64,
     /// What each task reported (indexed by task id), for the result line.
     pub reports: Vec<Option<TaskReport>>,
+    /// Whether async PF was enabled (`apf=on`).
+    pub apf_enabled: bool,
+    /// Tasks parked on async PF tokens.
+    pub apf: WaiterTable<TaskId>,
+}
+
+/// Scheduler keys of tasks parked by async PF: one per task, in a range tasks' own `park`
+/// calls cannot use, so the waiter table alone decides who waits for which token.
+const APF_KEY: u64 = 1 << 63;
+
+fn apf_key(id: TaskId) -> u64 {
+    APF_KEY | id as u64
+}
+
+/// "Page not present" for `token`, taken by the running task: park it, unless its page is
+/// already ready (the page-ready came first) or the table is full, in which case the task
+/// retries the access at once (and the host halts the vCPU until the page arrives).
+pub fn apf_not_present(token: Token) {
+    with(|k| {
+        let id = k.sched.current().expect("a ring-3 fault comes from a task");
+        if k.apf.wait(token, id) == Wait::Park {
+            k.sched.park_current(apf_key(id));
+        }
+    });
+}
+
+/// "Page ready" for `token` (or the broadcast): its waiter runs next.
+pub fn apf_ready(token: Token) {
+    with(|k| {
+        let Kernel { apf, sched, .. } = k;
+        if token == BROADCAST {
+            apf.wake_all(|id| {
+                sched.wake_first(apf_key(id));
+            });
+        } else if let Wake::Woke(id) = apf.wake(token) {
+            sched.wake_first(apf_key(id));
+        }
+    });
 }
 
 static KERNEL: Once<Mutex<Kernel>> = Once::new();
@@ -94,6 +133,7 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> i64 {
         }
         Syscall::Write => k.write(args[0], args[1]),
         Syscall::Time => k.clock.ns(arch::timestamp()) as i64,
+        Syscall::Park if args[0] & APF_KEY != 0 => abi::EINVAL,
         Syscall::Park => {
             k.sched.park_current(args[0]);
             0
@@ -211,9 +251,16 @@ pub fn next() -> Next {
     next.unwrap_or_else(|| finish())
 }
 
-/// Prints each task's outcome and the machine-readable result line, then exits.
+/// Turns async PF off, prints each task's outcome and the machine-readable result line,
+/// then exits.
 fn finish() -> ! {
     let status = with(|k| {
+        if k.apf_enabled {
+            // KVM sends nothing after this. Nobody can still wait: a parked task cannot
+            // have exited.
+            arch::disable_async_pf();
+            debug_assert_eq!(k.apf.parked(), 0, "a task exited while parked on async PF");
+        }
         let end_ns = k.clock.ns(arch::timestamp());
         let mut failed = false;
         for (id, task) in k.sched.tasks().enumerate() {

@@ -52,9 +52,20 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         print!("}}");
     }
     let reports = || k.reports.iter().flatten();
+    let apf = k.apf.counters();
     print!(
-        "],\"pages_touched\":{},\"pages_verified\":{}}}\n",
+        "],\"pages_touched\":{},\"pages_verified\":{},\
+         \"apf\":{{\"enabled\":{},\"not_present\":{},\"ready\":{},\"wake_before_wait\":{},\
+         \"broadcasts\":{},\"unknown_tokens\":{},\"full\":{},\"max_parked\":{}}}}}\n",
         reports().map(|r| r.pages_touched).sum::<u64>(),
-        reports().map(|r| r.pages_verified).sum::<u64>()
+        reports().map(|r| r.pages_verified).sum::<u64>(),
+        k.apf_enabled,
+        apf.not_present,
+        apf.ready,
+        apf.wake_before_wait,
+        apf.broadcasts,
+        apf.unknown_tokens,
+        apf.full,
+        apf.max_parked,
     );
 }

@@ -180,11 +180,31 @@ impl<C> Scheduler<C> {
 
     /// Makes every task parked on `key` ready, or remembers the wake if none is.
     pub fn wake(&mut self, key: u64) -> Wake {
+        self.wake_to(key, false)
+    }
+
+    /// Like [`Scheduler::wake`], but the woken tasks run next: they go to the front of the
+    /// run queue and the running task to the back. For tasks that waited for a page: they
+    /// use it and usually block again at once, so the page costs the running task little,
+    /// while waiting for the end of its time slice would leave the fetcher idle.
+    pub fn wake_first(&mut self, key: u64) -> Wake {
+        let outcome = self.wake_to(key, true);
+        if let Wake::Woken(_) = outcome {
+            self.requeue_current();
+        }
+        outcome
+    }
+
+    fn wake_to(&mut self, key: u64, front: bool) -> Wake {
         let mut woken = 0;
         for (id, task) in self.tasks.iter_mut().enumerate() {
             if task.state == State::Parked(key) {
                 task.state = State::Ready;
-                self.ready.push_back(id);
+                if front {
+                    self.ready.push_front(id);
+                } else {
+                    self.ready.push_back(id);
+                }
                 woken += 1;
             }
         }
@@ -316,6 +336,23 @@ mod tests {
         assert_eq!(s.wake(5), Wake::Woken(2));
         assert_eq!(s.task(2).state, State::Parked(6));
         assert_eq!(s.schedule(), Some(0));
+    }
+
+    #[test]
+    fn wake_first_runs_the_woken_task_next_and_requeues_the_runner() {
+        let mut s = sched(3);
+        assert_eq!(s.schedule(), Some(0));
+        assert_eq!(s.park_current(4), Park::Parked);
+        assert_eq!(s.schedule(), Some(1));
+        assert_eq!(s.wake_first(4), Wake::Woken(1));
+        assert_eq!(s.schedule(), Some(0), "the woken task runs before task 2");
+        s.tick();
+        assert_eq!(s.schedule(), Some(2));
+        s.tick();
+        assert_eq!(s.schedule(), Some(1), "the interrupted task kept its turn");
+        // Waking nobody preempts nobody (and is remembered like `wake`).
+        assert_eq!(s.wake_first(99), Wake::Early);
+        assert_eq!(s.schedule(), Some(1));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::kernel::{self, Kernel};
 use crate::scenarios::{self, OutOfMemory};
 use crate::{console, heap, println};
 use alloc::vec;
+use apf_pv::waiters::WaiterTable;
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::{self, Config};
 use guest_kernel::pvh;
@@ -76,6 +77,12 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         );
         arch::exit(ExitStatus::Unsupported);
     };
+    if boot.config.apf
+        && let Err(reason) = arch::enable_async_pf()
+    {
+        println!("kernel: apf=on, but async page faults are unavailable: {reason}");
+        arch::exit(ExitStatus::Unsupported);
+    }
     let mut sched = Scheduler::default();
     // Workload data lives at and above WORKLOAD_BASE, the region the runner may serve
     // lazily; task stacks and arguments stay below it.
@@ -99,12 +106,13 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         arch::exit(ExitStatus::Unsupported);
     }
     println!(
-        "kernel: {} MiB RAM, TSC {} kHz, APIC timer {} kHz, scenario {}, timer {} Hz",
+        "kernel: {} MiB RAM, TSC {} kHz, APIC timer {} kHz, scenario {}, timer {} Hz, async PF {}",
         boot.ram_end >> 20,
         calibration.tsc_khz,
         calibration.apic_khz,
         boot.config.scenario,
-        boot.config.hz
+        boot.config.hz,
+        if boot.config.apf { "on" } else { "off" }
     );
     let sched_len = sched.tasks().count();
     kernel::install(Kernel {
@@ -118,6 +126,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         ready_ns: None,
         unexpected_interrupts: 0,
         reports: vec![None; sched_len],
+        apf_enabled: boot.config.apf,
+        apf: WaiterTable::new(),
     });
     arch::start_timer(&calibration, boot.config.hz);
     arch::enter(kernel::next())

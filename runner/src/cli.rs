@@ -96,6 +96,11 @@ pub struct RunArgs {
         conflicts_with = "seed"
     )]
     pub restore: Option<PathBuf>,
+    /// Async page faults: `off` hides KVM's async PF CPUID bits and tells the guest `apf=off`;
+    /// `kvm` advertises them and tells the guest `apf=on` (KVM delivers them) [default: leave
+    /// the CPUID and the guest command line as they are].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub apf: Option<crate::apf::ApfMode>,
     /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     #[arg(short, long)]
     pub verbose: bool,

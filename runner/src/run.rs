@@ -68,7 +68,9 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
     if args.latency.is_some() && args.vmm != VmmKind::Builtin {
         return Err(Error::LazyNeedsBuiltin);
     }
-    let cmdline = guest_cmdline::from_words(&args.cmdline)?;
+    let mut words = args.cmdline.clone();
+    words.extend(args.apf.map(|mode| mode.guest_word().to_owned()));
+    let cmdline = guest_cmdline::from_words(&words)?;
     let lazy_source = match &args.restore {
         Some(path) => {
             let image: Arc<dyn PageSource> = Arc::new(snapshot::Image::open(path, args.mem)?);
@@ -92,6 +94,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
             seed: args.seed,
         }),
         lazy_source,
+        apf: args.apf,
     };
     let console = ConsoleSink::default();
     let report = match args.vmm {

@@ -130,13 +130,13 @@ fn modes_are_checked_before_anything_runs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode 'kvmm'"));
 
     let out = runner()
-        .args(["compare", "--modes", "off,kvm", "--kernel", "/nonexistent"])
+        .args(["compare", "--modes", "off,vmm", "--kernel", "/nonexistent"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("mode kvm is not available for x86_64"),
+        stderr.contains("mode vmm is not available for x86_64"),
         "{stderr}"
     );
 }

@@ -414,16 +414,26 @@ impl Runner<'_> {
             .args(["--latency", &args.latency.to_string()])
             .args(["--fetchers", &args.fetchers.to_string()])
             .args(["--seed", &args.seed.to_string()])
+            .args(["--apf", apf_flag(mode)])
             .arg("--report")
             .arg(report)
             .arg("--")
-            .args(guest_words(scenario, mode, size, args.seed));
+            .args(guest_words(scenario, size, args.seed));
         Ok(command)
     }
 }
 
-/// The guest command line of one run.
-fn guest_words(scenario: Scenario, mode: Mode, size: Size, seed: u64) -> Vec<String> {
+/// `runner run --apf` for `mode` (it sets the guest's CPUID and `apf=` word together).
+fn apf_flag(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Off => "off",
+        Mode::Kvm => "kvm",
+        Mode::Vmm | Mode::Adaptive => unreachable!("only supported modes run"),
+    }
+}
+
+/// The guest command line of one run (the async PF mode is added by `runner run --apf`).
+fn guest_words(scenario: Scenario, size: Size, seed: u64) -> Vec<String> {
     let mut words = vec![
         format!("scenario={scenario}"),
         "source=host".to_owned(),
@@ -432,10 +442,6 @@ fn guest_words(scenario: Scenario, mode: Mode, size: Size, seed: u64) -> Vec<Str
     ];
     if scenario.has_cpu() {
         words.push(format!("cpu={}", size.cpu_rounds));
-    }
-    match mode {
-        Mode::Off => {}
-        Mode::Kvm | Mode::Vmm | Mode::Adaptive => unreachable!("only supported modes run"),
     }
     words
 }
@@ -479,7 +485,7 @@ mod tests {
             cpu_rounds: 1000,
         };
         assert_eq!(
-            guest_words(Scenario::Seed, Mode::Off, size, 7),
+            guest_words(Scenario::Seed, size, 7),
             [
                 "scenario=seed",
                 "source=host",
@@ -489,7 +495,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            guest_words(Scenario::Mlp(4), Mode::Off, size, 7),
+            guest_words(Scenario::Mlp(4), size, 7),
             ["scenario=mlp:4", "source=host", "seed=7", "pages=60"]
         );
     }

@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+use crate::apf::ApfMode;
 use crate::vmm::arch::exit_port;
 
 const KIB: u64 = 1 << 10;
@@ -42,6 +43,8 @@ pub struct Invocation<'a> {
     pub vcpus: u8,
     pub kernel: &'a Path,
     pub cmdline: &'a str,
+    /// Async PF CPUID properties (KVM only: TCG's CPU has no KVM paravirtual features).
+    pub apf: Option<ApfMode>,
 }
 
 /// The arguments after the program name. Only the guest console reaches stdout: no display,
@@ -54,11 +57,21 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
     );
     let memory = format!("{}K", invocation.mem_size / KIB);
     let vcpus = invocation.vcpus.to_string();
+    let cpu = match (invocation.accel, invocation.apf) {
+        (Accel::Kvm, Some(mode)) => {
+            format!(
+                "{},{}",
+                invocation.accel.cpu_model(),
+                mode.qemu_cpu_properties()
+            )
+        }
+        _ => invocation.accel.cpu_model().to_owned(),
+    };
     let mut args: Vec<OsString> = [
         "-accel",
         invocation.accel.name(),
         "-cpu",
-        invocation.accel.cpu_model(),
+        &cpu,
         "-machine",
         "pc",
         "-m",
@@ -94,12 +107,17 @@ mod tests {
     use super::*;
 
     fn args_of(accel: Accel, cmdline: &str) -> Vec<String> {
+        args_with_apf(accel, cmdline, None)
+    }
+
+    fn args_with_apf(accel: Accel, cmdline: &str, apf: Option<ApfMode>) -> Vec<String> {
         args(&Invocation {
             accel,
             mem_size: 512 << 20,
             vcpus: 1,
             kernel: Path::new("/k/guest kernel"),
             cmdline,
+            apf,
         })
         .into_iter()
         .map(|arg| arg.into_string().expect("UTF-8"))
@@ -140,6 +158,19 @@ mod tests {
         let args = args_of(Accel::Tcg, "");
         assert_eq!(value_of(&args, "-accel"), "tcg");
         assert_eq!(value_of(&args, "-cpu"), "max");
+    }
+
+    #[test]
+    fn apf_modes_set_kvm_cpu_properties_only_under_kvm() {
+        let on = args_with_apf(Accel::Kvm, "", Some(ApfMode::Kvm));
+        assert_eq!(
+            value_of(&on, "-cpu"),
+            "host,-arch-capabilities,kvm-asyncpf=on,kvm-asyncpf-int=on"
+        );
+        let off = args_with_apf(Accel::Kvm, "", Some(ApfMode::Off));
+        assert!(value_of(&off, "-cpu").ends_with("kvm-asyncpf=off,kvm-asyncpf-int=off"));
+        let tcg = args_with_apf(Accel::Tcg, "", Some(ApfMode::Kvm));
+        assert_eq!(value_of(&tcg, "-cpu"), "max");
     }
 
     #[test]

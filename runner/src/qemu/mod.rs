@@ -72,6 +72,7 @@ pub fn run(
         vcpus: config.vcpus,
         kernel: config.kernel,
         cmdline: config.cmdline,
+        apf: config.apf,
     });
     if verbose {
         eprintln!("runner: {QEMU} {args:?}");

@@ -32,6 +32,8 @@ pub struct VmConfig<'a> {
     /// Where lazy pages come from (a snapshot, with `--restore`); `None`: generated from the
     /// lazy seed.
     pub lazy_source: Option<Arc<dyn PageSource>>,
+    /// Async PF mode; `None` leaves KVM's CPUID as it is.
+    pub apf: Option<crate::apf::ApfMode>,
 }
 
 /// Why a vCPU's run loop ended without an error.

@@ -1,5 +1,6 @@
 //! x86_64: PVH boot, ring-3 tasks, x2APIC timer, trap-gate system calls, isa-debug-exit.
 
+mod apf;
 mod apic;
 mod boot;
 mod context;
@@ -59,6 +60,16 @@ pub fn init_interrupts() -> Option<Calibration> {
     pic::disable();
     apic::init(trap::SPURIOUS_VECTOR);
     apic::calibrate()
+}
+
+/// Enables KVM async page faults, or says why they are unavailable.
+pub fn enable_async_pf() -> Result<(), apf_pv::x86::Unavailable> {
+    apf::enable()
+}
+
+/// Turns KVM async page faults off.
+pub fn disable_async_pf() {
+    apf::disable()
 }
 
 /// Starts preemption at `hz`.

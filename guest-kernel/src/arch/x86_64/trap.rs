@@ -2,8 +2,9 @@
 
 use super::gdt::{KERNEL_CS, KERNEL_SS};
 use super::stack::Stack;
-use super::{apic, entry};
+use super::{apf, apic, entry};
 use crate::kernel::{self, Fault, Next};
+use apf_pv::x86::PageFault;
 use core::cell::UnsafeCell;
 use x86_64::registers::control::Cr2;
 use x86_64::registers::rflags::RFlags;
@@ -112,7 +113,17 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
         v if v == u64::from(SYSCALL_VECTOR) && f.is_from_user() => {
             f.rax = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]) as u64;
         }
+        PAGE_FAULT_VECTOR => match apf::classify(Cr2::read_raw()) {
+            PageFault::NotPresent(token) if f.is_from_user() => kernel::apf_not_present(token),
+            _ => exception(f),
+        },
         v if v < FIRST_IRQ_VECTOR => exception(f),
+        v if v == u64::from(apf::READY_VECTOR) => {
+            apic::end_of_interrupt();
+            if let Some(token) = apf::take_ready() {
+                kernel::apf_ready(token);
+            }
+        }
         v if v == u64::from(TIMER_VECTOR) => {
             apic::end_of_interrupt();
             kernel::tick();

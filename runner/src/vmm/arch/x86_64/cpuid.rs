@@ -1,9 +1,10 @@
 //! The CPUID each vCPU sees: everything KVM supports, with the vCPU's APIC ID filled in.
 //!
 //! x2APIC (leaf 1) and KVM's paravirtual leaves 0x4000_0000/0x4000_0001 stay as KVM reports
-//! them: the guest uses x2APIC, and the async page fault feature bits live in 0x4000_0001
-//! (later changes mask or unmask them here).
+//! them: the guest uses x2APIC; the async page fault feature bits in 0x4000_0001 are hidden
+//! or shown by `--apf` ([`apply_apf_mode`]).
 
+use crate::apf::{ApfMode, KVM_FEATURES_LEAF};
 use kvm_bindings::{CpuId, kvm_cpuid_entry2};
 use kvm_ioctls::VcpuFd;
 
@@ -30,6 +31,16 @@ pub fn configure(vcpu: &VcpuFd, supported: &CpuId, apic_id: u8) -> Result<(), Er
         .map_err(|source| Error { apic_id, source })
 }
 
+/// Shows the guest KVM's async PF feature bits, or hides them, as `mode` says.
+pub fn apply_apf_mode(entries: &mut [kvm_cpuid_entry2], mode: ApfMode) {
+    for entry in entries
+        .iter_mut()
+        .filter(|e| e.function == KVM_FEATURES_LEAF)
+    {
+        entry.eax = mode.kvm_features(entry.eax);
+    }
+}
+
 /// Writes `apic_id` wherever CPUID reports the executing CPU's APIC ID, so each vCPU's
 /// CPUID agrees with its LAPIC.
 fn set_apic_id(entries: &mut [kvm_cpuid_entry2], apic_id: u8) {
@@ -51,7 +62,6 @@ mod tests {
     use super::*;
 
     const X2APIC: u32 = 1 << 21;
-    const KVM_FEATURES_LEAF: u32 = 0x4000_0001;
 
     fn entry(function: u32, index: u32, ebx: u32, ecx: u32, edx: u32) -> kvm_cpuid_entry2 {
         kvm_cpuid_entry2 {

@@ -7,6 +7,7 @@ use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config}
 use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
+use super::cpuid;
 use super::io_bus::IoBus;
 use super::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use super::serial::{self, Com1};
@@ -91,9 +92,12 @@ impl Vm {
         com1.connect_irq(&fd)?;
         let io = Arc::new(Mutex::new(IoBus::new(com1)));
 
-        let supported_cpuid = kvm
+        let mut supported_cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(Error::SupportedCpuid)?;
+        if let Some(mode) = config.apf {
+            cpuid::apply_apf_mode(supported_cpuid.as_mut_slice(), mode);
+        }
         let vcpus = (0..config.vcpus)
             .map(|index| Vcpu::new(&fd, index, &supported_cpuid, Arc::clone(&io)))
             .collect::<Result<Vec<_>, _>>()?;

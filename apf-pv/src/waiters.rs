@@ -1,0 +1,233 @@
+//! Which task waits for which async page fault token, independent of the architecture.
+//!
+//! The host reports two events per fault: "page not present" (the faulting task should
+//! wait) and "page ready" (it may run again), matched by a [`Token`]. The kernel calls
+//! [`WaiterTable::wait`] from its not-present handler and [`WaiterTable::wake`] from its
+//! page-ready handler; a broadcast ready ([`BROADCAST`]) goes to [`WaiterTable::wake_all`].
+//! The table is a pair of fixed arrays so that neither handler allocates.
+//!
+//! # Rules
+//!
+//! * [`wait`](WaiterTable::wait) counts `not_present`. If a ready for the token already
+//!   arrived (an *early* token, see below) it is consumed, `wake_before_wait` is counted and
+//!   the result is [`Wait::AlreadyReady`]: the task must not park. Otherwise, if
+//!   [`MAX_OUTSTANDING`] waiters are parked, `full` is counted and the result is
+//!   [`Wait::Full`]: the task must not park either (it resumes, re-faults, and the host halts
+//!   the vCPU until the page is there). Otherwise the waiter is stored, `max_parked` is
+//!   updated and the result is [`Wait::Park`].
+//! * [`wake`](WaiterTable::wake) counts `ready`. The first-parked waiter with the token is
+//!   removed and returned as [`Wake::Woke`]. With no such waiter the ready beat its wait (a
+//!   handler ordering the kernel must survive), so the token is remembered as early — once,
+//!   however often it is repeated — and the result is [`Wake::Early`]. When the early set
+//!   is already full its oldest token is forgotten and counted in `unknown_tokens`: the host
+//!   sends a ready only after the not-present for it, so a token nobody waited for during
+//!   [`MAX_OUTSTANDING`] later early readies is stale (e.g. a ready for a fault that hit
+//!   [`Wait::Full`]) rather than merely early.
+//! * [`wake_all`](WaiterTable::wake_all) counts `broadcasts`, hands every parked waiter to
+//!   the caller and forgets all early tokens: the host broadcasts when it (re)enables the
+//!   protocol, e.g. after migration, and a broadcast means "nothing is outstanding any more".
+//! * [`cancel`](WaiterTable::cancel) removes a waiter without any event (a task that exits,
+//!   or one a watchdog retries) and returns the token it waited for.
+//!
+//! The host gives every fault its own token, but two waiters with the same token are still
+//! handled: each [`wake`](WaiterTable::wake) for that token wakes one of them, the one that
+//! parked first, and a broadcast wakes all of them.
+//!
+//! Every operation is a linear scan over at most [`MAX_OUTSTANDING`] entries.
+
+/// How many faults may wait at once: KVM's `ASYNC_PF_PER_VCPU`. The host never has more
+/// outstanding on one vCPU, so more waiters than this means tokens were lost.
+pub const MAX_OUTSTANDING: usize = 64;
+
+/// The host's name for one async page fault (CR2 of the not-present #PF on x86).
+pub type Token = u32;
+
+/// The token of a page-ready that means "wake everything" (KVM's `~0`).
+pub const BROADCAST: Token = u32::MAX;
+
+/// What the not-present handler must do with the faulting task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The waiter is stored: suspend the task until a wake returns it.
+    Park,
+    /// The page-ready came first: resume the task, the page is there.
+    AlreadyReady,
+    /// [`MAX_OUTSTANDING`] waiters are parked: do not park; resume the task, and the host
+    /// halts the vCPU on its repeated fault until the page is ready.
+    Full,
+}
+
+/// What a page-ready did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake<W> {
+    /// This waiter was parked on the token and is now removed: make it runnable.
+    Woke(W),
+    /// Nobody waits for the token yet; it is remembered for the coming wait.
+    Early,
+}
+
+/// Event counts since the table was created, for diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Calls of [`WaiterTable::wait`].
+    pub not_present: u64,
+    /// Calls of [`WaiterTable::wake`].
+    pub ready: u64,
+    /// Waits that found their ready already there.
+    pub wake_before_wait: u64,
+    /// Calls of [`WaiterTable::wake_all`].
+    pub broadcasts: u64,
+    /// Early tokens evicted without a wait ever claiming them.
+    pub unknown_tokens: u64,
+    /// Waits refused because [`MAX_OUTSTANDING`] waiters were parked.
+    pub full: u64,
+    /// The most waiters ever parked at once.
+    pub max_parked: u64,
+}
+
+/// One parked waiter and the token it waits for.
+#[derive(Clone, Copy)]
+struct Parked<W> {
+    token: Token,
+    waiter: W,
+}
+
+/// Parked waiters and early tokens, both in arrival order (oldest first).
+pub struct WaiterTable<W: Copy + Eq> {
+    /// `parked[..parked_len]` are `Some`, the rest `None`.
+    parked: [Option<Parked<W>>; MAX_OUTSTANDING],
+    parked_len: usize,
+    /// `early[..early_len]` are tokens whose ready came before any wait for them.
+    early: [Token; MAX_OUTSTANDING],
+    early_len: usize,
+    counters: Counters,
+}
+
+impl<W: Copy + Eq> WaiterTable<W> {
+    /// An empty table, usable in a `static`.
+    pub const fn new() -> Self {
+        Self {
+            parked: [None; MAX_OUTSTANDING],
+            parked_len: 0,
+            early: [0; MAX_OUTSTANDING],
+            early_len: 0,
+            counters: Counters {
+                not_present: 0,
+                ready: 0,
+                wake_before_wait: 0,
+                broadcasts: 0,
+                unknown_tokens: 0,
+                full: 0,
+                max_parked: 0,
+            },
+        }
+    }
+
+    /// A not-present fault for `token` taken by `waiter`.
+    pub fn wait(&mut self, token: Token, waiter: W) -> Wait {
+        self.counters.not_present += 1;
+        if let Some(index) = self.early_tokens().iter().position(|&t| t == token) {
+            self.remove_early(index);
+            self.counters.wake_before_wait += 1;
+            return Wait::AlreadyReady;
+        }
+        if self.parked_len == MAX_OUTSTANDING {
+            self.counters.full += 1;
+            return Wait::Full;
+        }
+        self.parked[self.parked_len] = Some(Parked { token, waiter });
+        self.parked_len += 1;
+        self.counters.max_parked = self.counters.max_parked.max(self.parked_len as u64);
+        Wait::Park
+    }
+
+    /// A page-ready for `token` (not [`BROADCAST`]: callers route BROADCAST to
+    /// [`wake_all`](Self::wake_all)).
+    pub fn wake(&mut self, token: Token) -> Wake<W> {
+        debug_assert_ne!(token, BROADCAST, "a broadcast goes to wake_all");
+        self.counters.ready += 1;
+        if let Some(index) = self.position(|p| p.token == token) {
+            return Wake::Woke(self.remove_parked(index).waiter);
+        }
+        if !self.early_tokens().contains(&token) {
+            if self.early_len == MAX_OUTSTANDING {
+                self.remove_early(0);
+                self.counters.unknown_tokens += 1;
+            }
+            self.early[self.early_len] = token;
+            self.early_len += 1;
+        }
+        Wake::Early
+    }
+
+    /// Broadcast: every waiter is passed to `f` (in parking order) and removed, early tokens
+    /// are forgotten; returns how many were woken.
+    pub fn wake_all(&mut self, mut f: impl FnMut(W)) -> usize {
+        self.counters.broadcasts += 1;
+        let woken = self.parked_len;
+        for parked in self.parked[..woken].iter_mut() {
+            if let Some(p) = parked.take() {
+                f(p.waiter);
+            }
+        }
+        self.parked_len = 0;
+        self.early_len = 0;
+        woken
+    }
+
+    /// Removes `waiter` (e.g. a task that exits or is retried by a watchdog later); returns
+    /// its token, or `None` if it is not parked.
+    pub fn cancel(&mut self, waiter: W) -> Option<Token> {
+        let index = self.position(|p| p.waiter == waiter)?;
+        Some(self.remove_parked(index).token)
+    }
+
+    /// How many waiters are parked.
+    pub fn parked(&self) -> usize {
+        self.parked_len
+    }
+
+    /// The event counts so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    fn early_tokens(&self) -> &[Token] {
+        &self.early[..self.early_len]
+    }
+
+    /// Index of the first-parked waiter matching `pred`.
+    fn position(&self, pred: impl Fn(&Parked<W>) -> bool) -> Option<usize> {
+        self.parked[..self.parked_len]
+            .iter()
+            .position(|p| p.as_ref().is_some_and(&pred))
+    }
+
+    /// Removes the parked entry at `index`, keeping the rest in parking order.
+    fn remove_parked(&mut self, index: usize) -> Parked<W> {
+        let removed = self.parked[index].take();
+        self.parked.copy_within(index + 1..self.parked_len, index);
+        self.parked_len -= 1;
+        self.parked[self.parked_len] = None;
+        removed.expect("entries below parked_len are occupied")
+    }
+
+    /// Removes the early token at `index`, keeping the rest in arrival order.
+    fn remove_early(&mut self, index: usize) {
+        self.early.copy_within(index + 1..self.early_len, index);
+        self.early_len -= 1;
+    }
+}
+
+impl<W: Copy + Eq> Default for WaiterTable<W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod interleavings;
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! KVM async page faults delivered to the real guest: our VMM serves lazy pages slowly,
+//! KVM sends "page not present" and "page ready", the guest parks and wakes the task.
+
+mod common;
+
+use common::{guest_elf, runner};
+use serde_json::Value;
+
+const PAGES: u64 = 32;
+
+/// Runs the seed scenario with lazy pages at 2 ms in `apf` mode; returns the RESULT.
+fn seed_run(apf: &str) -> Value {
+    let out = runner()
+        .args([
+            "run",
+            "--mem",
+            "128M",
+            "--timeout",
+            "120s",
+            "--latency",
+            "fixed:4ms",
+        ])
+        .args(["--seed", "11", "--apf", apf, "--kernel"])
+        .arg(guest_elf())
+        .arg("--")
+        .args(["scenario=seed", "source=host", "seed=11", "cpu=3000000"])
+        .arg(format!("pages={PAGES}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("RESULT line");
+    serde_json::from_str(line).unwrap()
+}
+
+fn task<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn not_present_and_ready_match_the_faults_and_the_cpu_task_runs_meanwhile() {
+    let r = seed_run("kvm");
+    let apf = &r["apf"];
+    assert_eq!(apf["enabled"], true, "{r}");
+    // Every lazy page touched in ring 3 became one not-present and one page-ready.
+    assert_eq!(apf["not_present"], PAGES, "{r}");
+    assert_eq!(apf["ready"], PAGES, "{r}");
+    // Enabling async PF queues one broadcast wake.
+    assert_eq!(apf["broadcasts"], 1, "{r}");
+    assert_eq!(apf["unknown_tokens"], 0, "{r}");
+    assert_eq!(apf["full"], 0, "{r}");
+    assert!(apf["max_parked"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["pages_verified"], PAGES, "{r}");
+    // The CPU task (about 20 ms of work) finishes while the memory task still waits for
+    // its pages (32 x 2 ms).
+    let (cpu, mem) = (task(&r, "cpu"), task(&r, "mem"));
+    assert!(cpu["end_ns"].as_u64() < mem["end_ns"].as_u64(), "{r}");
+    assert_eq!(
+        cpu["result"].as_u64(),
+        Some(workloads::cpu::chain(11, 3_000_000)),
+        "{r}"
+    );
+}
+
+#[test]
+fn with_async_pf_off_the_guest_sees_no_events() {
+    let r = seed_run("off");
+    let apf = &r["apf"];
+    assert_eq!(apf["enabled"], false, "{r}");
+    for counter in [
+        "not_present",
+        "ready",
+        "broadcasts",
+        "wake_before_wait",
+        "max_parked",
+    ] {
+        assert_eq!(apf[counter], 0, "{counter}: {r}");
+    }
+    assert_eq!(r["pages_verified"], PAGES, "{r}");
+}
+
+#[test]
+fn qemu_runs_the_guest_with_async_pf_on_and_off() {
+    for (apf, enabled) in [("kvm", true), ("off", false)] {
+        let out = runner()
+            .args([
+                "run", "--vmm", "qemu", "--mem", "128M", "--apf", apf, "--kernel",
+            ])
+            .arg(guest_elf())
+            .arg("--")
+            .args(["scenario=seed", "source=guest", "pages=16", "cpu=1000000"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{apf}: {stdout}");
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULT "))
+            .unwrap();
+        let r: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["apf"]["enabled"], enabled, "{apf}: {r}");
+        assert_eq!(r["pages_verified"], 16, "{apf}: {r}");
+    }
+}
+
+#[test]
+fn a_guest_command_line_that_contradicts_apf_is_refused() {
+    let out = runner()
+        .args(["run", "--apf", "off", "--kernel"])
+        .arg(guest_elf())
+        .args(["--", "apf=on"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("option 'apf' given twice"));
+}
