@@ -121,6 +121,78 @@ fn mlp_comparison_serves_every_task_s_pages() {
 }
 
 #[test]
+fn a_latency_sweep_compares_at_each_latency() {
+    let json = temp("sweep.json");
+    let out = runner()
+        .args([
+            "compare",
+            "--scenario",
+            "seed",
+            "--latency-sweep",
+            "100us,fixed:1ms",
+        ])
+        .args([
+            "--modes",
+            "off,kvm",
+            "--repeat",
+            "1",
+            "--pages",
+            "8",
+            "--cpu-work",
+            "500000",
+        ])
+        .arg("--kernel")
+        .arg(guest_elf())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("speedup against off, by latency"),
+        "{stdout}"
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let sweep = j["sweep"].as_array().unwrap();
+    let latencies: Vec<&str> = sweep
+        .iter()
+        .map(|c| c["latency"].as_str().unwrap())
+        .collect();
+    assert_eq!(latencies, ["fixed:100us", "fixed:1ms"]);
+    for c in sweep {
+        assert_eq!(
+            c["runs"].as_array().unwrap().len(),
+            2,
+            "one run per mode: {c}"
+        );
+        let kvm = c["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["mode"] == "kvm")
+            .unwrap();
+        assert_eq!(kvm["apf_not_present"], 8, "{kvm}");
+        assert_eq!(kvm["apf_ready"], 8, "{kvm}");
+    }
+    std::fs::remove_file(json).unwrap();
+
+    let out = runner()
+        .args(["compare", "--latency", "1ms", "--latency-sweep", "1ms,2ms"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--latency and --latency-sweep together"
+    );
+}
+
+#[test]
 fn modes_are_checked_before_anything_runs() {
     let out = runner()
         .args(["compare", "--modes", "off,kvmm"])

@@ -11,6 +11,7 @@ mod record;
 mod report;
 mod sizing;
 mod stats;
+mod sweep;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -53,6 +54,15 @@ pub struct CompareArgs {
     /// Page fetch latency model, as for `runner run --latency`.
     #[arg(long, value_name = "MODEL", default_value = "fixed:10ms")]
     pub latency: LatencyModel,
+    /// Compare at each of these latencies instead (comma-separated models): a table per
+    /// latency and one of speedup against latency; --svg draws speedup against latency.
+    #[arg(
+        long,
+        value_name = "MODELS",
+        value_delimiter = ',',
+        conflicts_with = "latency"
+    )]
+    pub latency_sweep: Vec<LatencyModel>,
     /// Comma-separated modes (off, kvm, vmm, adaptive) [default: off and every async PF mode
     /// this build supports for --arch].
     #[arg(long, value_delimiter = ',')]
@@ -200,7 +210,8 @@ pub enum Error {
     Output(#[from] report::Error),
 }
 
-/// Runs the comparison and prints its table; writes JSON and SVG when asked.
+/// Runs the comparison (one per latency with `--latency-sweep`) and prints its tables;
+/// writes JSON and SVG when asked.
 pub fn compare(args: CompareArgs) -> Result<(), Error> {
     args.arch.ensure_supported()?;
     let modes = modes(&args)?;
@@ -208,75 +219,58 @@ pub fn compare(args: CompareArgs) -> Result<(), Error> {
         Some(kernel) => kernel.clone(),
         None => guest_build::build(args.arch)?,
     };
-    let pages = args
-        .pages
-        .unwrap_or_else(|| sizing::pages_for(args.latency.mean(), SYNC_FAULT_COST));
-    let runs = u64::from(args.repeat) * modes.len() as u64;
+    let latencies = if args.latency_sweep.is_empty() {
+        vec![args.latency.clone()]
+    } else {
+        args.latency_sweep.clone()
+    };
+    let total = latencies.len() as u64 * runs_per_latency(&args, modes.len());
+    let progress = progress_bar(total);
+    let mut comparisons = Vec::new();
+    for latency in latencies {
+        let mut runner = Runner {
+            args: &args,
+            kernel: kernel.clone(),
+            latency,
+            progress: &progress,
+        };
+        comparisons.push(runner.comparison(&modes)?);
+    }
+    progress.finish_and_clear();
+    for comparison in &comparisons {
+        println!("{}", comparison.table());
+    }
+    match comparisons.as_slice() {
+        [single] => {
+            if let Some(path) = &args.json {
+                single.write_json(path)?;
+            }
+            if let Some(path) = &args.svg {
+                single.write_svg(path)?;
+            }
+        }
+        sweep => {
+            print!("{}", sweep::table(sweep));
+            if let Some(path) = &args.json {
+                sweep::write_json(sweep, path)?;
+            }
+            if let Some(path) = &args.svg {
+                sweep::write_svg(sweep, path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Guest runs one comparison makes: calibration, solo runs, and every mode's repeats.
+fn runs_per_latency(args: &CompareArgs, modes: usize) -> u64 {
     let calibrate = args.scenario.has_cpu() && args.cpu_work.is_none();
-    let solo_runs = if args.scenario == Scenario::Seed {
+    let solo = if args.scenario == Scenario::Seed {
         2
     } else {
         0
     };
-    let progress = progress_bar(runs + u64::from(calibrate) + solo_runs);
-    let mut runner = Runner {
-        args: &args,
-        kernel,
-        progress: &progress,
-    };
-    let cpu_rounds = match args.cpu_work {
-        Some(rounds) => rounds,
-        None if calibrate => {
-            let size = Size {
-                pages,
-                cpu_rounds: CALIBRATION_ROUNDS,
-            };
-            let cal = runner.run("calibration (cpu alone)", Scenario::Cpu, Mode::Off, size)?;
-            let took =
-                Duration::from_nanos(cal.task("cpu").and_then(|t| t.duration_ns()).unwrap_or(0));
-            let wait =
-                (args.latency.mean() + SYNC_FAULT_COST) * u32::try_from(pages).unwrap_or(u32::MAX);
-            sizing::rounds_for(wait, CALIBRATION_ROUNDS, took)
-        }
-        None => 0,
-    };
-    let size = Size { pages, cpu_rounds };
-    let solo = if args.scenario == Scenario::Seed {
-        let cpu = runner.run("solo cpu", Scenario::Cpu, Mode::Off, size)?;
-        let mem = runner.run("solo mem", Scenario::Mem, Mode::Off, size)?;
-        Some(Solo {
-            cpu_ns: cpu.makespan_ns,
-            mem_ns: mem.makespan_ns,
-        })
-    } else {
-        None
-    };
-    let mut records = Vec::new();
-    for &mode in &modes {
-        for repeat in 0..args.repeat {
-            let what = format!("{} mode {mode} run {}", args.scenario, repeat + 1);
-            records.push((mode, repeat, runner.run(&what, args.scenario, mode, size)?));
-        }
-    }
-    progress.finish_and_clear();
-    let comparison = Comparison {
-        scenario: args.scenario.to_string(),
-        latency: args.latency.to_string(),
-        arch: args.arch,
-        fetchers: args.fetchers,
-        seed: args.seed,
-        size,
-        solo,
-        runs: records,
-    };
-    print!("{}", comparison.table());
-    if let Some(path) = &args.json {
-        comparison.write_json(path)?;
-    }
-    if let Some(path) = &args.svg {
-        comparison.write_svg(path)?;
-    }
-    Ok(())
+    u64::from(args.repeat) * modes as u64 + u64::from(calibrate) + solo
 }
 
 /// The requested modes, or by default every mode the architecture supports.
@@ -329,10 +323,70 @@ fn mem_mib(scenario: Scenario, pages: u64) -> Result<u64, Error> {
 struct Runner<'a> {
     args: &'a CompareArgs,
     kernel: PathBuf,
+    latency: LatencyModel,
     progress: &'a ProgressBar,
 }
 
 impl Runner<'_> {
+    /// Sizes the scenario for this latency, runs the solo runs and every mode's repeats.
+    fn comparison(&mut self, modes: &[Mode]) -> Result<Comparison, Error> {
+        let args = self.args;
+        let mean = self.latency.mean();
+        let pages = args
+            .pages
+            .unwrap_or_else(|| sizing::pages_for(mean, SYNC_FAULT_COST));
+        let cpu_rounds = match args.cpu_work {
+            Some(rounds) => rounds,
+            None if args.scenario.has_cpu() => {
+                let size = Size {
+                    pages,
+                    cpu_rounds: CALIBRATION_ROUNDS,
+                };
+                let cal = self.run("calibration (cpu alone)", Scenario::Cpu, Mode::Off, size)?;
+                let took = Duration::from_nanos(
+                    cal.task("cpu").and_then(|t| t.duration_ns()).unwrap_or(0),
+                );
+                let wait = (mean + SYNC_FAULT_COST) * u32::try_from(pages).unwrap_or(u32::MAX);
+                sizing::rounds_for(wait, CALIBRATION_ROUNDS, took)
+            }
+            None => 0,
+        };
+        let size = Size { pages, cpu_rounds };
+        let solo = if args.scenario == Scenario::Seed {
+            let cpu = self.run("solo cpu", Scenario::Cpu, Mode::Off, size)?;
+            let mem = self.run("solo mem", Scenario::Mem, Mode::Off, size)?;
+            Some(Solo {
+                cpu_ns: cpu.makespan_ns,
+                mem_ns: mem.makespan_ns,
+            })
+        } else {
+            None
+        };
+        let mut runs = Vec::new();
+        for &mode in modes {
+            for repeat in 0..args.repeat {
+                let what = format!(
+                    "{} at {} mode {mode} run {}",
+                    args.scenario,
+                    self.latency,
+                    repeat + 1
+                );
+                runs.push((mode, repeat, self.run(&what, args.scenario, mode, size)?));
+            }
+        }
+        Ok(Comparison {
+            scenario: args.scenario.to_string(),
+            latency: self.latency.to_string(),
+            latency_mean_ns: u64::try_from(mean.as_nanos()).unwrap_or(u64::MAX),
+            arch: args.arch,
+            fetchers: args.fetchers,
+            seed: args.seed,
+            size,
+            solo,
+            runs,
+        })
+    }
+
     /// One guest run of `scenario` in `mode`, checked: status 0 and every page verified.
     fn run(
         &mut self,
@@ -411,7 +465,7 @@ impl Runner<'_> {
             .arg(format!("{}M", mem_mib(scenario, size.pages)?))
             .arg("--timeout")
             .arg(format!("{}ms", args.timeout.as_millis()))
-            .args(["--latency", &args.latency.to_string()])
+            .args(["--latency", &self.latency.to_string()])
             .args(["--fetchers", &args.fetchers.to_string()])
             .args(["--seed", &args.seed.to_string()])
             .args(["--apf", apf_flag(mode)])

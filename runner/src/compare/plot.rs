@@ -102,3 +102,67 @@ fn draw(
     root.present()?;
     Ok(())
 }
+
+/// Draws speedup against latency (ms, log scale): one line with points per series.
+pub fn speedups(
+    path: &Path,
+    title: &str,
+    lines: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), Error> {
+    draw_speedups(path, title, lines).map_err(|e| Error {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn draw_speedups(
+    path: &Path,
+    title: &str,
+    lines: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let points = || lines.iter().flat_map(|(_, p)| p.iter().copied());
+    let (lo, hi) = points().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
+        (lo.min(x), hi.max(x))
+    });
+    let (lo, hi) = if lo <= hi {
+        (lo / 2.0, hi * 2.0)
+    } else {
+        (0.01, 100.0)
+    };
+    let top = points().map(|(_, y)| y).fold(1.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d((lo..hi).log_scale(), 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("fetch latency, mean (ms)")
+        .y_desc("speedup against off")
+        .draw()?;
+    chart.draw_series(DashedLineSeries::new(
+        [(lo, 1.0), (hi, 1.0)],
+        4,
+        4,
+        BLACK.mix(0.5).stroke_width(1),
+    ))?;
+    for (i, (name, line)) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -39,6 +39,8 @@ pub struct Solo {
 pub struct Comparison {
     pub scenario: String,
     pub latency: String,
+    /// The latency model's mean, where a sweep places this comparison.
+    pub latency_mean_ns: u64,
     pub arch: GuestArch,
     pub fetchers: u8,
     pub seed: u64,
@@ -74,6 +76,12 @@ impl Comparison {
 
     fn makespans(&self, mode: Mode) -> Option<Summary> {
         self.summary(mode, |r| Some(r.makespan_ns))
+    }
+
+    /// Median makespan of `off` over the ideal bound: the most any mode could gain.
+    pub fn ideal_speedup(&self) -> Option<f64> {
+        let off = self.makespans(Mode::Off)?;
+        Some(off.median as f64 / self.ideal_ns()?.max(1) as f64)
     }
 
     /// Median makespan of `off` over that of each mode.
@@ -202,12 +210,13 @@ impl Comparison {
     }
 }
 
+/// A small comparison for tests here and in `sweep`.
 #[cfg(test)]
-mod tests {
+pub(super) mod test_support {
     use super::*;
     use crate::compare::record::TaskRecord;
 
-    fn record(makespan_ns: u64, cpu_ns: u64) -> RunRecord {
+    pub fn record(makespan_ns: u64, cpu_ns: u64) -> RunRecord {
         RunRecord {
             tasks: vec![TaskRecord {
                 name: "cpu".to_owned(),
@@ -226,10 +235,11 @@ mod tests {
         }
     }
 
-    fn comparison() -> Comparison {
+    pub fn comparison() -> Comparison {
         Comparison {
             scenario: "seed".to_owned(),
             latency: "fixed:10ms".to_owned(),
+            latency_mean_ns: 10_000_000,
             arch: GuestArch::X86_64,
             fetchers: 1,
             seed: 1,
@@ -248,12 +258,23 @@ mod tests {
             ],
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::comparison;
+    use super::*;
 
     #[test]
     fn ideal_and_speedup() {
         let c = comparison();
         assert_eq!(c.ideal_ns(), Some(100_000_000));
         assert_eq!(c.speedups().get(&Mode::Off), Some(&1.0));
+    }
+
+    #[test]
+    fn the_ideal_speedup_is_off_over_the_ideal() {
+        assert_eq!(comparison().ideal_speedup(), Some(2.0));
     }
 
     #[test]
