@@ -11,20 +11,43 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("compare-test-{}-{name}", std::process::id()))
 }
 
+/// Runs `runner compare ARGS --kernel <guest> --json <file>` (plus `extra`, e.g. `--svg`),
+/// which must succeed; returns its stdout and the JSON it wrote (the file is removed).
+fn compare(name: &str, args: &[&str], extra: &[&std::ffi::OsStr]) -> (String, Value) {
+    let json = temp(name);
+    let out = runner()
+        .arg("compare")
+        .args(args)
+        .arg("--kernel")
+        .arg(guest_elf())
+        .arg("--json")
+        .arg(&json)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(json).unwrap();
+    (stdout, j)
+}
+
 #[test]
 fn seed_comparison_writes_table_json_and_svg() {
-    let (json, svg) = (temp("seed.json"), temp("seed.svg"));
-    let out = runner()
-        .args([
-            "compare",
+    let svg = temp("seed.svg");
+    let (stdout, j) = compare(
+        "seed.json",
+        &[
             "--scenario",
             "seed",
             "--latency",
             "fixed:1ms",
             "--modes",
             "off",
-        ])
-        .args([
             "--repeat",
             "2",
             "--pages",
@@ -33,24 +56,10 @@ fn seed_comparison_writes_table_json_and_svg() {
             "2000000",
             "--seed",
             "9",
-        ])
-        .arg("--kernel")
-        .arg(guest_elf())
-        .arg("--json")
-        .arg(&json)
-        .arg("--svg")
-        .arg(&svg)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &["--svg".as_ref(), svg.as_os_str()],
     );
     assert!(stdout.contains("ideal max(C, F)"), "{stdout}");
-
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(j["scenario"], "seed");
     assert_eq!(j["latency"], "fixed:1ms");
     let runs = j["runs"].as_array().unwrap();
@@ -82,56 +91,44 @@ fn seed_comparison_writes_table_json_and_svg() {
     assert_eq!(j["speedup"]["off"], 1.0);
     let svg_text = std::fs::read_to_string(&svg).unwrap();
     assert!(svg_text.starts_with("<svg") && svg_text.contains("off"));
-    std::fs::remove_file(json).unwrap();
     std::fs::remove_file(svg).unwrap();
 }
 
 #[test]
 fn mlp_comparison_serves_every_task_s_pages() {
-    let json = temp("mlp.json");
-    let out = runner()
-        .args([
-            "compare",
+    let (_, j) = compare(
+        "mlp.json",
+        &[
             "--scenario",
             "mlp:4",
             "--latency",
             "100us",
             "--repeat",
             "1",
-        ])
-        .args(["--pages", "8", "--fetchers", "4", "--kernel"])
-        .arg(guest_elf())
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--pages",
+            "8",
+            "--fetchers",
+            "4",
+        ],
+        &[],
     );
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(j["runs"][0]["faults_served"], 32);
     assert_eq!(j["runs"][0]["pages_verified"], 32);
     assert!(
         j["ideal_ns"].is_null(),
         "the ideal bound is defined for seed only"
     );
-    std::fs::remove_file(json).unwrap();
 }
 
 #[test]
 fn a_latency_sweep_compares_at_each_latency() {
-    let json = temp("sweep.json");
-    let out = runner()
-        .args([
-            "compare",
+    let (stdout, j) = compare(
+        "sweep.json",
+        &[
             "--scenario",
             "seed",
             "--latency-sweep",
             "100us,fixed:1ms",
-        ])
-        .args([
             "--modes",
             "off,kvm",
             "--repeat",
@@ -140,24 +137,13 @@ fn a_latency_sweep_compares_at_each_latency() {
             "8",
             "--cpu-work",
             "500000",
-        ])
-        .arg("--kernel")
-        .arg(guest_elf())
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[],
     );
     assert!(
         stdout.contains("speedup against off, by latency"),
         "{stdout}"
     );
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let sweep = j["sweep"].as_array().unwrap();
     let latencies: Vec<&str> = sweep
         .iter()
@@ -179,7 +165,6 @@ fn a_latency_sweep_compares_at_each_latency() {
         assert_eq!(kvm["apf_not_present"], 8, "{kvm}");
         assert_eq!(kvm["apf_ready"], 8, "{kvm}");
     }
-    std::fs::remove_file(json).unwrap();
 
     let out = runner()
         .args(["compare", "--latency", "1ms", "--latency-sweep", "1ms,2ms"])
