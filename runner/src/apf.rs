@@ -1,5 +1,6 @@
 //! `--apf`: which side delivers async page faults to the guest, and what that means for the
-//! guest's CPUID, its command line and QEMU's CPU model.
+//! guest's CPUID, its command line and QEMU's CPU model. The guest is the same in every mode:
+//! it sees KVM's interface whether KVM or this VMM plays the host's part.
 
 /// KVM's paravirtual feature leaf.
 pub const KVM_FEATURES_LEAF: u32 = 0x4000_0001;
@@ -13,6 +14,12 @@ pub enum ApfMode {
     Off,
     /// KVM's in-kernel async PF: the bits are advertised and the guest is told `apf=on`.
     Kvm,
+    /// This VMM plays KVM's part from userspace (builtin VMM with --latency): every ring-3
+    /// fault on a lazy page becomes async.
+    Vmm,
+    /// As `vmm`, but a fault whose page is expected within --async-threshold stays
+    /// synchronous (cheaper than the not-present/ready round trip).
+    Adaptive,
 }
 
 impl ApfMode {
@@ -20,23 +27,30 @@ impl ApfMode {
     pub fn guest_word(self) -> &'static str {
         match self {
             ApfMode::Off => "apf=off",
-            ApfMode::Kvm => "apf=on",
+            ApfMode::Kvm | ApfMode::Vmm | ApfMode::Adaptive => "apf=on",
         }
     }
 
-    /// QEMU `-cpu` properties for the mode.
-    pub fn qemu_cpu_properties(self) -> &'static str {
+    /// Whether this VMM, not KVM, delivers the events (it needs lazy memory to know faults).
+    pub fn is_userspace(self) -> bool {
+        matches!(self, ApfMode::Vmm | ApfMode::Adaptive)
+    }
+
+    /// QEMU `-cpu` properties for the mode; `None` for the modes only the builtin VMM has.
+    pub fn qemu_cpu_properties(self) -> Option<&'static str> {
         match self {
-            ApfMode::Off => "kvm-asyncpf=off,kvm-asyncpf-int=off",
-            ApfMode::Kvm => "kvm-asyncpf=on,kvm-asyncpf-int=on",
+            ApfMode::Off => Some("kvm-asyncpf=off,kvm-asyncpf-int=off"),
+            ApfMode::Kvm => Some("kvm-asyncpf=on,kvm-asyncpf-int=on"),
+            ApfMode::Vmm | ApfMode::Adaptive => None,
         }
     }
 
-    /// `eax` of the KVM feature leaf as the guest should see it.
+    /// `eax` of the KVM feature leaf as the guest should see it. The userspace modes show
+    /// KVM's bits too: the guest's MSR accesses come to this VMM instead of KVM.
     pub fn kvm_features(self, supported: u32) -> u32 {
         match self {
             ApfMode::Off => supported & !ASYNC_PF_FEATURES,
-            ApfMode::Kvm => supported,
+            ApfMode::Kvm | ApfMode::Vmm | ApfMode::Adaptive => supported,
         }
     }
 }
@@ -61,7 +75,19 @@ mod tests {
         assert!(
             ApfMode::Off
                 .qemu_cpu_properties()
-                .contains("kvm-asyncpf-int=off")
+                .is_some_and(|p| p.contains("kvm-asyncpf-int=off"))
         );
+    }
+
+    #[test]
+    fn userspace_modes_look_like_kvm_to_the_guest_and_are_not_for_qemu() {
+        let supported = 0x0100_7efb;
+        for mode in [ApfMode::Vmm, ApfMode::Adaptive] {
+            assert!(mode.is_userspace());
+            assert_eq!(mode.guest_word(), "apf=on");
+            assert_eq!(mode.kvm_features(supported), supported);
+            assert_eq!(mode.qemu_cpu_properties(), None);
+        }
+        assert!(!ApfMode::Kvm.is_userspace() && !ApfMode::Off.is_userspace());
     }
 }

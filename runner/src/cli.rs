@@ -96,11 +96,21 @@ pub struct RunArgs {
         conflicts_with = "seed"
     )]
     pub restore: Option<PathBuf>,
+    /// Fetch N more pages after each missing page, in address order, with --latency (a
+    /// prefetcher; readahead pages count as served but were asked for by nobody).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "latency")]
+    pub readahead: u16,
     /// Async page faults: `off` hides KVM's async PF CPUID bits and tells the guest `apf=off`;
-    /// `kvm` advertises them and tells the guest `apf=on` (KVM delivers them) [default: leave
-    /// the CPUID and the guest command line as they are].
+    /// `kvm` advertises them and tells the guest `apf=on` (KVM delivers them); `vmm` and
+    /// `adaptive` (builtin VMM with --latency) have this VMM deliver them instead, `adaptive`
+    /// only for faults expected to take --async-threshold or longer [default: leave the CPUID
+    /// and the guest command line as they are].
     #[arg(long, value_enum, value_name = "MODE")]
     pub apf: Option<crate::apf::ApfMode>,
+    /// With --apf adaptive: a fault whose page is expected sooner than this stays synchronous
+    /// [default: 200us].
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub async_threshold: Option<Duration>,
     /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -296,6 +306,43 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn async_pf_modes_and_their_options() {
+        let run = parse_run(&[
+            "runner",
+            "run",
+            "--latency",
+            "1ms",
+            "--apf",
+            "adaptive",
+            "--async-threshold",
+            "150us",
+            "--readahead",
+            "8",
+        ]);
+        assert_eq!(run.apf, Some(crate::apf::ApfMode::Adaptive));
+        assert_eq!(run.async_threshold, Some(Duration::from_micros(150)));
+        assert_eq!(run.readahead, 8);
+        assert_eq!(
+            parse_run(&["runner", "run", "--apf", "vmm"]).apf,
+            Some(crate::apf::ApfMode::Vmm)
+        );
+        for args in [
+            &["runner", "run", "--apf", "user"][..],
+            &["runner", "run", "--async-threshold", "fast"],
+            &["runner", "run", "--latency", "1ms", "--readahead", "-1"],
+            &["runner", "run", "--latency", "1ms", "--readahead", "65536"],
+        ] {
+            let error = Cli::try_parse_from(args).expect_err("should be refused");
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+        let error = Cli::try_parse_from(["runner", "run", "--readahead", "4"]).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::lazy::LazyStats;
 use crate::snapshot::Saved;
 use crate::units::format_duration;
+use crate::vmm::arch::UserApfStats;
 
 /// Exit status when the guest did not exit before `--timeout` (as `timeout(1)` does).
 pub const EXIT_TIMED_OUT: u8 = 124;
@@ -30,12 +31,15 @@ pub enum GuestOutcome {
 pub struct RunReport {
     pub outcome: GuestOutcome,
     pub lazy: Option<LazyStats>,
+    /// What the VMM's async PF host did (`--apf vmm|adaptive`).
+    pub user_apf: Option<UserApfStats>,
     pub snapshot: Option<Saved>,
 }
 
 impl RunReport {
-    /// The `run --report` file: the guest's status (null if it timed out) and the lazy memory
-    /// counts (null without lazy memory).
+    /// The `run --report` file: the guest's status (null if it timed out), the lazy memory
+    /// counts (null without lazy memory) and the VMM's async PF counts (null unless it
+    /// delivered async PF).
     pub fn to_json(&self) -> serde_json::Value {
         let (status, timed_out) = match &self.outcome {
             GuestOutcome::Exited(status) => (Some(*status), false),
@@ -45,6 +49,7 @@ impl RunReport {
             "status": status,
             "timed_out": timed_out,
             "lazy": self.lazy.as_ref().map(LazyStats::to_json),
+            "user_apf": self.user_apf.as_ref().map(UserApfStats::to_json),
         })
     }
 }

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::apf::ApfMode;
 use crate::cli::{RunArgs, SnapshotArgs, VmmKind};
 use crate::console::ConsoleSink;
 use crate::guest_arch::Unsupported;
@@ -15,6 +17,11 @@ use crate::{guest_build, guest_cmdline, qemu, snapshot, vmm};
 
 /// One vCPU until the guest kernel brings up application processors.
 const VCPUS: u8 = 1;
+
+/// `--async-threshold`'s default: a little above a synchronous fault's cost and below the
+/// not-present/ready round trip on our hosts (host-facts.md: ~42 us vs ~150 us), so only
+/// fetches that clearly outlast the round trip are made async.
+const DEFAULT_ASYNC_THRESHOLD: Duration = Duration::from_micros(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,6 +37,13 @@ pub enum Error {
     LazyNeedsBuiltin,
     #[error("snapshot needs the builtin VMM: it saves the RAM it maps")]
     SnapshotNeedsBuiltin,
+    #[error(
+        "--apf {0:?} needs the builtin VMM with --latency: it delivers async page faults for \
+         the lazy pages it serves"
+    )]
+    UserApfNeedsLazyMemory(ApfMode),
+    #[error("--async-threshold only applies to --apf adaptive")]
+    ThresholdWithoutAdaptive,
     #[error(transparent)]
     Cmdline(#[from] guest_cmdline::Error),
     #[error(transparent)]
@@ -68,6 +82,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
     if args.latency.is_some() && args.vmm != VmmKind::Builtin {
         return Err(Error::LazyNeedsBuiltin);
     }
+    let async_threshold = async_threshold(&args)?;
     let mut words = args.cmdline.clone();
     words.extend(args.apf.map(|mode| mode.guest_word().to_owned()));
     let cmdline = guest_cmdline::from_words(&words)?;
@@ -92,9 +107,11 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
             fetchers: args.fetchers,
             region: args.lazy,
             seed: args.seed,
+            readahead: args.readahead,
         }),
         lazy_source,
         apf: args.apf,
+        async_threshold,
     };
     let console = ConsoleSink::default();
     let report = match args.vmm {
@@ -102,11 +119,17 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         VmmKind::Qemu => RunReport {
             outcome: qemu::run(&config, &console, args.timeout, args.verbose)?,
             lazy: None,
+            user_apf: None,
             snapshot: None,
         },
     };
-    if let Some(stats) = report.lazy.as_ref().filter(|_| args.verbose) {
-        eprintln!("runner: lazy memory: {stats}");
+    if args.verbose {
+        if let Some(stats) = &report.lazy {
+            eprintln!("runner: lazy memory: {stats}");
+        }
+        if let Some(stats) = &report.user_apf {
+            eprintln!("runner: async PF by the VMM: {stats}");
+        }
     }
     if let Some(path) = &args.report {
         let text = serde_json::to_string_pretty(&report.to_json()).expect("JSON values serialise");
@@ -116,6 +139,19 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         })?;
     }
     Ok(report)
+}
+
+/// The adaptive policy's threshold; checks that the userspace async PF modes have the lazy
+/// memory whose faults they deliver.
+fn async_threshold(args: &RunArgs) -> Result<Duration, Error> {
+    let mode = args.apf.unwrap_or(ApfMode::Off);
+    if mode.is_userspace() && (args.latency.is_none() || args.vmm != VmmKind::Builtin) {
+        return Err(Error::UserApfNeedsLazyMemory(mode));
+    }
+    match args.async_threshold {
+        Some(_) if mode != ApfMode::Adaptive => Err(Error::ThresholdWithoutAdaptive),
+        threshold => Ok(threshold.unwrap_or(DEFAULT_ASYNC_THRESHOLD)),
+    }
 }
 
 /// Why `runner snapshot` wrote nothing (a timeout also gets its own message).
@@ -130,7 +166,60 @@ fn not_saved_message(out: &Path, outcome: &GuestOutcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let args = ["runner", "run"].iter().chain(args);
+        match Cli::try_parse_from(args).expect("valid").command {
+            Command::Run(run) => run,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn userspace_async_pf_needs_lazy_memory_in_the_builtin_vmm() {
+        for args in [
+            &["--apf", "vmm"][..],
+            &["--apf", "adaptive", "--vmm", "qemu"],
+            &["--apf", "vmm", "--vmm", "qemu", "--latency", "1ms"],
+        ] {
+            let error = async_threshold(&run_args(args)).unwrap_err();
+            assert!(
+                matches!(error, Error::UserApfNeedsLazyMemory(_)),
+                "{args:?}: {error}"
+            );
+        }
+        let args = run_args(&["--apf", "vmm", "--latency", "1ms"]);
+        assert_eq!(async_threshold(&args).unwrap(), DEFAULT_ASYNC_THRESHOLD);
+    }
+
+    #[test]
+    fn the_threshold_is_adaptive_only() {
+        let args = run_args(&[
+            "--latency",
+            "1ms",
+            "--apf",
+            "adaptive",
+            "--async-threshold",
+            "1ms",
+        ]);
+        assert_eq!(async_threshold(&args).unwrap(), Duration::from_millis(1));
+        for mode in ["vmm", "kvm"] {
+            let args = run_args(&[
+                "--latency",
+                "1ms",
+                "--apf",
+                mode,
+                "--async-threshold",
+                "1ms",
+            ]);
+            assert!(matches!(
+                async_threshold(&args),
+                Err(Error::ThresholdWithoutAdaptive)
+            ));
+        }
+    }
 
     #[test]
     fn a_failed_snapshot_run_says_why_nothing_was_saved() {

@@ -339,13 +339,16 @@ fn lazy_memory_serves_each_touched_page_once_after_its_latency() {
     assert_eq!(served, pages, "each touched page served exactly once");
     let (slow_ns, served) = lazy_mem_run("fixed:8ms", pages);
     assert_eq!(served, pages);
-    // One fetcher serves one page at a time, so the task waits at least pages x latency.
+    // One fetcher serves one page at a time, so the task waits at least pages x latency, as
+    // measured by the guest's TSC clock: calibrated against the PIT, it may be off by a
+    // little under load (a 0.5% slow clock was seen), hence the 2% margin.
+    let at_least = |latency_ns: u64| pages * latency_ns * 98 / 100;
     assert!(
-        slow_ns >= pages * 8_000_000,
+        slow_ns >= at_least(8_000_000),
         "{slow_ns} ns for {pages} pages at 8 ms"
     );
     assert!(
-        fast_ns >= pages * 1_000_000,
+        fast_ns >= at_least(1_000_000),
         "{fast_ns} ns for {pages} pages at 1 ms"
     );
     assert!(

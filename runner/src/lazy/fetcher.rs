@@ -1,15 +1,12 @@
-//! A fetcher: takes missing pages from the queue, waits out a latency drawn from the model (the
-//! fetch), then installs the page's contents with `UFFDIO_COPY`, which wakes the threads that
-//! faulted on it. N fetchers are N concurrent fetches; one is a serial device.
+//! A fetcher: takes missing pages from the queue, waits out the fetch's latency, then installs
+//! the page's contents with `UFFDIO_COPY`, which wakes the threads that faulted on it, and
+//! tells the fault observer. N fetchers are N concurrent fetches; one is a serial device.
 
 use std::thread;
 
 use libc::c_void;
-use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
 use workloads::pages::PAGE_SIZE;
 
-use super::latency::LatencyModel;
 use super::server::{Error, Shared};
 use super::source::Page;
 
@@ -17,31 +14,20 @@ use super::source::Page;
 /// and a copy that keeps failing is a bug worth reporting rather than a hang.
 const COPY_ATTEMPTS: u32 = 1000;
 
-/// Golden-ratio increment (as SplitMix64 uses): spreads fetcher indexes over the seed space.
-const SEED_STRIDE: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// The latency generator of fetcher `index` for run seed `seed`: each fetcher has its own
-/// stream, and the same seed gives the same streams. (Which fetcher takes which fault depends
-/// on timing when there are several.)
-pub fn rng(seed: u64, index: u8) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(seed ^ (u64::from(index) + 1).wrapping_mul(SEED_STRIDE))
-}
-
 /// Fetches queued pages until the queue stops.
-pub fn run(
-    shared: &Shared,
-    latency: &LatencyModel,
-    mut rng: Xoshiro256PlusPlus,
-) -> Result<(), Error> {
+pub fn run(shared: &Shared) -> Result<(), Error> {
     let mut page: Page = [0; PAGE_SIZE];
     while let Some(fault) = shared.queue.next() {
-        let delay = shared.queue.delay(latency.sample(&mut rng));
+        let delay = shared.queue.delay(fault.latency);
         shared.source.fill(fault.gpa_page, &mut page);
         let installed = install(shared, fault.gpa_page, &page)?;
         shared.table().served(shared.window.index(fault.gpa_page));
         shared
             .counters
             .fetched(installed, delay, fault.at.elapsed(), fault.thread_id);
+        if let Some(observer) = &shared.observer {
+            observer.served(fault.gpa_page).map_err(Error::Observer)?;
+        }
     }
     Ok(())
 }
@@ -71,18 +57,4 @@ fn install(shared: &Shared, gpa_page: u64, page: &Page) -> Result<bool, Error> {
         }
     }
     Err(Error::CopyRetries { gpa: gpa_page })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::Rng;
-
-    #[test]
-    fn fetchers_have_distinct_reproducible_streams() {
-        let first = |seed, index| rng(seed, index).next_u64();
-        assert_eq!(first(1, 0), first(1, 0));
-        assert_ne!(first(1, 0), first(1, 1));
-        assert_ne!(first(1, 0), first(2, 0));
-    }
 }

@@ -5,6 +5,7 @@
 
 mod fetcher;
 pub mod latency;
+mod observer;
 mod page_table;
 mod reader;
 pub mod region;
@@ -15,6 +16,7 @@ mod window;
 mod work;
 
 pub use latency::LatencyModel;
+pub use observer::{FaultObserver, ObserverError};
 pub use region::LazyRegion;
 pub use server::{Error, OnFailure, Server, Settings, StartError};
 pub use stats::LazyStats;
@@ -30,6 +32,8 @@ pub struct LazyConfig {
     /// Concurrent fetches, 1..=`MAX_FETCHERS`: 1 is a serial device.
     pub fetchers: u8,
     pub region: LazyRegion,
-    /// Seeds the pages' contents and the fetchers' latency streams.
+    /// Seeds the pages' contents and the latency stream.
     pub seed: u64,
+    /// Pages fetched after each missing page, in address order (`--readahead`).
+    pub readahead: u16,
 }

@@ -2,23 +2,30 @@
 //! normal (KVM may fault on one page from several paths before it arrives); the table turns
 //! them into one fetch per page.
 //!
+//! For each page in flight the table keeps when it is due (the fault's time plus its sampled
+//! latency), so a repeated fault knows how long its page will still take.
+//!
 //! A served page stays served: nothing in the VMM discards guest pages (no `MADV_DONTNEED`),
 //! so a later message for one is stale, and its faulting thread was already woken by the
 //! `UFFDIO_COPY` that installed the page.
+
+use std::time::Instant;
 
 /// What to do about a fault message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The page was missing: fetch it (it is now in flight).
     Fetch,
-    /// The page is already in flight or served.
-    Duplicate,
+    /// The page is already in flight, due then.
+    InFlight { due: Instant },
+    /// The page is already served.
+    Served,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Missing,
-    InFlight,
+    InFlight { due: Instant },
     Served,
 }
 
@@ -39,24 +46,29 @@ impl PageTable {
         }
     }
 
-    /// Records a fault message for page `index`.
-    pub fn fault(&mut self, index: usize) -> Fault {
+    /// Records a fault message for page `index`, which if missing is fetched and due at
+    /// `due()`.
+    pub fn fault(&mut self, index: usize, due: impl FnOnce() -> Instant) -> Fault {
         let page = &mut self.pages[index];
-        match page {
+        match *page {
             State::Missing => {
-                *page = State::InFlight;
+                *page = State::InFlight { due: due() };
                 self.in_flight += 1;
                 self.max_in_flight = self.max_in_flight.max(self.in_flight);
                 Fault::Fetch
             }
-            State::InFlight | State::Served => Fault::Duplicate,
+            State::InFlight { due } => Fault::InFlight { due },
+            State::Served => Fault::Served,
         }
     }
 
     /// Records that page `index`, which was in flight, is now in guest memory.
     pub fn served(&mut self, index: usize) {
         let page = &mut self.pages[index];
-        assert_eq!(*page, State::InFlight, "page {index} was not being fetched");
+        assert!(
+            matches!(page, State::InFlight { .. }),
+            "page {index} was not being fetched"
+        );
         *page = State::Served;
         self.in_flight -= 1;
     }
@@ -71,30 +83,47 @@ impl PageTable {
 mod tests {
     use super::*;
 
+    use std::time::Duration;
+
     #[test]
-    fn first_fault_fetches_later_ones_are_duplicates() {
+    fn first_fault_fetches_later_ones_see_it_due_or_served() {
         let mut table = PageTable::new(4);
-        assert_eq!(table.fault(2), Fault::Fetch);
-        assert_eq!(table.fault(2), Fault::Duplicate);
+        let due = Instant::now();
+        assert_eq!(table.fault(2, || due), Fault::Fetch);
+        let later = due + Duration::from_millis(1);
+        assert_eq!(
+            table.fault(2, || later),
+            Fault::InFlight { due },
+            "the first due"
+        );
         table.served(2);
-        assert_eq!(table.fault(2), Fault::Duplicate, "served pages stay served");
-        assert_eq!(table.fault(3), Fault::Fetch, "pages are independent");
+        assert_eq!(
+            table.fault(2, || due),
+            Fault::Served,
+            "served pages stay served"
+        );
+        assert_eq!(
+            table.fault(3, || due),
+            Fault::Fetch,
+            "pages are independent"
+        );
     }
 
     #[test]
     fn max_in_flight_is_the_high_water_mark() {
         let mut table = PageTable::new(8);
+        let now = Instant::now();
         for index in 0..3 {
-            table.fault(index);
+            table.fault(index, || now);
         }
-        table.fault(1);
+        table.fault(1, || now);
         assert_eq!(table.max_in_flight(), 3, "duplicates do not count");
         table.served(0);
         table.served(1);
-        table.fault(5);
+        table.fault(5, || now);
         assert_eq!(table.max_in_flight(), 3);
         for index in 6..8 {
-            table.fault(index);
+            table.fault(index, || now);
         }
         assert_eq!(table.max_in_flight(), 4);
     }

@@ -1,12 +1,18 @@
-//! The fault reader: reads userfaultfd messages, one fetch per missing page, and queues it for
-//! the fetchers. It never blocks on a fetch, so duplicates and new faults are seen at once.
+//! The fault reader: reads userfaultfd messages, one fetch per missing page (plus the
+//! readahead after it), and queues it for the fetchers with its latency drawn from the model.
+//! It never blocks on a fetch, so duplicates and new faults are seen at once, and it tells the
+//! fault observer (an async PF mode) who waits for what and for how long.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
 use userfaultfd::{Event, EventBuffer};
+use workloads::pages::PAGE_SIZE;
 
+use super::latency::LatencyModel;
 use super::page_table::Fault as PageFault;
 use super::server::{Error, Shared};
 use super::work::Fault;
@@ -16,6 +22,27 @@ const MESSAGES_PER_READ: usize = 64;
 /// `poll` without a timeout: the stop event ends the wait.
 const NO_TIMEOUT: libc::c_int = -1;
 
+/// The thread id recorded for readahead fetches: no thread asked for them.
+const READAHEAD: i32 = 0;
+
+/// The reader's own state: the latency stream and the readahead depth.
+pub struct Reader {
+    latency: LatencyModel,
+    rng: Xoshiro256PlusPlus,
+    readahead: u16,
+}
+
+impl Reader {
+    /// The same seed draws the same latencies for the same order of faults.
+    pub fn new(latency: LatencyModel, seed: u64, readahead: u16) -> Self {
+        Reader {
+            latency,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            readahead,
+        }
+    }
+}
+
 /// What ended a wait.
 enum Wake {
     Messages,
@@ -23,7 +50,7 @@ enum Wake {
 }
 
 /// Serves `shared`'s userfaultfd until its stop event is signalled.
-pub fn run(shared: &Shared) -> Result<(), Error> {
+pub fn run(shared: &Shared, mut reader: Reader) -> Result<(), Error> {
     let mut messages = EventBuffer::new(MESSAGES_PER_READ);
     loop {
         match wait(shared.uffd.as_raw_fd(), shared.stop.as_raw_fd())? {
@@ -36,7 +63,7 @@ pub fn run(shared: &Shared) -> Result<(), Error> {
             .read_events(&mut messages)
             .map_err(Error::Read)?
         {
-            handle(shared, event.map_err(Error::Read)?)?;
+            handle(shared, &mut reader, event.map_err(Error::Read)?)?;
         }
     }
 }
@@ -69,7 +96,7 @@ fn wait(uffd: RawFd, stop: RawFd) -> Result<Wake, Error> {
     })
 }
 
-fn handle(shared: &Shared, event: Event) -> Result<(), Error> {
+fn handle(shared: &Shared, reader: &mut Reader, event: Event) -> Result<(), Error> {
     let Event::Pagefault {
         addr, thread_id, ..
     } = event
@@ -82,14 +109,68 @@ fn handle(shared: &Shared, event: Event) -> Result<(), Error> {
         .window
         .page_of(host)
         .ok_or(Error::OutsideWindow(host))?;
+    let thread_id = thread_id.as_raw();
     let at = Instant::now();
-    match shared.table().fault(shared.window.index(gpa_page)) {
-        PageFault::Fetch => shared.queue.push(Fault {
-            gpa_page,
-            thread_id: thread_id.as_raw(),
-            at,
-        }),
-        PageFault::Duplicate => shared.counters.duplicate(),
+    let expected = match fetch(shared, reader, gpa_page, thread_id, at) {
+        Fetched::Queued(latency) => {
+            // Readahead pages are fetched after the one that was asked for.
+            for ahead in 1..=u64::from(reader.readahead) {
+                let next = gpa_page + ahead * PAGE_SIZE as u64;
+                if !shared.window.contains(next) {
+                    break;
+                }
+                if let Fetched::Queued(_) = fetch(shared, reader, next, READAHEAD, at) {
+                    shared.counters.read_ahead();
+                }
+            }
+            latency
+        }
+        Fetched::Already(remaining) => {
+            shared.counters.duplicate();
+            remaining
+        }
+    };
+    if let Some(observer) = &shared.observer {
+        observer
+            .waiting(gpa_page, thread_id, expected)
+            .map_err(Error::Observer)?;
     }
     Ok(())
+}
+
+/// What a fault did to its page's fetch.
+enum Fetched {
+    /// The page was missing: its fetch is queued and takes this long.
+    Queued(Duration),
+    /// The page was in flight or served already: it is due in this long (0: it is there).
+    Already(Duration),
+}
+
+/// Records a fault on `gpa_page` and, if the page is missing, queues its fetch with a latency
+/// drawn now.
+fn fetch(
+    shared: &Shared,
+    reader: &mut Reader,
+    gpa_page: u64,
+    thread_id: i32,
+    at: Instant,
+) -> Fetched {
+    let mut latency = Duration::ZERO;
+    let fault = shared.table().fault(shared.window.index(gpa_page), || {
+        latency = reader.latency.sample(&mut reader.rng);
+        at + latency
+    });
+    match fault {
+        PageFault::Fetch => {
+            shared.queue.push(Fault {
+                gpa_page,
+                thread_id,
+                at,
+                latency,
+            });
+            Fetched::Queued(latency)
+        }
+        PageFault::InFlight { due } => Fetched::Already(due.saturating_duration_since(at)),
+        PageFault::Served => Fetched::Already(Duration::ZERO),
+    }
 }

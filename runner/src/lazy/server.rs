@@ -14,13 +14,15 @@ use libc::c_void;
 use userfaultfd::Uffd;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+use super::fetcher;
 use super::latency::LatencyModel;
+use super::observer::{FaultObserver, ObserverError};
 use super::page_table::PageTable;
+use super::reader::{self, Reader};
 use super::source::PageSource;
 use super::stats::{Counters, LazyStats};
 use super::window::Window;
 use super::work::WorkQueue;
-use super::{fetcher, reader};
 
 /// Why serving lazy memory failed while the guest ran.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub enum Error {
     },
     #[error("cannot install guest page {gpa:#x}: the kernel kept asking to retry (EAGAIN)")]
     CopyRetries { gpa: u64 },
+    #[error("the async PF host failed")]
+    Observer(#[source] ObserverError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,8 @@ pub struct Shared {
     pub queue: WorkQueue,
     pub counters: Counters,
     pub source: Box<dyn PageSource>,
+    /// Told of each fault and each page served (async PF modes).
+    pub observer: Option<Arc<dyn FaultObserver>>,
     /// Ends the reader's wait.
     pub stop: EventFd,
     table: Mutex<PageTable>,
@@ -91,6 +97,9 @@ pub struct Settings {
     pub fetchers: u8,
     pub seed: u64,
     pub source: Box<dyn PageSource>,
+    /// Pages fetched after each missing page (`--readahead`).
+    pub readahead: u16,
+    pub observer: Option<Arc<dyn FaultObserver>>,
 }
 
 pub struct Server {
@@ -115,6 +124,7 @@ impl Server {
             queue: WorkQueue::default(),
             counters: Counters::default(),
             source: settings.source,
+            observer: settings.observer,
             stop,
             table,
         });
@@ -123,13 +133,12 @@ impl Server {
             shared,
             threads: Vec::new(),
         };
-        server.spawn("lazy-faults".to_owned(), &on_failure, reader::run)?;
+        let reader = Reader::new(settings.latency, settings.seed, settings.readahead);
+        server.spawn("lazy-faults".to_owned(), &on_failure, move |shared| {
+            reader::run(shared, reader)
+        })?;
         for index in 0..settings.fetchers {
-            let latency = settings.latency.clone();
-            let rng = fetcher::rng(settings.seed, index);
-            server.spawn(format!("lazy-fetch{index}"), &on_failure, move |shared| {
-                fetcher::run(shared, &latency, rng)
-            })?;
+            server.spawn(format!("lazy-fetch{index}"), &on_failure, fetcher::run)?;
         }
         Ok(server)
     }
@@ -211,6 +220,8 @@ mod tests {
             fetchers,
             seed: SEED,
             source: Box::new(GeneratedPages::new(SEED)),
+            readahead: 0,
+            observer: None,
         };
         let on_failure: OnFailure = Arc::new(move |error| {
             let _ = failed.send(error);

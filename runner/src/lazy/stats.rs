@@ -12,6 +12,7 @@ use std::time::Duration;
 pub struct Counters {
     served: AtomicU64,
     duplicates: AtomicU64,
+    read_ahead: AtomicU64,
     already_present: AtomicU64,
     delay_nanos: AtomicU64,
     wait_nanos: AtomicU64,
@@ -29,6 +30,11 @@ impl Counters {
     /// A fault message for a page already in flight or served.
     pub fn duplicate(&self) {
         self.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A readahead fetch was queued.
+    pub fn read_ahead(&self) {
+        self.read_ahead.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A fetch ended: `installed` if our `UFFDIO_COPY` put the page in (otherwise it was
@@ -59,6 +65,7 @@ impl Counters {
         LazyStats {
             served_pages: load(&self.served),
             duplicates: load(&self.duplicates),
+            read_ahead: load(&self.read_ahead),
             already_present: load(&self.already_present),
             injected_delay: Duration::from_nanos(load(&self.delay_nanos)),
             total_wait: Duration::from_nanos(load(&self.wait_nanos)),
@@ -80,6 +87,8 @@ pub struct LazyStats {
     pub served_pages: u64,
     /// Fault messages for pages already in flight or served.
     pub duplicates: u64,
+    /// Fetches queued by readahead (`--readahead`), not by a fault.
+    pub read_ahead: u64,
     /// Fetches whose page was already there (`EEXIST`).
     pub already_present: u64,
     /// Latency the fetchers waited, summed (cut short when the VM stops).
@@ -90,7 +99,8 @@ pub struct LazyStats {
     pub max_wait: Duration,
     /// Most pages queued or being fetched at once.
     pub max_in_flight: usize,
-    /// Fetches by the id of the thread whose fault started them (vCPU threads, normally).
+    /// Fetches by the id of the thread whose fault started them (vCPU threads, normally;
+    /// readahead is thread 0).
     pub by_thread: BTreeMap<i32, u64>,
 }
 
@@ -101,6 +111,7 @@ impl LazyStats {
         serde_json::json!({
             "served_pages": self.served_pages,
             "duplicates": self.duplicates,
+            "read_ahead": self.read_ahead,
             "already_present": self.already_present,
             "injected_delay_ns": ns(self.injected_delay),
             "total_wait_ns": ns(self.total_wait),
@@ -121,10 +132,11 @@ impl fmt::Display for LazyStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} pages served, {} duplicate messages, {} already present (EEXIST), \
-             {:?} injected delay, max {} in flight",
+            "{} pages served, {} duplicate messages, {} read ahead, {} already present \
+             (EEXIST), {:?} injected delay, max {} in flight",
             self.served_pages,
             self.duplicates,
+            self.read_ahead,
             self.already_present,
             self.injected_delay,
             self.max_in_flight
@@ -160,8 +172,8 @@ mod tests {
         assert_eq!(stats, LazyStats::default());
         assert_eq!(
             stats.to_string(),
-            "0 pages served, 0 duplicate messages, 0 already present (EEXIST), \
-             0ns injected delay, max 0 in flight"
+            "0 pages served, 0 duplicate messages, 0 read ahead, 0 already present \
+             (EEXIST), 0ns injected delay, max 0 in flight"
         );
     }
 
@@ -172,18 +184,20 @@ mod tests {
         counters.fetched(true, ms(2), ms(5), 100);
         counters.fetched(false, ms(2), ms(4), 101);
         counters.duplicate();
+        counters.read_ahead();
         let stats = counters.totals(2);
         assert_eq!(
             (stats.served_pages, stats.already_present, stats.duplicates),
             (2, 1, 1)
         );
+        assert_eq!(stats.read_ahead, 1);
         assert_eq!(stats.injected_delay, ms(6));
         assert_eq!((stats.total_wait, stats.max_wait), (ms(12), ms(5)));
         assert_eq!(stats.by_thread, BTreeMap::from([(100, 2), (101, 1)]));
         assert_eq!(
             stats.to_string(),
-            "2 pages served, 1 duplicate messages, 1 already present (EEXIST), \
-             6ms injected delay, max 2 in flight, fault wait mean 4ms max 5ms, \
+            "2 pages served, 1 duplicate messages, 1 read ahead, 1 already present \
+             (EEXIST), 6ms injected delay, max 2 in flight, fault wait mean 4ms max 5ms, \
              fetches by thread id: 100 x2 101 x1"
         );
     }

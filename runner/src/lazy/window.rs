@@ -46,6 +46,11 @@ impl Window {
         Some((self.gpa.start + offset) & !(PAGE - 1))
     }
 
+    /// Whether guest-physical address `gpa` is in the window.
+    pub fn contains(&self, gpa: u64) -> bool {
+        self.gpa.contains(&gpa)
+    }
+
     /// Index of the page at guest-physical page address `gpa_page`, counted from the start.
     pub fn index(&self, gpa_page: u64) -> usize {
         usize::try_from((gpa_page - self.gpa.start) / PAGE).expect("pages of a mapped range")

@@ -14,6 +14,8 @@ pub struct Fault {
     pub thread_id: i32,
     /// When the fault reader read the message.
     pub at: Instant,
+    /// How long the fetch takes (drawn from the latency model by the reader).
+    pub latency: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +122,7 @@ mod tests {
             gpa_page,
             thread_id: 1,
             at: Instant::now(),
+            latency: Duration::ZERO,
         }
     }
 

@@ -57,13 +57,10 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
     );
     let memory = format!("{}K", invocation.mem_size / KIB);
     let vcpus = invocation.vcpus.to_string();
-    let cpu = match (invocation.accel, invocation.apf) {
-        (Accel::Kvm, Some(mode)) => {
-            format!(
-                "{},{}",
-                invocation.accel.cpu_model(),
-                mode.qemu_cpu_properties()
-            )
+    let apf_properties = invocation.apf.and_then(|mode| mode.qemu_cpu_properties());
+    let cpu = match (invocation.accel, apf_properties) {
+        (Accel::Kvm, Some(properties)) => {
+            format!("{},{properties}", invocation.accel.cpu_model())
         }
         _ => invocation.accel.cpu_model().to_owned(),
     };

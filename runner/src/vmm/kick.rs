@@ -6,6 +6,7 @@
 //! runs on the kicked thread, which finds its vCPU through a thread-local pointer.
 
 use std::cell::Cell;
+use std::io;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::thread::JoinHandle;
@@ -14,7 +15,7 @@ use libc::{c_int, c_void, siginfo_t};
 use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 
 /// The kick signal's offset from `SIGRTMIN`. Nothing else in the runner uses real-time
-/// signals; the later userfaultfd kick (async PF) shares this one.
+/// signals; the async PF kick shares this one (the vCPU loop asks both owners what to do).
 const KICK_SIGNAL_OFFSET: c_int = 0;
 
 thread_local! {
@@ -77,4 +78,19 @@ impl Drop for Armed {
 /// needs no kick, so delivery errors do not matter.
 pub fn kick<T>(thread: &JoinHandle<T>) {
     let _ = thread.kill(kick_signal());
+}
+
+/// Kicks the thread with kernel thread id `thread_id` (of this process) out of `KVM_RUN`: how
+/// the async PF host takes a vCPU away from a fault it waits for (the fault is abandoned and
+/// the vCPU's RIP stays on the faulting instruction).
+pub fn kick_thread(thread_id: i32) -> io::Result<()> {
+    // SAFETY: tgkill has no memory arguments; it signals one thread of this process, whose
+    // handler (installed by `install_handler`) only sets an armed flag.
+    let status =
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), thread_id, kick_signal()) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

@@ -3,7 +3,7 @@
 //! the deadline passes; then saves guest RAM if asked and the guest succeeded.
 
 pub mod arch;
-mod kick;
+pub mod kick;
 pub mod memory;
 mod unhandled_io;
 
@@ -34,6 +34,8 @@ pub struct VmConfig<'a> {
     pub lazy_source: Option<Arc<dyn PageSource>>,
     /// Async PF mode; `None` leaves KVM's CPUID as it is.
     pub apf: Option<crate::apf::ApfMode>,
+    /// `adaptive`'s threshold: faults expected sooner stay synchronous.
+    pub async_threshold: std::time::Duration,
 }
 
 /// Why a vCPU's run loop ended without an error.
@@ -145,6 +147,7 @@ pub fn run(
     Ok(RunReport {
         outcome,
         lazy,
+        user_apf: vm.user_apf().map(|apf| apf.stats()),
         snapshot,
     })
 }
@@ -163,11 +166,17 @@ fn start_lazy(
         None => Box::new(GeneratedPages::new(lazy.seed)),
     };
     let report = report.clone();
+    let observer = vm
+        .user_apf()
+        .cloned()
+        .map(|apf| apf as Arc<dyn lazy::FaultObserver>);
     let settings = lazy::Settings {
         latency: lazy.latency.clone(),
         fetchers: lazy.fetchers,
         seed: lazy.seed,
         source,
+        readahead: lazy.readahead,
+        observer,
     };
     let on_failure: lazy::OnFailure = Arc::new(move |error| {
         // The supervisor may have stopped listening: the run is ending anyway.

@@ -14,6 +14,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 use vm_memory::GuestAddress;
 
 use super::io_bus::{self, AfterWrite, IoBus};
+use super::user_apf::{self, UserApf};
 use super::{cpuid, regs};
 use crate::vmm::{VcpuStop, kick};
 
@@ -52,6 +53,8 @@ pub enum Error {
     UnexpectedExit { exit: String, cpu: CpuState },
     #[error("cannot read the vCPU's registers to report how it failed")]
     Registers(#[source] kvm_ioctls::Error),
+    #[error(transparent)]
+    UserApf(#[from] user_apf::Error),
 }
 
 /// The registers that show where and in which mode a guest failed.
@@ -93,8 +96,11 @@ enum Failure {
 }
 
 pub struct Vcpu {
+    index: usize,
     fd: VcpuFd,
     io: Arc<Mutex<IoBus>>,
+    /// The VMM's async PF host (`--apf vmm|adaptive`): it owns the async PF MSRs and kicks.
+    user_apf: Option<Arc<UserApf>>,
 }
 
 impl Vcpu {
@@ -104,12 +110,18 @@ impl Vcpu {
         index: u8,
         supported_cpuid: &CpuId,
         io: Arc<Mutex<IoBus>>,
+        user_apf: Option<Arc<UserApf>>,
     ) -> Result<Self, Error> {
         let fd = vm
             .create_vcpu(u64::from(index))
             .map_err(|source| Error::Create { index, source })?;
         cpuid::configure(&fd, supported_cpuid, index)?;
-        Ok(Vcpu { fd, io })
+        Ok(Vcpu {
+            index: usize::from(index),
+            fd,
+            io,
+            user_apf,
+        })
     }
 
     /// Makes this the boot vCPU, starting at the PVH entry point. The others wait for the
@@ -129,15 +141,25 @@ impl Vcpu {
         // SAFETY: `_armed` is a local of this function, so it is dropped before `self`, whose
         // `fd` owns the `kvm_run` mapping that `immediate_exit` points into.
         let _armed = unsafe { kick::arm(immediate_exit) };
+        if let Some(apf) = &self.user_apf {
+            // SAFETY: gettid has no preconditions.
+            apf.attach(self.index, unsafe { libc::gettid() });
+        }
         loop {
             if stop.load(Ordering::Acquire) {
                 return Ok(VcpuStop::Stopped);
             }
             let next = match self.fd.run() {
-                Ok(exit) => handle_exit(&self.io, exit)?,
-                // A kick: clear the flag it may have set, then look at `stop`.
+                Ok(exit) => handle_exit(&self.io, self.user_apf.as_deref(), self.index, exit)?,
+                // A kick: clear the flag it may have set, then look at `stop` and, for an
+                // async PF kick, make the abandoned fault async.
                 Err(error) if error.errno() == libc::EINTR => {
                     self.fd.set_kvm_immediate_exit(0);
+                    if let Some(apf) = &self.user_apf
+                        && !stop.load(Ordering::Acquire)
+                    {
+                        apf.kicked(self.index, &self.fd)?;
+                    }
                     Next::Resume
                 }
                 Err(error) => return Err(Error::Run(error)),
@@ -193,8 +215,14 @@ impl Vcpu {
     }
 }
 
-/// Handles one exit; I/O goes to the shared bus, everything else ends the run.
-fn handle_exit(io: &Mutex<IoBus>, exit: VcpuExit<'_>) -> Result<Next, Error> {
+/// Handles one exit; I/O goes to the shared bus, async PF MSR accesses (which exit only with
+/// the VMM's async PF host) to `user_apf`, everything else ends the run.
+fn handle_exit(
+    io: &Mutex<IoBus>,
+    user_apf: Option<&UserApf>,
+    index: usize,
+    exit: VcpuExit<'_>,
+) -> Result<Next, Error> {
     let bus = || io.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(match exit {
         VcpuExit::IoIn(port, data) => {
@@ -211,6 +239,15 @@ fn handle_exit(io: &Mutex<IoBus>, exit: VcpuExit<'_>) -> Result<Next, Error> {
         }
         VcpuExit::MmioWrite(address, _) => {
             bus().mmio_write(address);
+            Next::Resume
+        }
+        VcpuExit::X86Wrmsr(exit) if let Some(apf) = user_apf => {
+            *exit.error = u8::from(!apf.write_msr(index, exit.index, exit.data)?);
+            Next::Resume
+        }
+        VcpuExit::X86Rdmsr(exit) if let Some(apf) = user_apf => {
+            *exit.data = apf.read_msr(index, exit.index);
+            *exit.error = 0;
             Next::Resume
         }
         VcpuExit::Shutdown => Next::Fail(Failure::TripleFault),

@@ -5,14 +5,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
 use kvm_ioctls::{Kvm, VmFd};
+
 use vm_memory::{GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
 use super::cpuid;
 use super::io_bus::IoBus;
 use super::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use super::serial::{self, Com1};
+use super::user_apf::{Policy, UserApf};
 use super::vcpu::{self, Vcpu};
-use super::{gdt, kernel, pvh};
+use super::{gdt, kernel, pvh, user_apf_caps};
+use crate::apf::ApfMode;
 use crate::console::ConsoleSink;
 use crate::lazy::region;
 use crate::vmm::VmConfig;
@@ -49,6 +52,8 @@ pub enum Error {
     #[error("cannot read the CPUID KVM supports")]
     SupportedCpuid(#[source] kvm_ioctls::Error),
     #[error(transparent)]
+    UserApfCaps(#[from] user_apf_caps::Error),
+    #[error(transparent)]
     Serial(#[from] serial::Error),
     #[error(transparent)]
     Vcpu(#[from] vcpu::Error),
@@ -58,8 +63,11 @@ pub struct Vm {
     vcpus: Vec<Vcpu>,
     io: Arc<Mutex<IoBus>>,
     lazy: Option<LazyRange>,
+    user_apf: Option<Arc<UserApf>>,
     /// Declared before `memory` so it is dropped first: KVM's memory slot points into it.
-    _fd: VmFd,
+    /// Shared only with `user_apf`, whose other owners (vCPU and lazy memory threads) end
+    /// before the VM is dropped.
+    _fd: Arc<VmFd>,
     memory: GuestMemoryMmap,
 }
 
@@ -84,9 +92,30 @@ impl Vm {
         };
 
         let kvm = Kvm::new().map_err(Error::OpenKvm)?;
-        let fd = kvm.create_vm().map_err(Error::CreateVm)?;
+        let fd = Arc::new(kvm.create_vm().map_err(Error::CreateVm)?);
+        let apf = config.apf.unwrap_or(ApfMode::Off);
+        if apf.is_userspace() {
+            // Before the interrupt controllers and vCPUs exist, as KVM requires.
+            user_apf_caps::enable(&fd)?;
+        }
         create_platform(&fd)?;
         memory::register(&fd, &memory)?;
+        let user_apf = match (apf, &lazy) {
+            (ApfMode::Vmm | ApfMode::Adaptive, Some(lazy)) => {
+                let policy = match apf {
+                    ApfMode::Adaptive => Policy::Threshold(config.async_threshold),
+                    _ => Policy::Always,
+                };
+                Some(Arc::new(UserApf::new(
+                    policy,
+                    Arc::clone(&fd),
+                    memory.clone(),
+                    lazy.window.clone(),
+                    config.vcpus,
+                )))
+            }
+            _ => None,
+        };
 
         let com1 = Com1::new(console)?;
         com1.connect_irq(&fd)?;
@@ -99,7 +128,15 @@ impl Vm {
             cpuid::apply_apf_mode(supported_cpuid.as_mut_slice(), mode);
         }
         let vcpus = (0..config.vcpus)
-            .map(|index| Vcpu::new(&fd, index, &supported_cpuid, Arc::clone(&io)))
+            .map(|index| {
+                Vcpu::new(
+                    &fd,
+                    index,
+                    &supported_cpuid,
+                    Arc::clone(&io),
+                    user_apf.clone(),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         vcpus[0].set_boot_state(kernel.entry, start_info)?;
 
@@ -107,6 +144,7 @@ impl Vm {
             vcpus,
             io,
             lazy,
+            user_apf,
             _fd: fd,
             memory,
         })
@@ -120,6 +158,11 @@ impl Vm {
     /// Hands out the lazy range (with `--latency`) for the lazy memory server to serve.
     pub fn take_lazy(&mut self) -> Option<LazyRange> {
         self.lazy.take()
+    }
+
+    /// The VMM's async PF host (`--apf vmm|adaptive`), which the lazy memory server informs.
+    pub fn user_apf(&self) -> Option<&Arc<UserApf>> {
+        self.user_apf.as_ref()
     }
 
     /// Guest RAM, for saving once the vCPUs have stopped.

@@ -1,0 +1,426 @@
+//! The VMM's async PF host: KVM's part of the protocol, played from userspace with the
+//! sequence host-facts.md records. The lazy memory server tells it which vCPU waits for which
+//! page ([`FaultObserver`]); it kicks that vCPU out of `KVM_RUN` (the fault is abandoned, RIP
+//! unchanged), injects "page not present" with a token if the guest can take it, and sends
+//! "page ready" by MSI when the page is in and the guest acknowledged the previous one.
+//!
+//! One lock covers every vCPU's protocol state, and the checks and writes that go with it:
+//! "is the page still missing" and "register its token" happen under the same lock as "the
+//! page arrived, ready its tokens", so no page-ready is lost between them.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use apf_pv::waiters::{BROADCAST, Token};
+use apf_pv::x86::KVM_PV_REASON_PAGE_NOT_PRESENT;
+use kvm_bindings::{KVM_VCPUEVENT_VALID_PAYLOAD, kvm_msi, kvm_vcpu_events};
+use kvm_ioctls::{VcpuFd, VmFd};
+use libc::c_void;
+use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryError, GuestMemoryMmap, Permissions};
+use workloads::pages::PAGE_SIZE;
+
+use super::msr::{Place, Refused};
+use super::policy::Policy;
+use super::stats::UserApfStats;
+use super::vcpu_state::{MsrEffect, SyncReason, VcpuApf};
+use crate::lazy::{FaultObserver, ObserverError, Window};
+use crate::vmm::kick;
+
+/// Offsets in `struct kvm_vcpu_pv_apf_data` (x86 APF ABI spec §3).
+const AREA_FLAGS: u64 = 0;
+const AREA_TOKEN: u64 = 4;
+/// The #PF vector.
+const PAGE_FAULT: u8 = 14;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// The privilege level of user code.
+const RING_3: u8 = 3;
+/// An MSI to the local APIC: address 0xFEE0_0000 with the destination APIC ID in bits 19:12;
+/// data = vector, fixed delivery, edge-triggered.
+const MSI_ADDRESS_BASE: u32 = 0xfee0_0000;
+const MSI_DESTINATION_SHIFT: u32 = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read vCPU {index}'s state")]
+    ReadState {
+        index: usize,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    #[error("cannot inject a page-not-present into vCPU {index}")]
+    Inject {
+        index: usize,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    #[error("cannot access vCPU {index}'s async PF area at {area:#x}")]
+    Area {
+        index: usize,
+        area: u64,
+        #[source]
+        source: GuestMemoryError,
+    },
+    #[error("cannot send a page-ready to vCPU {index}")]
+    Msi {
+        index: usize,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    #[error("cannot kick vCPU {index} (thread {thread_id})")]
+    Kick {
+        index: usize,
+        thread_id: i32,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot tell whether guest page {gpa:#x} is present")]
+    Mincore {
+        gpa: u64,
+        #[source]
+        source: io::Error,
+    },
+}
+
+struct Slot {
+    apf: VcpuApf,
+    /// The thread running the vCPU: fault messages name it.
+    thread_id: Option<i32>,
+}
+
+struct State {
+    vcpus: Vec<Slot>,
+    stats: UserApfStats,
+}
+
+pub struct UserApf {
+    policy: Policy,
+    vm: Arc<VmFd>,
+    memory: GuestMemoryMmap,
+    /// The lazy range: the pages this host makes faults async for.
+    lazy: Window,
+    state: Mutex<State>,
+}
+
+impl UserApf {
+    pub fn new(
+        policy: Policy,
+        vm: Arc<VmFd>,
+        memory: GuestMemoryMmap,
+        lazy: Window,
+        vcpus: u8,
+    ) -> Self {
+        let vcpus = (0..vcpus)
+            .map(|id| Slot {
+                apf: VcpuApf::new(u16::from(id)),
+                thread_id: None,
+            })
+            .collect();
+        UserApf {
+            policy,
+            vm,
+            memory,
+            lazy,
+            state: Mutex::new(State {
+                vcpus,
+                stats: UserApfStats::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// vCPU `index` runs on thread `thread_id` from now on.
+    pub fn attach(&self, index: usize, thread_id: i32) {
+        self.lock().vcpus[index].thread_id = Some(thread_id);
+    }
+
+    pub fn stats(&self) -> UserApfStats {
+        self.lock().stats.clone()
+    }
+
+    /// vCPU `index` left `KVM_RUN` because of a signal. If it was kicked for a fault that is
+    /// still pending, inject "page not present" when the guest can take it.
+    pub fn kicked(&self, index: usize, vcpu: &VcpuFd) -> Result<(), Error> {
+        let mut guard = self.lock();
+        let State { vcpus, stats } = &mut *guard;
+        let slot = &mut vcpus[index];
+        let Some(page) = slot.apf.take_kick() else {
+            return Ok(());
+        };
+        let events = match self.injectable(index, page, vcpu)? {
+            Ok(events) => events,
+            Err(reason) => {
+                stats.count_sync(reason);
+                return Ok(());
+            }
+        };
+        let area = slot
+            .apf
+            .area()
+            .expect("a kick is pending only while async PF is on");
+        let token = slot.apf.not_present(page);
+        self.write_area(index, area + AREA_FLAGS, KVM_PV_REASON_PAGE_NOT_PRESENT)?;
+        vcpu.set_vcpu_events(&not_present(events, token))
+            .map_err(|source| Error::Inject { index, source })?;
+        stats.injected += 1;
+        Ok(())
+    }
+
+    /// Whether the guest can take a "page not present" for `page` now, as KVM's
+    /// `kvm_can_deliver_async_pf` decides (ring 3 only: SEND_ALWAYS is not honoured, a ring-0
+    /// access cannot be kicked out of KVM's emulator). Gives the events to inject into.
+    fn injectable(
+        &self,
+        index: usize,
+        page: u64,
+        vcpu: &VcpuFd,
+    ) -> Result<Result<kvm_vcpu_events, SyncReason>, Error> {
+        if self.present(page)? {
+            return Ok(Err(SyncReason::Present));
+        }
+        let read = |source| Error::ReadState { index, source };
+        if vcpu.get_sregs().map_err(read)?.ss.dpl != RING_3 {
+            return Ok(Err(SyncReason::Ring0));
+        }
+        let events = vcpu.get_vcpu_events().map_err(read)?;
+        let interrupts_on = vcpu.get_regs().map_err(read)?.rflags & RFLAGS_IF != 0;
+        if !interrupts_on || events.interrupt.shadow != 0 {
+            return Ok(Err(SyncReason::InterruptsOff));
+        }
+        let busy = events.exception.pending != 0
+            || events.exception.injected != 0
+            || events.interrupt.injected != 0
+            || events.nmi.injected != 0;
+        if busy {
+            return Ok(Err(SyncReason::EventPending));
+        }
+        Ok(Ok(events))
+    }
+
+    /// Whether guest page `gpa_page` of the lazy range is in RAM. The lazy range is private
+    /// anonymous memory filled only by `UFFDIO_COPY`, so resident means served.
+    fn present(&self, gpa_page: u64) -> Result<bool, Error> {
+        let host = self.lazy.host(gpa_page) as *mut c_void;
+        let mut resident = 0u8;
+        // SAFETY: `host` is the page-aligned start of one page of the lazy window, which stays
+        // mapped while the VM exists; `mincore` writes one byte per page of the length given
+        // (one page) into `resident`.
+        let status = unsafe { libc::mincore(host, PAGE_SIZE, &mut resident) };
+        if status != 0 {
+            return Err(Error::Mincore {
+                gpa: gpa_page,
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(resident & 1 != 0)
+    }
+
+    /// A guest write to an async PF MSR; `false` refuses it (#GP), as KVM would.
+    pub fn write_msr(&self, index: usize, msr: u32, value: u64) -> Result<bool, Error> {
+        let mut guard = self.lock();
+        let State { vcpus, stats } = &mut *guard;
+        let slot = &mut vcpus[index];
+        match slot
+            .apf
+            .write_msr(msr, value, |gpa, len| self.place(gpa, len))
+        {
+            Err(refused) => {
+                stats.refused_msr_writes += 1;
+                report_refusal(index, msr, value, refused);
+                return Ok(false);
+            }
+            Ok(MsrEffect::None) => {}
+            Ok(MsrEffect::Disabled { dropped }) => stats.dropped += dropped as u64,
+            Ok(MsrEffect::Enabled) => self.deliver(index, slot, stats)?,
+            Ok(MsrEffect::Acked) => {
+                stats.acks += 1;
+                self.deliver(index, slot, stats)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// A guest read of an async PF MSR.
+    pub fn read_msr(&self, index: usize, msr: u32) -> u64 {
+        self.lock().vcpus[index].apf.read_msr(msr)
+    }
+
+    fn place(&self, gpa: u64, len: u64) -> Place {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if !self
+            .memory
+            .check_range(GuestAddress(gpa), len, Permissions::ReadWrite)
+        {
+            Place::NotRam
+        } else if self.lazy.contains(gpa) || self.lazy.contains(gpa + len as u64 - 1) {
+            Place::LazyRam
+        } else {
+            Place::Ram
+        }
+    }
+
+    /// Sends vCPU `index` its next page-ready if it may have one: the last was acknowledged
+    /// and the area's token slot is free.
+    fn deliver(
+        &self,
+        index: usize,
+        slot: &mut Slot,
+        stats: &mut UserApfStats,
+    ) -> Result<(), Error> {
+        let Some(area) = slot.apf.area() else {
+            return Ok(());
+        };
+        let token_address = GuestAddress(area + AREA_TOKEN);
+        let slot_token: u32 =
+            self.memory
+                .read_obj(token_address)
+                .map_err(|source| Error::Area {
+                    index,
+                    area,
+                    source,
+                })?;
+        let Some(token) = slot.apf.next_ready(slot_token == 0) else {
+            return Ok(());
+        };
+        self.write_area(index, area + AREA_TOKEN, token)?;
+        let vector = slot
+            .apf
+            .vector()
+            .expect("async PF is on only with a vector");
+        self.vm
+            .signal_msi(msi(index, vector))
+            .map_err(|source| Error::Msi { index, source })?;
+        stats.ready += 1;
+        if token == BROADCAST {
+            stats.broadcasts += 1;
+        }
+        Ok(())
+    }
+
+    fn write_area(&self, index: usize, gpa: u64, value: u32) -> Result<(), Error> {
+        self.memory
+            .write_obj(value, GuestAddress(gpa))
+            .map_err(|source| Error::Area {
+                index,
+                area: gpa,
+                source,
+            })
+    }
+}
+
+impl FaultObserver for UserApf {
+    fn waiting(
+        &self,
+        gpa_page: u64,
+        thread_id: i32,
+        expected: Duration,
+    ) -> Result<(), ObserverError> {
+        let mut guard = self.lock();
+        let State { vcpus, stats } = &mut *guard;
+        let Some(index) = vcpus.iter().position(|s| s.thread_id == Some(thread_id)) else {
+            stats.other_threads += 1;
+            return Ok(());
+        };
+        stats.faults += 1;
+        let wants_async = self.policy.wants_async(expected);
+        match vcpus[index].apf.fault(gpa_page, wants_async) {
+            Err(reason) => stats.count_sync(reason),
+            Ok(()) => {
+                stats.kicks += 1;
+                kick::kick_thread(thread_id).map_err(|source| Error::Kick {
+                    index,
+                    thread_id,
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn served(&self, gpa_page: u64) -> Result<(), ObserverError> {
+        let mut guard = self.lock();
+        let State { vcpus, stats } = &mut *guard;
+        for (index, slot) in vcpus.iter_mut().enumerate() {
+            if slot.apf.served(gpa_page) > 0 {
+                self.deliver(index, slot, stats)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The events of a vCPU with a #PF added: error code 0 and the token as its payload (CR2),
+/// which KVM applies only with `KVM_VCPUEVENT_VALID_PAYLOAD` (without it the #PF is dropped).
+fn not_present(mut events: kvm_vcpu_events, token: Token) -> kvm_vcpu_events {
+    events.exception.injected = 0;
+    events.exception.pending = 1;
+    events.exception.nr = PAGE_FAULT;
+    events.exception.has_error_code = 1;
+    events.exception.error_code = 0;
+    events.exception_has_payload = 1;
+    events.exception_payload = u64::from(token);
+    // Only the payload is new: the other VALID flags would re-apply state read a moment ago.
+    events.flags = KVM_VCPUEVENT_VALID_PAYLOAD;
+    events
+}
+
+/// The page-ready interrupt for vCPU `index` (its APIC ID).
+fn msi(index: usize, vector: u8) -> kvm_msi {
+    let destination = u32::try_from(index).expect("vCPU indexes fit APIC IDs");
+    kvm_msi {
+        address_lo: MSI_ADDRESS_BASE | destination << MSI_DESTINATION_SHIFT,
+        data: u32::from(vector),
+        ..Default::default()
+    }
+}
+
+/// A refused write is the guest's bug, and the guest only sees a #GP: say what was wrong.
+fn report_refusal(index: usize, msr: u32, value: u64, refused: Refused) {
+    let kvm = if refused.kvm_refuses_too() {
+        "as KVM does"
+    } else {
+        "stricter than KVM"
+    };
+    eprintln!(
+        "runner: vCPU {index}: wrmsr {msr:#x} <- {value:#x} refused with #GP ({kvm}): {refused}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_present_is_a_pending_page_fault_carrying_the_token() {
+        let mut events = kvm_vcpu_events::default();
+        events.interrupt.nr = 0x20;
+        events.exception.injected = 1;
+        let events = not_present(events, 0x1003);
+        assert_eq!(
+            (events.exception.pending, events.exception.injected),
+            (1, 0)
+        );
+        assert_eq!(events.exception.nr, 14);
+        assert_eq!(
+            (events.exception.has_error_code, events.exception.error_code),
+            (1, 0)
+        );
+        assert_eq!(
+            (events.exception_has_payload, events.exception_payload),
+            (1, 0x1003)
+        );
+        assert_eq!(events.flags, KVM_VCPUEVENT_VALID_PAYLOAD);
+        assert_eq!(events.interrupt.nr, 0x20, "the rest is kept");
+    }
+
+    #[test]
+    fn page_ready_goes_to_the_vcpus_apic() {
+        let msi = msi(2, 0xf3);
+        assert_eq!(msi.address_lo, 0xfee0_2000);
+        assert_eq!((msi.address_hi, msi.data, msi.flags), (0, 0xf3, 0));
+    }
+}

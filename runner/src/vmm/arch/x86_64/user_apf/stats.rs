@@ -1,0 +1,123 @@
+//! What the VMM's async PF host did in a run, for `--verbose` and the run report.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::vcpu_state::SyncReason;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserApfStats {
+    /// Fault messages from vCPU threads.
+    pub faults: u64,
+    /// Fault messages from other threads (the VMM's own accesses): never async.
+    pub other_threads: u64,
+    /// vCPUs kicked out of `KVM_RUN` to take a fault asynchronously.
+    pub kicks: u64,
+    /// "Page not present" events injected.
+    pub injected: u64,
+    /// "Page ready" events sent, broadcasts included.
+    pub ready: u64,
+    /// Broadcast wakes sent (after each enabling write).
+    pub broadcasts: u64,
+    /// Page-ready acknowledgements.
+    pub acks: u64,
+    /// Tokens dropped because the guest disabled async PF.
+    pub dropped: u64,
+    /// Guest MSR writes refused with #GP.
+    pub refused_msr_writes: u64,
+    /// Faults left synchronous, by reason.
+    pub sync: BTreeMap<SyncReason, u64>,
+}
+
+impl UserApfStats {
+    pub fn count_sync(&mut self, reason: SyncReason) {
+        *self.sync.entry(reason).or_default() += 1;
+    }
+
+    pub fn synchronous(&self) -> u64 {
+        self.sync.values().sum()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let sync: serde_json::Map<_, _> = SyncReason::ALL
+            .iter()
+            .map(|&reason| {
+                let count = self.sync.get(&reason).copied().unwrap_or(0);
+                (reason.name().to_owned(), serde_json::json!(count))
+            })
+            .collect();
+        serde_json::json!({
+            "faults": self.faults,
+            "other_threads": self.other_threads,
+            "kicks": self.kicks,
+            "injected": self.injected,
+            "ready": self.ready,
+            "broadcasts": self.broadcasts,
+            "acks": self.acks,
+            "dropped": self.dropped,
+            "refused_msr_writes": self.refused_msr_writes,
+            "synchronous": self.synchronous(),
+            "sync": sync,
+        })
+    }
+}
+
+impl fmt::Display for UserApfStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} vCPU faults: {} injected not-present, {} synchronous (",
+            self.faults,
+            self.injected,
+            self.synchronous()
+        )?;
+        let mut first = true;
+        for (reason, count) in &self.sync {
+            let separator = if first { "" } else { ", " };
+            write!(f, "{separator}{} {count}", reason.name())?;
+            first = false;
+        }
+        write!(
+            f,
+            "); {} kicks, {} page-ready ({} broadcast), {} acks, {} dropped, {} refused MSR writes",
+            self.kicks,
+            self.ready,
+            self.broadcasts,
+            self.acks,
+            self.dropped,
+            self.refused_msr_writes
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lists_every_sync_reason_and_the_total() {
+        let mut stats = UserApfStats {
+            faults: 5,
+            injected: 2,
+            ..Default::default()
+        };
+        stats.count_sync(SyncReason::Fast);
+        stats.count_sync(SyncReason::Fast);
+        stats.count_sync(SyncReason::Present);
+        let json = stats.to_json();
+        assert_eq!(json["synchronous"], 3);
+        assert_eq!(json["sync"]["fast"], 2);
+        assert_eq!(json["sync"]["present"], 1);
+        assert_eq!(json["sync"]["full"], 0);
+        assert_eq!(
+            json["sync"].as_object().unwrap().len(),
+            SyncReason::ALL.len()
+        );
+        assert_eq!(json["injected"], 2);
+        assert_eq!(
+            stats.to_string(),
+            "5 vCPU faults: 2 injected not-present, 3 synchronous (fast 2, present 1); \
+             0 kicks, 0 page-ready (0 broadcast), 0 acks, 0 dropped, 0 refused MSR writes"
+        );
+    }
+}

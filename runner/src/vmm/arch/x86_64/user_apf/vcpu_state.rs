@@ -1,0 +1,388 @@
+//! One vCPU's side of the async PF protocol as the VMM plays it (the part KVM plays with
+//! guest APF on): what the guest enabled, the fault being kicked, the tokens outstanding
+//! and the page-ready queue. Pure: the caller does the ioctls and guest memory accesses.
+
+use std::collections::VecDeque;
+
+use apf_pv::waiters::{BROADCAST, Token};
+use apf_pv::x86::{ACK, MSR_KVM_ASYNC_PF_ACK, MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_INT};
+
+use super::msr::{self, Enable, Place, Refused};
+use super::tokens::Tokens;
+
+/// Most "page not present" tokens a vCPU has outstanding: KVM's `ASYNC_PF_PER_VCPU`, and the
+/// guest's waiter table size.
+pub const MAX_OUTSTANDING: usize = 64;
+
+/// Why a fault was left to complete synchronously (the vCPU waits for its page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SyncReason {
+    /// The guest has not enabled async PF (or disabled it).
+    Disabled,
+    /// The policy expects the page soon enough that waiting is cheaper (`adaptive`).
+    Fast,
+    /// A kick for an earlier fault of this vCPU is still on its way.
+    KickPending,
+    /// [`MAX_OUTSTANDING`] tokens are outstanding.
+    Full,
+    /// The page arrived before the kick took the vCPU out of the guest.
+    Present,
+    /// The vCPU was in ring 0 (only ring-3 faults are async without SEND_ALWAYS, and a
+    /// ring-0 access cannot be kicked out of KVM's emulator).
+    Ring0,
+    /// Interrupts were off or shadowed: the guest could not take the page-ready.
+    InterruptsOff,
+    /// An exception or interrupt was already being delivered.
+    EventPending,
+}
+
+impl SyncReason {
+    pub const ALL: [SyncReason; 8] = [
+        SyncReason::Disabled,
+        SyncReason::Fast,
+        SyncReason::KickPending,
+        SyncReason::Full,
+        SyncReason::Present,
+        SyncReason::Ring0,
+        SyncReason::InterruptsOff,
+        SyncReason::EventPending,
+    ];
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncReason::Disabled => "disabled",
+            SyncReason::Fast => "fast",
+            SyncReason::KickPending => "kick_pending",
+            SyncReason::Full => "full",
+            SyncReason::Present => "present",
+            SyncReason::Ring0 => "ring0",
+            SyncReason::InterruptsOff => "interrupts_off",
+            SyncReason::EventPending => "event_pending",
+        }
+    }
+}
+
+/// What an accepted MSR write changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsrEffect {
+    /// Nothing the VMM must act on.
+    None,
+    /// Async PF is on; a broadcast wake may be queued.
+    Enabled,
+    /// Async PF is off; this many outstanding tokens were dropped without a page-ready, as
+    /// KVM drops them (the guest wakes its own waiters).
+    Disabled { dropped: usize },
+    /// The guest consumed the page-ready: the next may be sent.
+    Acked,
+}
+
+#[derive(Debug)]
+pub struct VcpuApf {
+    tokens: Tokens,
+    /// The raw MSR values, for reads.
+    en: u64,
+    int: u64,
+    vector: Option<u8>,
+    /// The area's guest-physical address while async PF is on.
+    area: Option<u64>,
+    /// The page of the fault whose kick is on its way.
+    kick: Option<u64>,
+    /// Tokens sent as "page not present", with their pages.
+    outstanding: Vec<(Token, u64)>,
+    /// Tokens whose pages arrived, oldest first, to send as "page ready".
+    ready: VecDeque<Token>,
+    /// A page-ready was sent and not yet acknowledged.
+    ready_unacked: bool,
+}
+
+impl VcpuApf {
+    pub fn new(vcpu_id: u16) -> Self {
+        VcpuApf {
+            tokens: Tokens::new(vcpu_id),
+            en: 0,
+            int: 0,
+            vector: None,
+            area: None,
+            kick: None,
+            outstanding: Vec::with_capacity(MAX_OUTSTANDING),
+            ready: VecDeque::new(),
+            ready_unacked: false,
+        }
+    }
+
+    /// The area's address while async PF is on.
+    pub fn area(&self) -> Option<u64> {
+        self.area
+    }
+
+    /// The page-ready vector (set whenever async PF is on).
+    pub fn vector(&self) -> Option<u8> {
+        self.vector
+    }
+
+    /// This vCPU waits for `gpa_page`. `Ok`: kick it out of the guest to make the fault
+    /// async; `wants_async` is the policy's verdict.
+    pub fn fault(&mut self, gpa_page: u64, wants_async: bool) -> Result<(), SyncReason> {
+        if self.area.is_none() {
+            return Err(SyncReason::Disabled);
+        }
+        if !wants_async {
+            return Err(SyncReason::Fast);
+        }
+        if self.kick.is_some() {
+            return Err(SyncReason::KickPending);
+        }
+        if self.outstanding.len() >= MAX_OUTSTANDING {
+            return Err(SyncReason::Full);
+        }
+        self.kick = Some(gpa_page);
+        Ok(())
+    }
+
+    /// The vCPU is out of the guest after a kick: the page it was kicked for, if any.
+    pub fn take_kick(&mut self) -> Option<u64> {
+        self.kick.take()
+    }
+
+    /// Sends "page not present" for `gpa_page`: the token to inject.
+    pub fn not_present(&mut self, gpa_page: u64) -> Token {
+        debug_assert!(self.area.is_some(), "async PF is off");
+        debug_assert!(self.outstanding.len() < MAX_OUTSTANDING);
+        let token = self.tokens.next();
+        self.outstanding.push((token, gpa_page));
+        token
+    }
+
+    /// `gpa_page` is in guest RAM: its tokens become page-ready. Returns how many.
+    pub fn served(&mut self, gpa_page: u64) -> usize {
+        let before = self.ready.len();
+        let ready = &mut self.ready;
+        self.outstanding.retain(|&(token, page)| {
+            let arrived = page == gpa_page;
+            if arrived {
+                ready.push_back(token);
+            }
+            !arrived
+        });
+        self.ready.len() - before
+    }
+
+    /// The next page-ready to send, if the last was acknowledged and the guest's token slot
+    /// is free (`slot_free`: the area's token reads 0, which is KVM's condition too).
+    pub fn next_ready(&mut self, slot_free: bool) -> Option<Token> {
+        if self.ready_unacked || !slot_free || self.area.is_none() {
+            return None;
+        }
+        let token = self.ready.pop_front()?;
+        self.ready_unacked = true;
+        Some(token)
+    }
+
+    /// A guest write to one of the async PF MSRs; `Err` means #GP, with nothing changed.
+    pub fn write_msr(
+        &mut self,
+        index: u32,
+        value: u64,
+        place: impl Fn(u64, u64) -> Place,
+    ) -> Result<MsrEffect, Refused> {
+        match index {
+            MSR_KVM_ASYNC_PF_INT => {
+                self.vector = Some(msr::check_vector(value)?);
+                self.int = value;
+                Ok(MsrEffect::None)
+            }
+            MSR_KVM_ASYNC_PF_EN => {
+                let enable = msr::check_enable(value, self.vector, place)?;
+                self.en = value;
+                Ok(match enable {
+                    Enable::On { area } => {
+                        self.area = Some(area);
+                        // KVM's broadcast on every enabling write, unless completions are
+                        // queued already (they wake their waiters anyway).
+                        if self.ready.is_empty() {
+                            self.ready.push_back(BROADCAST);
+                        }
+                        MsrEffect::Enabled
+                    }
+                    Enable::Off => {
+                        self.area = None;
+                        self.kick = None;
+                        self.ready.clear();
+                        self.ready_unacked = false;
+                        let dropped = self.outstanding.len();
+                        self.outstanding.clear();
+                        MsrEffect::Disabled { dropped }
+                    }
+                })
+            }
+            MSR_KVM_ASYNC_PF_ACK if value & ACK != 0 => {
+                self.ready_unacked = false;
+                Ok(MsrEffect::Acked)
+            }
+            _ => Ok(MsrEffect::None),
+        }
+    }
+
+    /// A guest read of one of the async PF MSRs: what was written (ACK reads 0).
+    pub fn read_msr(&self, index: u32) -> u64 {
+        match index {
+            MSR_KVM_ASYNC_PF_EN => self.en,
+            MSR_KVM_ASYNC_PF_INT => self.int,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apf_pv::x86::{KVM_ASYNC_PF_DELIVERY_AS_INT, KVM_ASYNC_PF_ENABLED};
+
+    const AREA: u64 = 0x8000;
+    const EN: u64 = AREA | KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT;
+    const PAGE: u64 = 0x400_0000;
+
+    fn ram(_: u64, _: u64) -> Place {
+        Place::Ram
+    }
+
+    /// A vCPU with async PF enabled and the enabling broadcast sent and acknowledged.
+    fn enabled() -> VcpuApf {
+        let mut vcpu = VcpuApf::new(0);
+        assert_eq!(
+            vcpu.write_msr(MSR_KVM_ASYNC_PF_INT, 0xf3, ram),
+            Ok(MsrEffect::None)
+        );
+        assert_eq!(
+            vcpu.write_msr(MSR_KVM_ASYNC_PF_EN, EN, ram),
+            Ok(MsrEffect::Enabled)
+        );
+        assert_eq!(vcpu.next_ready(true), Some(BROADCAST));
+        assert_eq!(
+            vcpu.write_msr(MSR_KVM_ASYNC_PF_ACK, ACK, ram),
+            Ok(MsrEffect::Acked)
+        );
+        vcpu
+    }
+
+    #[test]
+    fn a_fault_goes_from_kick_to_not_present_to_ready() {
+        let mut vcpu = enabled();
+        assert_eq!(vcpu.fault(PAGE, true), Ok(()));
+        assert_eq!(vcpu.take_kick(), Some(PAGE));
+        assert_eq!(vcpu.take_kick(), None, "one kick, taken once");
+        let token = vcpu.not_present(PAGE);
+        assert_eq!(vcpu.next_ready(true), None, "not arrived yet");
+        assert_eq!(vcpu.served(PAGE + 0x1000), 0, "another page");
+        assert_eq!(vcpu.served(PAGE), 1);
+        assert_eq!(vcpu.served(PAGE), 0, "its token was readied once");
+        assert_eq!(vcpu.next_ready(true), Some(token));
+    }
+
+    #[test]
+    fn page_ready_waits_for_the_ack_and_the_free_slot() {
+        let mut vcpu = enabled();
+        let tokens: Vec<_> = (0..3)
+            .map(|i| vcpu.not_present(PAGE + i * 0x1000))
+            .collect();
+        for i in (0..3).rev() {
+            vcpu.served(PAGE + i * 0x1000);
+        }
+        assert_eq!(vcpu.next_ready(false), None, "slot busy");
+        assert_eq!(
+            vcpu.next_ready(true),
+            Some(tokens[2]),
+            "in order of arrival"
+        );
+        assert_eq!(vcpu.next_ready(true), None, "not acknowledged");
+        vcpu.write_msr(MSR_KVM_ASYNC_PF_ACK, 0, ram).unwrap();
+        assert_eq!(vcpu.next_ready(true), None, "ACK without bit 0 is no ACK");
+        vcpu.write_msr(MSR_KVM_ASYNC_PF_ACK, ACK, ram).unwrap();
+        assert_eq!(vcpu.next_ready(true), Some(tokens[1]));
+        vcpu.write_msr(MSR_KVM_ASYNC_PF_ACK, ACK, ram).unwrap();
+        assert_eq!(vcpu.next_ready(true), Some(tokens[0]));
+    }
+
+    #[test]
+    fn two_faults_on_one_page_get_two_tokens_both_readied() {
+        let mut vcpu = enabled();
+        let first = vcpu.not_present(PAGE);
+        let second = vcpu.not_present(PAGE);
+        assert_ne!(first, second);
+        assert_eq!(vcpu.served(PAGE), 2);
+    }
+
+    #[test]
+    fn faults_stay_synchronous_when_async_pf_cannot_be_used() {
+        let mut off = VcpuApf::new(0);
+        assert_eq!(off.fault(PAGE, true), Err(SyncReason::Disabled));
+        let mut vcpu = enabled();
+        assert_eq!(vcpu.fault(PAGE, false), Err(SyncReason::Fast));
+        vcpu.fault(PAGE, true).unwrap();
+        assert_eq!(
+            vcpu.fault(PAGE + 0x1000, true),
+            Err(SyncReason::KickPending)
+        );
+        vcpu.take_kick();
+        for i in 0..MAX_OUTSTANDING as u64 {
+            vcpu.not_present(PAGE + i * 0x1000);
+        }
+        assert_eq!(vcpu.fault(PAGE, true), Err(SyncReason::Full));
+        vcpu.served(PAGE);
+        assert_eq!(vcpu.fault(PAGE, true), Ok(()), "a slot freed up");
+    }
+
+    #[test]
+    fn disabling_drops_everything_and_reenabling_broadcasts() {
+        let mut vcpu = enabled();
+        vcpu.not_present(PAGE);
+        vcpu.not_present(PAGE + 0x1000);
+        vcpu.served(PAGE);
+        vcpu.fault(PAGE + 0x2000, true).unwrap();
+        assert_eq!(
+            vcpu.write_msr(MSR_KVM_ASYNC_PF_EN, 0, ram),
+            Ok(MsrEffect::Disabled { dropped: 1 })
+        );
+        assert_eq!(vcpu.take_kick(), None);
+        assert_eq!(
+            vcpu.next_ready(true),
+            None,
+            "the ready token was dropped too"
+        );
+        assert_eq!(vcpu.served(PAGE + 0x1000), 0);
+        assert_eq!(
+            vcpu.write_msr(MSR_KVM_ASYNC_PF_EN, EN, ram),
+            Ok(MsrEffect::Enabled)
+        );
+        assert_eq!(vcpu.next_ready(true), Some(BROADCAST));
+    }
+
+    #[test]
+    fn reenabling_while_on_broadcasts_only_without_queued_completions() {
+        let mut vcpu = enabled();
+        let token = vcpu.not_present(PAGE);
+        vcpu.served(PAGE);
+        vcpu.write_msr(MSR_KVM_ASYNC_PF_EN, EN, ram).unwrap();
+        assert_eq!(vcpu.next_ready(true), Some(token));
+        vcpu.write_msr(MSR_KVM_ASYNC_PF_ACK, ACK, ram).unwrap();
+        assert_eq!(vcpu.next_ready(true), None, "no broadcast queued behind it");
+    }
+
+    #[test]
+    fn refused_writes_change_nothing_and_reads_return_what_was_written() {
+        let mut vcpu = enabled();
+        assert!(vcpu.write_msr(MSR_KVM_ASYNC_PF_EN, EN | 0x10, ram).is_err());
+        assert!(vcpu.write_msr(MSR_KVM_ASYNC_PF_INT, 16, ram).is_err());
+        assert_eq!(vcpu.read_msr(MSR_KVM_ASYNC_PF_EN), EN);
+        assert_eq!(vcpu.read_msr(MSR_KVM_ASYNC_PF_INT), 0xf3);
+        assert_eq!(vcpu.read_msr(MSR_KVM_ASYNC_PF_ACK), 0);
+        assert_eq!((vcpu.area(), vcpu.vector()), (Some(AREA), Some(0xf3)));
+        let mut fresh = VcpuApf::new(1);
+        assert_eq!(
+            fresh.write_msr(MSR_KVM_ASYNC_PF_EN, EN, ram),
+            Err(Refused::NoVector)
+        );
+        assert_eq!(fresh.area(), None);
+    }
+}
