@@ -111,6 +111,12 @@ pub struct RunArgs {
     /// [default: 200us].
     #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
     pub async_threshold: Option<Duration>,
+    /// Misbehave on purpose as a faulty host would, to test the guest: duplicate-ready,
+    /// unknown-token, reorder, drop-ready, wake-all, disable-reenable, overflow (--apf vmm or
+    /// adaptive), spikes (any mode with --latency); comma-separated. See the README for
+    /// each one's rate.
+    #[arg(long, value_enum, value_name = "FAULT", value_delimiter = ',')]
+    pub inject: Vec<crate::inject::Inject>,
     /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     #[arg(short, long)]
     pub verbose: bool,

@@ -8,6 +8,7 @@ mod console;
 mod guest_arch;
 mod guest_build;
 mod guest_cmdline;
+mod inject;
 mod lazy;
 mod outcome;
 mod qemu;

@@ -9,6 +9,7 @@ use crate::apf::ApfMode;
 use crate::cli::{RunArgs, SnapshotArgs, VmmKind};
 use crate::console::ConsoleSink;
 use crate::guest_arch::Unsupported;
+use crate::inject::{Inject, Injections};
 use crate::lazy::LazyConfig;
 use crate::lazy::source::PageSource;
 use crate::outcome::{GuestOutcome, RunReport};
@@ -44,6 +45,10 @@ pub enum Error {
     UserApfNeedsLazyMemory(ApfMode),
     #[error("--async-threshold only applies to --apf adaptive")]
     ThresholdWithoutAdaptive,
+    #[error("--inject {0} needs --apf vmm or adaptive: only this VMM's async PF host misbehaves")]
+    InjectNeedsUserApf(&'static str),
+    #[error("--inject spikes needs --latency: it slows lazy memory's fetches")]
+    SpikesNeedLatency,
     #[error(transparent)]
     Cmdline(#[from] guest_cmdline::Error),
     #[error(transparent)]
@@ -83,6 +88,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         return Err(Error::LazyNeedsBuiltin);
     }
     let async_threshold = async_threshold(&args)?;
+    let inject = injections(&args)?;
     let mut words = args.cmdline.clone();
     words.extend(args.apf.map(|mode| mode.guest_word().to_owned()));
     let cmdline = guest_cmdline::from_words(&words)?;
@@ -112,6 +118,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         lazy_source,
         apf: args.apf,
         async_threshold,
+        inject,
     };
     let console = ConsoleSink::default();
     let report = match args.vmm {
@@ -154,6 +161,20 @@ fn async_threshold(args: &RunArgs) -> Result<Duration, Error> {
     }
 }
 
+/// The misbehaviour to inject, if the run has what each one acts on.
+fn injections(args: &RunArgs) -> Result<Injections, Error> {
+    let userspace = args.apf.is_some_and(ApfMode::is_userspace);
+    for &inject in &args.inject {
+        if inject.needs_userspace_apf() && !userspace {
+            return Err(Error::InjectNeedsUserApf(inject.name()));
+        }
+        if inject == Inject::Spikes && args.latency.is_none() {
+            return Err(Error::SpikesNeedLatency);
+        }
+    }
+    Ok(args.inject.iter().copied().collect())
+}
+
 /// Why `runner snapshot` wrote nothing (a timeout also gets its own message).
 fn not_saved_message(out: &Path, outcome: &GuestOutcome) -> String {
     let why = match outcome {
@@ -192,6 +213,28 @@ mod tests {
         }
         let args = run_args(&["--apf", "vmm", "--latency", "1ms"]);
         assert_eq!(async_threshold(&args).unwrap(), DEFAULT_ASYNC_THRESHOLD);
+    }
+
+    #[test]
+    fn injections_need_what_they_act_on() {
+        let args = run_args(&[
+            "--latency",
+            "1ms",
+            "--apf",
+            "vmm",
+            "--inject",
+            "drop-ready,spikes",
+        ]);
+        assert_eq!(injections(&args).unwrap().len(), 2);
+        let args = run_args(&["--latency", "1ms", "--apf", "kvm", "--inject", "spikes"]);
+        assert_eq!(injections(&args).unwrap().len(), 1);
+        let args = run_args(&["--latency", "1ms", "--apf", "kvm", "--inject", "reorder"]);
+        assert!(matches!(
+            injections(&args),
+            Err(Error::InjectNeedsUserApf("reorder"))
+        ));
+        let args = run_args(&["--inject", "spikes"]);
+        assert!(matches!(injections(&args), Err(Error::SpikesNeedLatency)));
     }
 
     #[test]

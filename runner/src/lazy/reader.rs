@@ -16,6 +16,7 @@ use super::latency::LatencyModel;
 use super::page_table::Fault as PageFault;
 use super::server::{Error, Shared};
 use super::work::Fault;
+use crate::inject::{Every, Inject, Injections, SPIKE_FACTOR};
 
 /// Messages taken per `read`: a burst of faults costs one system call.
 const MESSAGES_PER_READ: usize = 64;
@@ -25,11 +26,14 @@ const NO_TIMEOUT: libc::c_int = -1;
 /// The thread id recorded for readahead fetches: no thread asked for them.
 const READAHEAD: i32 = 0;
 
-/// The reader's own state: the latency stream and the readahead depth.
+/// The reader's own state: the latency stream, the readahead depth, and the latency spikes
+/// injected (`--inject spikes`).
 pub struct Reader {
     latency: LatencyModel,
     rng: Xoshiro256PlusPlus,
     readahead: u16,
+    inject: Injections,
+    spikes: Every,
 }
 
 impl Reader {
@@ -39,6 +43,24 @@ impl Reader {
             latency,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             readahead,
+            inject: Injections::new(),
+            spikes: Every::default(),
+        }
+    }
+
+    /// Makes every 16th fetch take [`SPIKE_FACTOR`] times its latency.
+    pub fn inject_spikes(&mut self) {
+        self.inject.insert(Inject::Spikes);
+    }
+
+    /// The latency of the next fetch.
+    fn draw(&mut self, counters: &super::stats::Counters) -> Duration {
+        let latency = self.latency.sample(&mut self.rng);
+        if self.spikes.next(Inject::Spikes, &self.inject) {
+            counters.spike();
+            latency * SPIKE_FACTOR
+        } else {
+            latency
         }
     }
 }
@@ -157,7 +179,7 @@ fn fetch(
 ) -> Fetched {
     let mut latency = Duration::ZERO;
     let fault = shared.table().fault(shared.window.index(gpa_page), || {
-        latency = reader.latency.sample(&mut reader.rng);
+        latency = reader.draw(&shared.counters);
         at + latency
     });
     match fault {

@@ -99,6 +99,8 @@ pub struct Settings {
     pub source: Box<dyn PageSource>,
     /// Pages fetched after each missing page (`--readahead`).
     pub readahead: u16,
+    /// `--inject spikes`: every 16th fetch takes 100 times its latency.
+    pub spikes: bool,
     pub observer: Option<Arc<dyn FaultObserver>>,
 }
 
@@ -133,7 +135,10 @@ impl Server {
             shared,
             threads: Vec::new(),
         };
-        let reader = Reader::new(settings.latency, settings.seed, settings.readahead);
+        let mut reader = Reader::new(settings.latency, settings.seed, settings.readahead);
+        if settings.spikes {
+            reader.inject_spikes();
+        }
         server.spawn("lazy-faults".to_owned(), &on_failure, move |shared| {
             reader::run(shared, reader)
         })?;
@@ -221,6 +226,7 @@ mod tests {
             seed: SEED,
             source: Box::new(GeneratedPages::new(SEED)),
             readahead: 0,
+            spikes: false,
             observer: None,
         };
         let on_failure: OnFailure = Arc::new(move |error| {

@@ -13,6 +13,7 @@ pub struct Counters {
     served: AtomicU64,
     duplicates: AtomicU64,
     read_ahead: AtomicU64,
+    spikes: AtomicU64,
     already_present: AtomicU64,
     delay_nanos: AtomicU64,
     wait_nanos: AtomicU64,
@@ -35,6 +36,11 @@ impl Counters {
     /// A readahead fetch was queued.
     pub fn read_ahead(&self) {
         self.read_ahead.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A fetch was made a latency spike (`--inject spikes`).
+    pub fn spike(&self) {
+        self.spikes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A fetch ended: `installed` if our `UFFDIO_COPY` put the page in (otherwise it was
@@ -66,6 +72,7 @@ impl Counters {
             served_pages: load(&self.served),
             duplicates: load(&self.duplicates),
             read_ahead: load(&self.read_ahead),
+            spikes: load(&self.spikes),
             already_present: load(&self.already_present),
             injected_delay: Duration::from_nanos(load(&self.delay_nanos)),
             total_wait: Duration::from_nanos(load(&self.wait_nanos)),
@@ -89,6 +96,8 @@ pub struct LazyStats {
     pub duplicates: u64,
     /// Fetches queued by readahead (`--readahead`), not by a fault.
     pub read_ahead: u64,
+    /// Fetches made 100 times slower (`--inject spikes`).
+    pub spikes: u64,
     /// Fetches whose page was already there (`EEXIST`).
     pub already_present: u64,
     /// Latency the fetchers waited, summed (cut short when the VM stops).
@@ -112,6 +121,7 @@ impl LazyStats {
             "served_pages": self.served_pages,
             "duplicates": self.duplicates,
             "read_ahead": self.read_ahead,
+            "spikes": self.spikes,
             "already_present": self.already_present,
             "injected_delay_ns": ns(self.injected_delay),
             "total_wait_ns": ns(self.total_wait),

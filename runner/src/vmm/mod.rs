@@ -36,6 +36,8 @@ pub struct VmConfig<'a> {
     pub apf: Option<crate::apf::ApfMode>,
     /// `adaptive`'s threshold: faults expected sooner stay synchronous.
     pub async_threshold: std::time::Duration,
+    /// Host misbehaviour to inject (`--inject`).
+    pub inject: crate::inject::Injections,
 }
 
 /// Why a vCPU's run loop ended without an error.
@@ -176,6 +178,7 @@ fn start_lazy(
         seed: lazy.seed,
         source,
         readahead: lazy.readahead,
+        spikes: config.inject.contains(&crate::inject::Inject::Spikes),
         observer,
     };
     let on_failure: lazy::OnFailure = Arc::new(move |error| {

@@ -112,6 +112,7 @@ impl Vm {
                     memory.clone(),
                     lazy.window.clone(),
                     config.vcpus,
+                    &config.inject,
                 )))
             }
             _ => None,

@@ -24,6 +24,7 @@ use super::msr::{Place, Refused};
 use super::policy::Policy;
 use super::stats::UserApfStats;
 use super::vcpu_state::{MsrEffect, SyncReason, VcpuApf};
+use crate::inject::Injections;
 use crate::lazy::{FaultObserver, ObserverError, Window};
 use crate::vmm::kick;
 
@@ -110,10 +111,11 @@ impl UserApf {
         memory: GuestMemoryMmap,
         lazy: Window,
         vcpus: u8,
+        inject: &Injections,
     ) -> Self {
         let vcpus = (0..vcpus)
             .map(|id| Slot {
-                apf: VcpuApf::new(u16::from(id)),
+                apf: VcpuApf::new(u16::from(id), inject.clone()),
                 thread_id: None,
             })
             .collect();
@@ -139,7 +141,14 @@ impl UserApf {
     }
 
     pub fn stats(&self) -> UserApfStats {
-        self.lock().stats.clone()
+        let state = self.lock();
+        let mut stats = state.stats.clone();
+        for slot in &state.vcpus {
+            for (&inject, &count) in slot.apf.injected() {
+                *stats.injected_faults.entry(inject).or_default() += count;
+            }
+        }
+        stats
     }
 
     /// vCPU `index` left `KVM_RUN` because of a signal. If it was kicked for a fault that is
@@ -167,7 +176,8 @@ impl UserApf {
         vcpu.set_vcpu_events(&not_present(events, token))
             .map_err(|source| Error::Inject { index, source })?;
         stats.injected += 1;
-        Ok(())
+        // A faulty host (--inject wake-all, disable-reenable) may have queued a broadcast.
+        self.deliver(index, slot, stats)
     }
 
     /// Whether the guest can take a "page not present" for `page` now, as KVM's

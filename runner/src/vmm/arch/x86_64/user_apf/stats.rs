@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::vcpu_state::SyncReason;
+use crate::inject::Inject;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserApfStats {
@@ -27,6 +28,8 @@ pub struct UserApfStats {
     pub refused_msr_writes: u64,
     /// Faults left synchronous, by reason.
     pub sync: BTreeMap<SyncReason, u64>,
+    /// Misbehaviour put in on purpose (`--inject`): how often each was applied.
+    pub injected_faults: BTreeMap<Inject, u64>,
 }
 
 impl UserApfStats {
@@ -58,6 +61,9 @@ impl UserApfStats {
             "refused_msr_writes": self.refused_msr_writes,
             "synchronous": self.synchronous(),
             "sync": sync,
+            "injected_faults": self.injected_faults.iter()
+                .map(|(inject, n)| (inject.name().to_owned(), serde_json::json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 }
@@ -86,7 +92,11 @@ impl fmt::Display for UserApfStats {
             self.acks,
             self.dropped,
             self.refused_msr_writes
-        )
+        )?;
+        for (inject, count) in &self.injected_faults {
+            write!(f, "; injected {} x{count}", inject.name())?;
+        }
+        Ok(())
     }
 }
 
@@ -114,10 +124,14 @@ mod tests {
             SyncReason::ALL.len()
         );
         assert_eq!(json["injected"], 2);
+        assert_eq!(json["injected_faults"], serde_json::json!({}));
         assert_eq!(
             stats.to_string(),
             "5 vCPU faults: 2 injected not-present, 3 synchronous (fast 2, present 1); \
              0 kicks, 0 page-ready (0 broadcast), 0 acks, 0 dropped, 0 refused MSR writes"
         );
+        stats.injected_faults.insert(Inject::DropReady, 3);
+        assert_eq!(stats.to_json()["injected_faults"]["drop-ready"], 3);
+        assert!(stats.to_string().ends_with("; injected drop-ready x3"));
     }
 }

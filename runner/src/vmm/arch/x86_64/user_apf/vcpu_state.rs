@@ -2,13 +2,14 @@
 //! guest APF on): what the guest enabled, the fault being kicked, the tokens outstanding
 //! and the page-ready queue. Pure: the caller does the ioctls and guest memory accesses.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::{ACK, MSR_KVM_ASYNC_PF_ACK, MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_INT};
 
 use super::msr::{self, Enable, Place, Refused};
-use super::tokens::Tokens;
+use super::tokens::{MAX_VCPUS, Tokens};
+use crate::inject::{Every, Inject, Injections};
 
 /// Most "page not present" tokens a vCPU has outstanding: KVM's `ASYNC_PF_PER_VCPU`, and the
 /// guest's waiter table size.
@@ -94,10 +95,50 @@ pub struct VcpuApf {
     ready: VecDeque<Token>,
     /// A page-ready was sent and not yet acknowledged.
     ready_unacked: bool,
+    /// The last page-ready sent.
+    last_ready: Option<Token>,
+    faulty: FaultyHost,
 }
 
+/// The misbehaviour asked for with `--inject`, and how often each was applied.
+#[derive(Debug, Default)]
+struct FaultyHost {
+    asked: Injections,
+    applied: BTreeMap<Inject, u64>,
+    duplicate: Every,
+    unknown: Every,
+    drop: Every,
+    wake_all: Every,
+    reset: Every,
+}
+
+impl FaultyHost {
+    /// Whether `inject` applies to this event of `every`'s kind, counting it if so.
+    fn apply(&mut self, inject: Inject, every: impl FnOnce(&mut Self) -> &mut Every) -> bool {
+        let asked = self.asked.clone();
+        let applies = every(self).next(inject, &asked);
+        if applies {
+            *self.applied.entry(inject).or_default() += 1;
+        }
+        applies
+    }
+
+    fn count(&mut self, inject: Inject) {
+        *self.applied.entry(inject).or_default() += 1;
+    }
+}
+
+/// The token `--inject unknown-token` sends: it names vCPU 4095, which has no tokens here
+/// (the VMM runs fewer vCPUs), so no vCPU was ever given it.
+const UNKNOWN_TOKEN: Token = (1 << 12) | (MAX_VCPUS as Token - 1);
+
 impl VcpuApf {
-    pub fn new(vcpu_id: u16) -> Self {
+    /// A well-behaved host for vCPU `vcpu_id`, or one that misbehaves as `inject` asks.
+    pub fn new(vcpu_id: u16, inject: Injections) -> Self {
+        assert!(
+            vcpu_id < MAX_VCPUS - 1,
+            "vCPU {vcpu_id} would own the unknown token"
+        );
         VcpuApf {
             tokens: Tokens::new(vcpu_id),
             en: 0,
@@ -108,7 +149,17 @@ impl VcpuApf {
             outstanding: Vec::with_capacity(MAX_OUTSTANDING),
             ready: VecDeque::new(),
             ready_unacked: false,
+            last_ready: None,
+            faulty: FaultyHost {
+                asked: inject,
+                ..Default::default()
+            },
         }
+    }
+
+    /// How often each injected misbehaviour was applied.
+    pub fn injected(&self) -> &BTreeMap<Inject, u64> {
+        &self.faulty.applied
     }
 
     /// The area's address while async PF is on.
@@ -134,7 +185,10 @@ impl VcpuApf {
             return Err(SyncReason::KickPending);
         }
         if self.outstanding.len() >= MAX_OUTSTANDING {
-            return Err(SyncReason::Full);
+            if !self.faulty.asked.contains(&Inject::Overflow) {
+                return Err(SyncReason::Full);
+            }
+            self.faulty.count(Inject::Overflow);
         }
         self.kick = Some(gpa_page);
         Ok(())
@@ -148,34 +202,55 @@ impl VcpuApf {
     /// Sends "page not present" for `gpa_page`: the token to inject.
     pub fn not_present(&mut self, gpa_page: u64) -> Token {
         debug_assert!(self.area.is_some(), "async PF is off");
-        debug_assert!(self.outstanding.len() < MAX_OUTSTANDING);
         let token = self.tokens.next();
         self.outstanding.push((token, gpa_page));
+        if self.faulty.apply(Inject::WakeAll, |f| &mut f.wake_all) {
+            self.ready.push_back(BROADCAST);
+        }
+        if self.faulty.apply(Inject::DisableReenable, |f| &mut f.reset) {
+            // Forgotten, as by a host reset; enabling again after it sends the broadcast.
+            self.outstanding.clear();
+            self.ready.clear();
+            self.ready.push_back(BROADCAST);
+        }
         token
     }
 
     /// `gpa_page` is in guest RAM: its tokens become page-ready. Returns how many.
     pub fn served(&mut self, gpa_page: u64) -> usize {
-        let before = self.ready.len();
-        let ready = &mut self.ready;
-        self.outstanding.retain(|&(token, page)| {
-            let arrived = page == gpa_page;
-            if arrived {
-                ready.push_back(token);
+        let (arrived, waiting) = self
+            .outstanding
+            .drain(..)
+            .partition(|&(_, page)| page == gpa_page);
+        self.outstanding = waiting;
+        let mut readied = 0;
+        for (token, _) in arrived {
+            if !self.faulty.apply(Inject::DropReady, |f| &mut f.drop) {
+                self.ready.push_back(token);
+                readied += 1;
             }
-            !arrived
-        });
-        self.ready.len() - before
+        }
+        readied
     }
 
     /// The next page-ready to send, if the last was acknowledged and the guest's token slot
     /// is free (`slot_free`: the area's token reads 0, which is KVM's condition too).
     pub fn next_ready(&mut self, slot_free: bool) -> Option<Token> {
-        if self.ready_unacked || !slot_free || self.area.is_none() {
+        if self.ready_unacked || !slot_free || self.area.is_none() || self.ready.is_empty() {
             return None;
         }
-        let token = self.ready.pop_front()?;
+        let token = if self.faulty.apply(Inject::UnknownToken, |f| &mut f.unknown) {
+            UNKNOWN_TOKEN
+        } else if self.faulty.asked.contains(&Inject::Reorder) {
+            if self.ready.len() > 1 {
+                self.faulty.count(Inject::Reorder);
+            }
+            self.ready.pop_back()?
+        } else {
+            self.ready.pop_front()?
+        };
         self.ready_unacked = true;
+        self.last_ready = Some(token);
         Some(token)
     }
 
@@ -218,6 +293,14 @@ impl VcpuApf {
             }
             MSR_KVM_ASYNC_PF_ACK if value & ACK != 0 => {
                 self.ready_unacked = false;
+                if let Some(token) = self.last_ready.take()
+                    && token != BROADCAST
+                    && self
+                        .faulty
+                        .apply(Inject::DuplicateReady, |f| &mut f.duplicate)
+                {
+                    self.ready.push_front(token);
+                }
                 Ok(MsrEffect::Acked)
             }
             _ => Ok(MsrEffect::None),
@@ -249,7 +332,12 @@ mod tests {
 
     /// A vCPU with async PF enabled and the enabling broadcast sent and acknowledged.
     fn enabled() -> VcpuApf {
-        let mut vcpu = VcpuApf::new(0);
+        faulty(&[])
+    }
+
+    /// As [`enabled`], injecting `inject`.
+    fn faulty(inject: &[Inject]) -> VcpuApf {
+        let mut vcpu = VcpuApf::new(0, inject.iter().copied().collect());
         assert_eq!(
             vcpu.write_msr(MSR_KVM_ASYNC_PF_INT, 0xf3, ram),
             Ok(MsrEffect::None)
@@ -315,7 +403,7 @@ mod tests {
 
     #[test]
     fn faults_stay_synchronous_when_async_pf_cannot_be_used() {
-        let mut off = VcpuApf::new(0);
+        let mut off = VcpuApf::new(0, Injections::new());
         assert_eq!(off.fault(PAGE, true), Err(SyncReason::Disabled));
         let mut vcpu = enabled();
         assert_eq!(vcpu.fault(PAGE, false), Err(SyncReason::Fast));
@@ -378,11 +466,103 @@ mod tests {
         assert_eq!(vcpu.read_msr(MSR_KVM_ASYNC_PF_INT), 0xf3);
         assert_eq!(vcpu.read_msr(MSR_KVM_ASYNC_PF_ACK), 0);
         assert_eq!((vcpu.area(), vcpu.vector()), (Some(AREA), Some(0xf3)));
-        let mut fresh = VcpuApf::new(1);
+        let mut fresh = VcpuApf::new(1, Injections::new());
         assert_eq!(
             fresh.write_msr(MSR_KVM_ASYNC_PF_EN, EN, ram),
             Err(Refused::NoVector)
         );
         assert_eq!(fresh.area(), None);
+    }
+
+    fn ack(vcpu: &mut VcpuApf) {
+        vcpu.write_msr(MSR_KVM_ASYNC_PF_ACK, ACK, ram).unwrap();
+    }
+
+    /// Sends `n` faults on pages 0..n, serves them all, and returns the page-readies sent.
+    fn round(vcpu: &mut VcpuApf, n: u64) -> (Vec<Token>, Vec<Token>) {
+        let tokens: Vec<_> = (0..n)
+            .map(|i| vcpu.not_present(PAGE + i * 0x1000))
+            .collect();
+        for i in 0..n {
+            vcpu.served(PAGE + i * 0x1000);
+        }
+        let mut sent = Vec::new();
+        while let Some(token) = vcpu.next_ready(true) {
+            sent.push(token);
+            ack(vcpu);
+        }
+        (tokens, sent)
+    }
+
+    #[test]
+    fn drop_ready_loses_every_8th_page_ready() {
+        let mut vcpu = faulty(&[Inject::DropReady]);
+        let (tokens, sent) = round(&mut vcpu, 16);
+        let expected: Vec<_> = tokens
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (i + 1) % 8 != 0)
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(sent, expected);
+        assert_eq!(vcpu.injected()[&Inject::DropReady], 2);
+    }
+
+    #[test]
+    fn duplicate_ready_repeats_every_8th_after_its_ack() {
+        let mut vcpu = faulty(&[Inject::DuplicateReady]);
+        let (tokens, sent) = round(&mut vcpu, 8);
+        assert_eq!(sent.len(), 9);
+        assert_eq!(sent[7], tokens[7]);
+        assert_eq!(sent[8], tokens[7], "sent again");
+    }
+
+    #[test]
+    fn unknown_token_precedes_every_8th() {
+        let mut vcpu = faulty(&[Inject::UnknownToken]);
+        let (tokens, sent) = round(&mut vcpu, 8);
+        // The enabling broadcast was the first page-ready, so the 8th is the 7th here.
+        assert_eq!(sent.len(), 9);
+        assert_eq!(sent[6], UNKNOWN_TOKEN);
+        assert!(!tokens.contains(&UNKNOWN_TOKEN));
+        assert_eq!(&sent[7..], &tokens[6..]);
+    }
+
+    #[test]
+    fn reorder_sends_the_newest_first() {
+        let mut vcpu = faulty(&[Inject::Reorder]);
+        let (mut tokens, sent) = round(&mut vcpu, 4);
+        tokens.reverse();
+        assert_eq!(sent, tokens);
+    }
+
+    #[test]
+    fn wake_all_broadcasts_while_tokens_stay_outstanding() {
+        let mut vcpu = faulty(&[Inject::WakeAll]);
+        let (tokens, sent) = round(&mut vcpu, 16);
+        assert_eq!(
+            sent[0], BROADCAST,
+            "after the 16th not-present, before any ready"
+        );
+        assert_eq!(&sent[1..], &tokens[..]);
+    }
+
+    #[test]
+    fn disable_reenable_forgets_outstanding_tokens_and_broadcasts() {
+        let mut vcpu = faulty(&[Inject::DisableReenable]);
+        let (_, sent) = round(&mut vcpu, 32);
+        assert_eq!(sent, [BROADCAST], "the first 32 were forgotten");
+        assert_eq!(vcpu.injected()[&Inject::DisableReenable], 1);
+    }
+
+    #[test]
+    fn overflow_goes_past_64_outstanding() {
+        let mut vcpu = faulty(&[Inject::Overflow]);
+        for i in 0..MAX_OUTSTANDING as u64 + 2 {
+            assert_eq!(vcpu.fault(PAGE + i * 0x1000, true), Ok(()));
+            vcpu.take_kick();
+            vcpu.not_present(PAGE + i * 0x1000);
+        }
+        assert_eq!(vcpu.injected()[&Inject::Overflow], 2);
     }
 }
