@@ -178,6 +178,60 @@ fn a_latency_sweep_compares_at_each_latency() {
 }
 
 #[test]
+fn an_mlp_sweep_reports_throughput_and_faults_in_flight_per_k() {
+    let markdown = temp("mlp-sweep.md");
+    let args = "--scenario mlp:2,1 --latency 100us --modes off,kvm --repeat 1 --pages 8";
+    let args: Vec<&str> = args.split(' ').collect();
+    let (stdout, j) = compare(
+        "mlp-sweep.json",
+        &args,
+        &["--markdown".as_ref(), markdown.as_os_str()],
+    );
+    assert!(stdout.contains("by k and mode"), "{stdout}");
+    let sweep = j["mlp_sweep"].as_array().unwrap();
+    let scenarios: Vec<&str> = sweep
+        .iter()
+        .map(|c| c["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(scenarios, ["mlp:1", "mlp:2"], "in increasing k");
+    for (c, k) in sweep.iter().zip([1, 2]) {
+        assert_eq!(c["fetchers"], k, "fetchers default to k: {c}");
+        for mode in ["off", "kvm"] {
+            let m = &c["modes"][mode];
+            assert!(m["faults_per_s"].as_f64().unwrap() > 0.0, "{c}");
+            assert!(m["max_in_flight"].as_u64().unwrap() >= 1, "{c}");
+            assert!(m["mean_in_flight"].as_f64().unwrap() > 0.0, "{c}");
+        }
+        assert_eq!(c["runs"][0]["faults_served"], 8 * k, "{c}");
+    }
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    std::fs::remove_file(markdown).unwrap();
+    assert!(md.contains("| k | mode | fetchers |"), "{md}");
+}
+
+#[test]
+fn bad_combinations_are_usage_errors() {
+    for args in [
+        ["--scenario", "mlp:1,4", "--latency-sweep", "1ms,2ms"].as_slice(),
+        &["--modes", "off,kvm", "--async-threshold", "100us"],
+        &["--readahead", "100000"],
+        &["--scenario", "mlp:1,65"],
+    ] {
+        let out = runner()
+            .arg("compare")
+            .args(args)
+            .args(["--kernel", "/nonexistent"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn modes_are_checked_before_anything_runs() {
     let out = runner()
         .args(["compare", "--modes", "off,kvmm"])

@@ -9,14 +9,15 @@ mod mode;
 mod plot;
 mod record;
 mod report;
+mod scenario;
 mod sizing;
 mod stats;
 mod sweep;
+mod table;
+mod tuning;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::process::Command;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
@@ -29,7 +30,11 @@ use crate::{guest_build, units};
 pub use mode::Mode;
 use record::RunRecord;
 use report::{Comparison, Solo};
+use scenario::{Scenario, Scenarios};
 use sizing::Size;
+use sweep::{Axis, Sweep};
+use table::Table;
+use tuning::Tuning;
 
 /// What one synchronous lazy fault costs here beyond the injected latency (measured: a
 /// plain userfaultfd fault is 40-60 us on our KVM); used only to size workloads.
@@ -48,14 +53,17 @@ pub struct CompareArgs {
     /// Guest architecture.
     #[arg(long, value_enum, default_value = "x86_64")]
     pub arch: GuestArch,
-    /// `seed` (one CPU and one memory task), `mlp:K` (K memory tasks), `cpu` or `mem`.
-    #[arg(long, default_value = "seed")]
-    pub scenario: Scenario,
+    /// `seed` (one CPU and one memory task), `mlp:K` (K memory tasks), `cpu` or `mem`; a list
+    /// `mlp:K1,K2,...` is an MLP sweep: one comparison per k at one --latency, then tables of
+    /// throughput and faults in flight by k and mode; --svg draws throughput against k.
+    #[arg(long, value_name = "SCENARIO", default_value = "seed")]
+    pub scenario: Scenarios,
     /// Page fetch latency model, as for `runner run --latency`.
     #[arg(long, value_name = "MODEL", default_value = "fixed:10ms")]
     pub latency: LatencyModel,
     /// Compare at each of these latencies instead (comma-separated models): a table per
-    /// latency and one of speedup against latency; --svg draws speedup against latency.
+    /// latency and one of speedup against latency; --svg draws speedup against latency. Not
+    /// with an MLP sweep.
     #[arg(
         long,
         value_name = "MODELS",
@@ -73,20 +81,27 @@ pub struct CompareArgs {
     /// Write the comparison as JSON here.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
-    /// Draw the makespans as an SVG chart here.
+    /// Draw the makespans (a sweep: speedup or throughput against the swept value) as an SVG
+    /// chart here.
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
-    /// Concurrent page fetches (1: a serial device).
+    /// Also write the tables printed on stdout as Markdown here.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// Concurrent page fetches (1: a serial device) [default: k for mlp:k, so the device
+    /// never limits the faults in flight and each mode shows how many it keeps there; 1
+    /// otherwise].
     #[arg(
         long,
-        default_value_t = 1,
+        value_name = "N",
         value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_FETCHERS))
     )]
-    pub fetchers: u8,
+    pub fetchers: Option<u8>,
     /// Seed of the pages' contents and of the fetch latencies.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Pages per memory task [default: sized so the fault wait is about 0.6 s].
+    /// Pages per memory task [default: sized so the fault wait, all tasks together, is about
+    /// 0.6 s].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub pages: Option<u64>,
     /// Rounds of the CPU task's hash chain [default: calibrated to match the fault wait].
@@ -98,63 +113,44 @@ pub struct CompareArgs {
     /// Wall-clock limit for each guest run.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = units::parse_timeout)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub tuning: Tuning,
 }
 
-/// The guest scenarios `compare` can run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scenario {
-    Seed,
-    Cpu,
-    Mem,
-    Mlp(u32),
-}
-
-impl Scenario {
-    /// Memory tasks in the scenario.
-    fn mem_tasks(self) -> u64 {
-        match self {
-            Scenario::Seed | Scenario::Mem => 1,
-            Scenario::Cpu => 0,
-            Scenario::Mlp(k) => u64::from(k),
+impl CompareArgs {
+    /// Combinations clap cannot see, refused before anything runs.
+    fn check(&self, modes: &[Mode]) -> Result<(), String> {
+        if self.scenario.0.len() > 1 && !self.latency_sweep.is_empty() {
+            return Err(format!(
+                "an MLP sweep (--scenario {}) runs at one --latency; \
+                 it cannot be combined with --latency-sweep",
+                self.scenario
+            ));
         }
+        self.tuning.check(modes)
     }
 
-    fn has_cpu(self) -> bool {
-        matches!(self, Scenario::Seed | Scenario::Cpu)
+    /// `--fetchers`, or its default for `scenario`.
+    fn fetchers_for(&self, scenario: Scenario) -> u8 {
+        self.fetchers.unwrap_or(match scenario {
+            Scenario::Mlp(k) => u8::try_from(k).unwrap_or(MAX_FETCHERS).min(MAX_FETCHERS),
+            _ => 1,
+        })
     }
-}
 
-impl fmt::Display for Scenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scenario::Seed => f.write_str("seed"),
-            Scenario::Cpu => f.write_str("cpu"),
-            Scenario::Mem => f.write_str("mem"),
-            Scenario::Mlp(k) => write!(f, "mlp:{k}"),
+    /// Each comparison to make, (scenario, latency), and what varies between them.
+    fn points(&self) -> (Axis, Vec<(Scenario, LatencyModel)>) {
+        if self.scenario.0.len() > 1 {
+            let points = self.scenario.0.iter().map(|&s| (s, self.latency.clone()));
+            return (Axis::Mlp, points.collect());
         }
-    }
-}
-
-/// Largest `k` of `mlp:k` (the guest's limit).
-const MLP_MAX: u32 = 64;
-
-impl FromStr for Scenario {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "seed" => Ok(Scenario::Seed),
-            "cpu" => Ok(Scenario::Cpu),
-            "mem" => Ok(Scenario::Mem),
-            _ => s
-                .strip_prefix("mlp:")
-                .and_then(|k| k.parse().ok())
-                .filter(|k| (1..=MLP_MAX).contains(k))
-                .map(Scenario::Mlp)
-                .ok_or_else(|| {
-                    format!("expected seed, cpu, mem or mlp:K with K from 1 to {MLP_MAX}")
-                }),
-        }
+        let scenario = self.scenario.0[0];
+        let latencies = match self.latency_sweep.as_slice() {
+            [] => std::slice::from_ref(&self.latency),
+            sweep => sweep,
+        };
+        let points = latencies.iter().map(|l| (scenario, l.clone()));
+        (Axis::Latency, points.collect())
     }
 }
 
@@ -210,66 +206,80 @@ pub enum Error {
     Output(#[from] report::Error),
 }
 
-/// Runs the comparison (one per latency with `--latency-sweep`) and prints its tables;
-/// writes JSON and SVG when asked.
+/// Runs the comparison (one per latency with `--latency-sweep`, one per k with an MLP sweep)
+/// and prints its tables; writes JSON, SVG and Markdown when asked.
 pub fn compare(args: CompareArgs) -> Result<(), Error> {
     args.arch.ensure_supported()?;
     let modes = modes(&args)?;
+    if let Err(message) = args.check(&modes) {
+        usage_error(&message);
+    }
     let kernel = match &args.kernel {
         Some(kernel) => kernel.clone(),
         None => guest_build::build(args.arch)?,
     };
-    let latencies = if args.latency_sweep.is_empty() {
-        vec![args.latency.clone()]
-    } else {
-        args.latency_sweep.clone()
-    };
-    let total = latencies.len() as u64 * runs_per_latency(&args, modes.len());
+    let (axis, points) = args.points();
+    let total = points
+        .iter()
+        .map(|&(scenario, _)| runs_per_point(&args, scenario, modes.len()))
+        .sum();
     let progress = progress_bar(total);
     let mut comparisons = Vec::new();
-    for latency in latencies {
+    for (scenario, latency) in points {
         let mut runner = Runner {
             args: &args,
             kernel: kernel.clone(),
+            scenario,
             latency,
             progress: &progress,
         };
         comparisons.push(runner.comparison(&modes)?);
     }
     progress.finish_and_clear();
-    for comparison in &comparisons {
-        println!("{}", comparison.table());
+    let mut tables: Vec<Table> = comparisons.iter().map(Comparison::table).collect();
+    if let [single] = comparisons.as_slice() {
+        if let Some(path) = &args.json {
+            single.write_json(path)?;
+        }
+        if let Some(path) = &args.svg {
+            single.write_svg(path)?;
+        }
+    } else {
+        let sweep = Sweep {
+            axis,
+            points: comparisons,
+        };
+        tables.extend(sweep.tables());
+        if let Some(path) = &args.json {
+            sweep.write_json(path)?;
+        }
+        if let Some(path) = &args.svg {
+            sweep.write_svg(path)?;
+        }
     }
-    match comparisons.as_slice() {
-        [single] => {
-            if let Some(path) = &args.json {
-                single.write_json(path)?;
-            }
-            if let Some(path) = &args.svg {
-                single.write_svg(path)?;
-            }
-        }
-        sweep => {
-            print!("{}", sweep::table(sweep));
-            if let Some(path) = &args.json {
-                sweep::write_json(sweep, path)?;
-            }
-            if let Some(path) = &args.svg {
-                sweep::write_svg(sweep, path)?;
-            }
-        }
+    for table in &tables {
+        println!("{}", table.text());
+    }
+    if let Some(path) = &args.markdown {
+        let markdown: Vec<String> = tables.iter().map(Table::markdown).collect();
+        report::write_file(path, markdown.join("\n"))?;
     }
     Ok(())
 }
 
+/// Exits with clap's usage status (2) and `message`, as for any other bad argument.
+fn usage_error(message: &str) -> ! {
+    clap::Error::raw(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!("{message}\n"),
+    )
+    .exit()
+}
+
 /// Guest runs one comparison makes: calibration, solo runs, and every mode's repeats.
-fn runs_per_latency(args: &CompareArgs, modes: usize) -> u64 {
-    let calibrate = args.scenario.has_cpu() && args.cpu_work.is_none();
-    let solo = if args.scenario == Scenario::Seed {
-        2
-    } else {
-        0
-    };
+fn runs_per_point(args: &CompareArgs, scenario: Scenario, modes: usize) -> u64 {
+    let calibrate = scenario.has_cpu() && args.cpu_work.is_none();
+    let solo = if scenario == Scenario::Seed { 2 } else { 0 };
     u64::from(args.repeat) * modes as u64 + u64::from(calibrate) + solo
 }
 
@@ -323,6 +333,7 @@ fn mem_mib(scenario: Scenario, pages: u64) -> Result<u64, Error> {
 struct Runner<'a> {
     args: &'a CompareArgs,
     kernel: PathBuf,
+    scenario: Scenario,
     latency: LatencyModel,
     progress: &'a ProgressBar,
 }
@@ -331,13 +342,14 @@ impl Runner<'_> {
     /// Sizes the scenario for this latency, runs the solo runs and every mode's repeats.
     fn comparison(&mut self, modes: &[Mode]) -> Result<Comparison, Error> {
         let args = self.args;
+        let scenario = self.scenario;
         let mean = self.latency.mean();
         let pages = args
             .pages
-            .unwrap_or_else(|| sizing::pages_for(mean, SYNC_FAULT_COST));
+            .unwrap_or_else(|| sizing::pages_for(mean, SYNC_FAULT_COST, scenario.mem_tasks()));
         let cpu_rounds = match args.cpu_work {
             Some(rounds) => rounds,
-            None if args.scenario.has_cpu() => {
+            None if scenario.has_cpu() => {
                 let size = Size {
                     pages,
                     cpu_rounds: CALIBRATION_ROUNDS,
@@ -352,7 +364,7 @@ impl Runner<'_> {
             None => 0,
         };
         let size = Size { pages, cpu_rounds };
-        let solo = if args.scenario == Scenario::Seed {
+        let solo = if scenario == Scenario::Seed {
             let cpu = self.run("solo cpu", Scenario::Cpu, Mode::Off, size)?;
             let mem = self.run("solo mem", Scenario::Mem, Mode::Off, size)?;
             Some(Solo {
@@ -366,21 +378,21 @@ impl Runner<'_> {
         for &mode in modes {
             for repeat in 0..args.repeat {
                 let what = format!(
-                    "{} at {} mode {mode} run {}",
-                    args.scenario,
+                    "{scenario} at {} mode {mode} run {}",
                     self.latency,
                     repeat + 1
                 );
-                runs.push((mode, repeat, self.run(&what, args.scenario, mode, size)?));
+                runs.push((mode, repeat, self.run(&what, scenario, mode, size)?));
             }
         }
         Ok(Comparison {
-            scenario: args.scenario.to_string(),
+            scenario,
             latency: self.latency.to_string(),
             latency_mean_ns: u64::try_from(mean.as_nanos()).unwrap_or(u64::MAX),
             arch: args.arch,
-            fetchers: args.fetchers,
+            fetchers: args.fetchers_for(scenario),
             seed: args.seed,
+            tuning: args.tuning.clone(),
             size,
             solo,
             runs,
@@ -466,23 +478,14 @@ impl Runner<'_> {
             .arg("--timeout")
             .arg(format!("{}ms", args.timeout.as_millis()))
             .args(["--latency", &self.latency.to_string()])
-            .args(["--fetchers", &args.fetchers.to_string()])
+            .args(["--fetchers", &args.fetchers_for(scenario).to_string()])
             .args(["--seed", &args.seed.to_string()])
-            .args(["--apf", apf_flag(mode)])
+            .args(args.tuning.run_args(mode))
             .arg("--report")
             .arg(report)
             .arg("--")
             .args(guest_words(scenario, size, args.seed));
         Ok(command)
-    }
-}
-
-/// `runner run --apf` for `mode` (it sets the guest's CPUID and `apf=` word together).
-fn apf_flag(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Off => "off",
-        Mode::Kvm => "kvm",
-        Mode::Vmm | Mode::Adaptive => unreachable!("only supported modes run"),
     }
 }
 
@@ -510,13 +513,71 @@ fn tail(text: &str, lines: usize) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn scenarios_parse_and_print() {
-        for s in ["seed", "cpu", "mem", "mlp:1", "mlp:64"] {
-            assert_eq!(s.parse::<Scenario>().unwrap().to_string(), s);
+    use clap::Parser;
+
+    /// `CompareArgs` as clap parses them from `runner compare ARGS`.
+    fn parse(args: &[&str]) -> Result<CompareArgs, clap::Error> {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CompareArgs,
         }
-        for bad in ["mlp:0", "mlp:65", "mlp:", "demo", ""] {
-            assert!(bad.parse::<Scenario>().is_err(), "{bad}");
+        Cli::try_parse_from(std::iter::once("compare").chain(args.iter().copied()))
+            .map(|cli| cli.args)
+    }
+
+    #[test]
+    fn an_mlp_list_is_a_sweep_over_k_at_one_latency() {
+        let args = parse(&["--scenario", "mlp:4,1", "--latency", "1ms"]).unwrap();
+        let (axis, points) = args.points();
+        assert_eq!(axis, Axis::Mlp);
+        let scenarios: Vec<Scenario> = points.iter().map(|(s, _)| *s).collect();
+        assert_eq!(scenarios, [Scenario::Mlp(1), Scenario::Mlp(4)]);
+        assert!(points.iter().all(|(_, l)| l.to_string() == "fixed:1ms"));
+        assert_eq!(args.check(&[Mode::Off]), Ok(()));
+
+        let args = parse(&["--scenario", "mlp:1,4", "--latency-sweep", "1ms,2ms"]).unwrap();
+        let err = args.check(&[Mode::Off]).unwrap_err();
+        assert!(err.contains("--latency-sweep"), "{err}");
+    }
+
+    #[test]
+    fn a_latency_sweep_has_a_point_per_latency() {
+        let args = parse(&["--scenario", "mlp:4", "--latency-sweep", "1ms,2ms"]).unwrap();
+        let (axis, points) = args.points();
+        assert_eq!(axis, Axis::Latency);
+        assert_eq!(points.len(), 2);
+        assert_eq!(args.check(&[Mode::Off]), Ok(()), "one k: a latency sweep");
+        let (_, points) = parse(&[]).unwrap().points();
+        assert_eq!(points, [(Scenario::Seed, "fixed:10ms".parse().unwrap())]);
+    }
+
+    #[test]
+    fn fetchers_default_to_k_for_mlp() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.fetchers_for(Scenario::Seed), 1);
+        assert_eq!(args.fetchers_for(Scenario::Mlp(16)), 16);
+        let args = parse(&["--fetchers", "2"]).unwrap();
+        assert_eq!(args.fetchers_for(Scenario::Mlp(16)), 2, "as given");
+    }
+
+    #[test]
+    fn tuning_options_are_validated() {
+        let args = parse(&["--async-threshold", "150us", "--readahead", "8"]).unwrap();
+        assert_eq!(args.tuning.readahead, Some(8));
+        assert!(args.check(&[Mode::Off, Mode::Adaptive]).is_ok());
+        assert!(args.check(&[Mode::Off, Mode::Kvm]).is_err());
+        for bad in [
+            ["--async-threshold", "150"].as_slice(),
+            &["--async-threshold", "fast"],
+            &["--readahead", "1025"],
+            &["--readahead", "-1"],
+            &["--fetchers", "0"],
+        ] {
+            let err = parse(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
         }
     }
 

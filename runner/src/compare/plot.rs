@@ -1,5 +1,5 @@
-//! SVG charts of a comparison: makespan per mode (median bar, min-max whisker) against the
-//! ideal bound.
+//! SVG charts: a comparison's makespan per mode (median bar, min-max whisker) against the
+//! ideal bound, and a sweep's measure per mode against latency or k.
 
 use plotters::prelude::*;
 use std::path::Path;
@@ -103,24 +103,26 @@ fn draw(
     Ok(())
 }
 
-/// Draws speedup against latency (ms, log scale): one line with points per series.
-pub fn speedups(
-    path: &Path,
-    title: &str,
-    lines: &[(String, Vec<(f64, f64)>)],
-) -> Result<(), Error> {
-    draw_speedups(path, title, lines).map_err(|e| Error {
+/// A line chart with a logarithmic x axis: one line with points per series.
+pub struct Lines<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    /// A dashed horizontal reference line (1 for speedups).
+    pub baseline: Option<f64>,
+    pub series: &'a [(String, Vec<(f64, f64)>)],
+}
+
+/// Draws `chart` (x must be positive: the axis is logarithmic).
+pub fn lines(path: &Path, chart: &Lines) -> Result<(), Error> {
+    draw_lines(path, chart).map_err(|e| Error {
         path: path.display().to_string(),
         message: e.to_string(),
     })
 }
 
-fn draw_speedups(
-    path: &Path,
-    title: &str,
-    lines: &[(String, Vec<(f64, f64)>)],
-) -> Result<(), Box<dyn std::error::Error>> {
-    let points = || lines.iter().flat_map(|(_, p)| p.iter().copied());
+fn draw_lines(path: &Path, spec: &Lines) -> Result<(), Box<dyn std::error::Error>> {
+    let points = || spec.series.iter().flat_map(|(_, p)| p.iter().copied());
     let (lo, hi) = points().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
         (lo.min(x), hi.max(x))
     });
@@ -129,27 +131,33 @@ fn draw_speedups(
     } else {
         (0.01, 100.0)
     };
-    let top = points().map(|(_, y)| y).fold(1.0, f64::max) * 1.15;
+    let top = points()
+        .map(|(_, y)| y)
+        .chain(spec.baseline)
+        .fold(f64::MIN_POSITIVE, f64::max)
+        * 1.15;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+        .caption(spec.title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(56)
+        .y_label_area_size(64)
         .build_cartesian_2d((lo..hi).log_scale(), 0f64..top)?;
     chart
         .configure_mesh()
-        .x_desc("fetch latency, mean (ms)")
-        .y_desc("speedup against off")
+        .x_desc(spec.x_desc)
+        .y_desc(spec.y_desc)
         .draw()?;
-    chart.draw_series(DashedLineSeries::new(
-        [(lo, 1.0), (hi, 1.0)],
-        4,
-        4,
-        BLACK.mix(0.5).stroke_width(1),
-    ))?;
-    for (i, (name, line)) in lines.iter().enumerate() {
+    if let Some(y) = spec.baseline {
+        chart.draw_series(DashedLineSeries::new(
+            [(lo, y), (hi, y)],
+            4,
+            4,
+            BLACK.mix(0.5).stroke_width(1),
+        ))?;
+    }
+    for (i, (name, line)) in spec.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?

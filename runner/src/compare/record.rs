@@ -31,9 +31,46 @@ pub struct RunRecord {
     pub pages_verified: u64,
     /// Pages the runner's lazy memory served.
     pub faults_served: u64,
+    /// Most faults queued or being fetched at once (the lazy report's `max_in_flight`).
+    pub max_in_flight: u64,
+    /// Every fault's wait from its message to its page being installed, summed.
+    pub total_wait_ns: u64,
     /// Async PF events the guest counted (absent from its result while it has none).
     pub apf_not_present: u64,
     pub apf_ready: u64,
+    /// Our VMM's async PF counters (runs in modes `vmm` and `adaptive`).
+    pub user_apf: Option<UserApf>,
+}
+
+/// The run report's `user_apf` object, read tolerantly: a counter it lacks counts as 0, and
+/// the whole object is kept for `compare --json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserApf {
+    /// "Page not present" events delivered.
+    pub injected: u64,
+    /// "Page ready" events delivered, broadcasts included.
+    pub ready: u64,
+    /// Faults served synchronously, whatever the reason.
+    pub sync: u64,
+    pub raw: Value,
+}
+
+impl UserApf {
+    /// `None` for a null or absent object (modes `off` and `kvm`).
+    fn parse(value: &Value) -> Option<Self> {
+        let object = value.as_object()?;
+        let count = |key: &str| object.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let sync = match object.get("sync") {
+            Some(Value::Object(reasons)) => reasons.values().filter_map(Value::as_u64).sum(),
+            other => other.and_then(Value::as_u64).unwrap_or(0),
+        };
+        Some(UserApf {
+            injected: count("injected"),
+            ready: count("ready"),
+            sync,
+            raw: value.clone(),
+        })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,18 +111,20 @@ pub fn parse(console: &str, report: &Value) -> Result<RunRecord, Error> {
         .ok_or(Error::NoTimedTask)?;
     let end = spans.map(|(_, e)| e).max().ok_or(Error::NoTimedTask)?;
     let count = |key: &'static str| result[key].as_u64().ok_or(Error::Missing(key));
+    let lazy = |key: &'static str, path: &'static str| match &report["lazy"] {
+        Value::Null => Ok(0),
+        lazy => lazy[key].as_u64().ok_or(Error::ReportMissing(path)),
+    };
     Ok(RunRecord {
         makespan_ns: end.saturating_sub(start),
         pages_touched: count("pages_touched")?,
         pages_verified: count("pages_verified")?,
-        faults_served: match &report["lazy"] {
-            Value::Null => 0,
-            lazy => lazy["served_pages"]
-                .as_u64()
-                .ok_or(Error::ReportMissing("lazy.served_pages"))?,
-        },
+        faults_served: lazy("served_pages", "lazy.served_pages")?,
+        max_in_flight: lazy("max_in_flight", "lazy.max_in_flight")?,
+        total_wait_ns: lazy("total_wait_ns", "lazy.total_wait_ns")?,
         apf_not_present: result["apf"]["not_present"].as_u64().unwrap_or(0),
         apf_ready: result["apf"]["ready"].as_u64().unwrap_or(0),
+        user_apf: UserApf::parse(&report["user_apf"]),
         tasks,
     })
 }
@@ -114,6 +153,17 @@ impl RunRecord {
         self.tasks.iter().find(|t| t.name == name)
     }
 
+    /// Faults served per second of makespan.
+    pub fn faults_per_s(&self) -> f64 {
+        self.faults_served as f64 * 1e9 / self.makespan_ns.max(1) as f64
+    }
+
+    /// Mean faults in flight over the makespan, by Little's law: the faults' summed wait
+    /// over the time they were spread across.
+    pub fn mean_in_flight(&self) -> f64 {
+        self.total_wait_ns as f64 / self.makespan_ns.max(1) as f64
+    }
+
     /// The JSON form used in `compare --json`.
     pub fn to_json(&self) -> Value {
         json!({
@@ -131,8 +181,13 @@ impl RunRecord {
             "pages_touched": self.pages_touched,
             "pages_verified": self.pages_verified,
             "faults_served": self.faults_served,
+            "faults_per_s": self.faults_per_s(),
+            "max_in_flight": self.max_in_flight,
+            "mean_in_flight": self.mean_in_flight(),
+            "total_wait_ns": self.total_wait_ns,
             "apf_not_present": self.apf_not_present,
             "apf_ready": self.apf_ready,
+            "user_apf": self.user_apf.as_ref().map(|u| &u.raw),
         })
     }
 }
@@ -148,7 +203,7 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
 
     #[test]
     fn parses_tasks_makespan_and_counts() {
-        let r = parse(CONSOLE, &json!({"lazy": {"served_pages": 64}})).unwrap();
+        let r = parse(CONSOLE, &lazy_report()).unwrap();
         assert_eq!(r.makespan_ns, 8000);
         assert_eq!(r.task("cpu").unwrap().duration_ns(), Some(4000));
         assert_eq!(r.task("cpu").unwrap().result, Some(77));
@@ -159,12 +214,56 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
         );
         assert_eq!((r.apf_not_present, r.apf_ready), (0, 0));
         assert_eq!(r.to_json()["tasks"][1]["duration_ns"], 7800);
+        assert_eq!((r.max_in_flight, r.total_wait_ns), (3, 16000));
+        assert_eq!(r.user_apf, None, "no user_apf object: off or kvm");
+        assert!(r.to_json()["user_apf"].is_null());
+    }
+
+    fn lazy_report() -> Value {
+        json!({"lazy": {"served_pages": 64, "max_in_flight": 3, "total_wait_ns": 16000}})
+    }
+
+    #[test]
+    fn throughput_and_in_flight_follow_the_makespan() {
+        let r = parse(CONSOLE, &lazy_report()).unwrap();
+        // 64 faults in 8 us; 16 us of waits over 8 us: 2 in flight on average.
+        assert_eq!(r.faults_per_s(), 8e6);
+        assert_eq!(r.mean_in_flight(), 2.0);
+        let j = r.to_json();
+        assert_eq!(
+            (j["faults_per_s"].as_f64(), j["mean_in_flight"].as_f64()),
+            (Some(8e6), Some(2.0))
+        );
+        assert_eq!(j["max_in_flight"], 3);
+    }
+
+    #[test]
+    fn user_apf_counters_are_read_tolerantly() {
+        let mut report = lazy_report();
+        report["user_apf"] = json!({
+            "injected": 50, "ready": 51, "broadcasts": 1, "acks": 51, "kicks": 7,
+            "sync": {"kernel": 3, "threshold": 11}, "refused_msr_writes": 0
+        });
+        let u = parse(CONSOLE, &report).unwrap().user_apf.unwrap();
+        assert_eq!((u.injected, u.ready, u.sync), (50, 51, 14));
+        assert_eq!(u.raw["kicks"], 7, "the whole object is kept");
+        report["user_apf"] = json!({"sync": 5});
+        let u = parse(CONSOLE, &report).unwrap().user_apf.unwrap();
+        assert_eq!(
+            (u.injected, u.ready, u.sync),
+            (0, 0, 5),
+            "missing counters are 0"
+        );
     }
 
     #[test]
     fn a_run_without_lazy_memory_served_nothing() {
-        let r = parse(CONSOLE, &json!({"lazy": null})).unwrap();
-        assert_eq!(r.faults_served, 0);
+        let r = parse(CONSOLE, &json!({"lazy": null, "user_apf": null})).unwrap();
+        assert_eq!(
+            (r.faults_served, r.max_in_flight, r.total_wait_ns),
+            (0, 0, 0)
+        );
+        assert_eq!(r.user_apf, None);
     }
 
     #[test]
@@ -182,6 +281,13 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
         assert_eq!(
             parse(CONSOLE, &json!({"lazy": {}})),
             Err(Error::ReportMissing("lazy.served_pages"))
+        );
+        assert_eq!(
+            parse(
+                CONSOLE,
+                &json!({"lazy": {"served_pages": 1, "max_in_flight": 1}})
+            ),
+            Err(Error::ReportMissing("lazy.total_wait_ns"))
         );
     }
 }

@@ -8,9 +8,12 @@ use serde_json::{Value, json};
 
 use super::mode::Mode;
 use super::plot;
-use super::record::RunRecord;
+use super::record::{RunRecord, UserApf};
+use super::scenario::Scenario;
 use super::sizing::Size;
-use super::stats::{Summary, speedup};
+use super::stats::{self, Summary, speedup};
+use super::table::Table;
+use super::tuning::Tuning;
 use crate::guest_arch::GuestArch;
 
 const NS_PER_MS: f64 = 1e6;
@@ -37,17 +40,93 @@ pub struct Solo {
 /// Everything a comparison measured.
 #[derive(Debug)]
 pub struct Comparison {
-    pub scenario: String,
+    pub scenario: Scenario,
     pub latency: String,
     /// The latency model's mean, where a sweep places this comparison.
     pub latency_mean_ns: u64,
     pub arch: GuestArch,
     pub fetchers: u8,
     pub seed: u64,
+    pub tuning: Tuning,
     pub size: Size,
     pub solo: Option<Solo>,
     /// (mode, repeat index, record), in run order.
     pub runs: Vec<(Mode, u32, RunRecord)>,
+}
+
+/// One mode's runs summarised: medians over the repeats, except the high-water mark.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeSummary {
+    pub makespan: Summary,
+    /// Against `off`; `None` without `off` runs.
+    pub speedup: Option<f64>,
+    /// Faults served per second of makespan.
+    pub faults_per_s: f64,
+    /// The most faults in flight in any run.
+    pub max_in_flight: u64,
+    /// Mean faults in flight (Little's law).
+    pub mean_in_flight: f64,
+    /// Our VMM's "page not present" and "page ready" events and synchronous faults.
+    pub user_apf: Option<UserApfCounts>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserApfCounts {
+    pub injected: u64,
+    pub ready: u64,
+    pub sync: u64,
+}
+
+impl ModeSummary {
+    pub fn speedup_cell(&self) -> String {
+        self.speedup
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}x"))
+    }
+
+    pub fn faults_per_s_cell(&self) -> String {
+        format!("{:.0}", self.faults_per_s)
+    }
+
+    pub fn in_flight_cell(&self) -> String {
+        format!("{} / {:.2}", self.max_in_flight, self.mean_in_flight)
+    }
+
+    pub fn user_apf_cell(&self) -> String {
+        self.user_apf.map_or_else(
+            || "-".to_owned(),
+            |u| format!("{} / {} / {}", u.injected, u.ready, u.sync),
+        )
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "makespan_ns": {
+                "min": self.makespan.min,
+                "median": self.makespan.median,
+                "max": self.makespan.max,
+            },
+            "speedup": self.speedup,
+            "faults_per_s": self.faults_per_s,
+            "max_in_flight": self.max_in_flight,
+            "mean_in_flight": self.mean_in_flight,
+            "user_apf": self.user_apf.map(|u| json!({
+                "injected": u.injected,
+                "ready": u.ready,
+                "sync": u.sync,
+            })),
+        })
+    }
+}
+
+/// Column headers of the makespan and the per-mode measures, shared by the tables here and
+/// in `sweep`.
+pub const THROUGHPUT_HEADER: &str = "faults/s";
+pub const IN_FLIGHT_HEADER: &str = "in flight max / mean";
+pub const USER_APF_HEADER: &str = "vmm apf injected / ready / sync";
+
+/// Milliseconds with one decimal, from nanoseconds.
+pub fn ms(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / NS_PER_MS)
 }
 
 impl Comparison {
@@ -56,7 +135,7 @@ impl Comparison {
         self.solo.map(|s| s.cpu_ns.max(s.mem_ns))
     }
 
-    fn modes(&self) -> Vec<Mode> {
+    pub fn modes(&self) -> Vec<Mode> {
         let mut modes: Vec<Mode> = self.runs.iter().map(|(m, _, _)| *m).collect();
         modes.sort();
         modes.dedup();
@@ -78,6 +157,40 @@ impl Comparison {
         self.summary(mode, |r| Some(r.makespan_ns))
     }
 
+    /// `mode`'s runs summarised; `None` if it did not run.
+    pub fn mode_summary(&self, mode: Mode) -> Option<ModeSummary> {
+        let makespan = self.makespans(mode)?;
+        let median = |value: fn(&RunRecord) -> f64| {
+            stats::median(self.records(mode).map(value)).unwrap_or(0.0)
+        };
+        Some(ModeSummary {
+            makespan,
+            speedup: self.speedups().get(&mode).copied(),
+            faults_per_s: median(RunRecord::faults_per_s),
+            max_in_flight: self.records(mode).map(|r| r.max_in_flight).max()?,
+            mean_in_flight: median(RunRecord::mean_in_flight),
+            user_apf: self.user_apf_counts(mode),
+        })
+    }
+
+    /// Medians of our VMM's async PF counters over `mode`'s runs that reported them.
+    fn user_apf_counts(&self, mode: Mode) -> Option<UserApfCounts> {
+        let median = |value: fn(&UserApf) -> u64| {
+            self.summary(mode, |r| r.user_apf.as_ref().map(value))
+                .map(|s| s.median)
+        };
+        Some(UserApfCounts {
+            injected: median(|u| u.injected)?,
+            ready: median(|u| u.ready)?,
+            sync: median(|u| u.sync)?,
+        })
+    }
+
+    /// Whether any run reported our VMM's async PF counters (worth a column).
+    pub fn has_user_apf(&self) -> bool {
+        self.runs.iter().any(|(_, _, r)| r.user_apf.is_some())
+    }
+
     /// Median makespan of `off` over the ideal bound: the most any mode could gain.
     pub fn ideal_speedup(&self) -> Option<f64> {
         let off = self.makespans(Mode::Off)?;
@@ -95,12 +208,11 @@ impl Comparison {
             .collect()
     }
 
-    /// The human-readable table.
-    pub fn table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "scenario {}, latency {}, {} fetcher(s), {} pages per memory task{}, {} run(s) per mode",
+    /// The table of every mode's makespans, task times, faults, throughput and faults in
+    /// flight, with the ideal bound as a note.
+    pub fn table(&self) -> Table {
+        let title = format!(
+            "scenario {}, latency {}, {} fetcher(s), {} pages per memory task{}{}, {} run(s) per mode",
             self.scenario,
             self.latency,
             self.fetchers,
@@ -110,70 +222,86 @@ impl Comparison {
             } else {
                 String::new()
             },
+            self.tuning.describe(),
             self.runs.len() / self.modes().len().max(1),
         );
-        let _ = writeln!(
-            out,
-            "{:<9} {:>26} {:>9} {:>9} {:>7} {:>11} {:>8}",
-            "mode", "makespan ms min/med/max", "cpu ms", "mem ms", "served", "verified", "speedup"
-        );
-        let speedups = self.speedups();
+        let user_apf = self.has_user_apf();
+        let mut headers = vec![
+            "mode",
+            "makespan ms min / med / max",
+            "cpu ms",
+            "mem ms",
+            "served",
+            "verified",
+            THROUGHPUT_HEADER,
+            IN_FLIGHT_HEADER,
+        ];
+        if user_apf {
+            headers.push(USER_APF_HEADER);
+        }
+        headers.push("speedup");
+        let mut table = Table::new(title, &headers);
         for mode in self.modes() {
-            let makespan = self.makespans(mode).expect("every listed mode ran");
+            let summary = self.mode_summary(mode).expect("every listed mode ran");
+            let makespan = summary.makespan;
             let task_ms = |name: &str| {
                 self.summary(mode, |r| r.task(name).and_then(|t| t.duration_ns()))
-                    .map(|s| format!("{:.1}", s.median as f64 / NS_PER_MS))
-                    .unwrap_or_else(|| "-".to_owned())
+                    .map_or_else(|| "-".to_owned(), |s| ms(s.median))
             };
             let served = self.summary(mode, |r| Some(r.faults_served)).expect("ran");
             let touched: u64 = self.records(mode).map(|r| r.pages_touched).sum();
             let verified: u64 = self.records(mode).map(|r| r.pages_verified).sum();
-            let _ = writeln!(
-                out,
-                "{:<9} {:>26} {:>9} {:>9} {:>7} {:>11} {:>7.2}x",
+            let mut row = vec![
                 mode.to_string(),
                 format!(
-                    "{:.1} / {:.1} / {:.1}",
-                    makespan.min as f64 / NS_PER_MS,
-                    makespan.median as f64 / NS_PER_MS,
-                    makespan.max as f64 / NS_PER_MS
+                    "{} / {} / {}",
+                    ms(makespan.min),
+                    ms(makespan.median),
+                    ms(makespan.max)
                 ),
                 task_ms("cpu"),
                 task_ms("mem"),
-                served.median,
+                served.median.to_string(),
                 format!("{verified}/{touched}"),
-                speedups.get(&mode).copied().unwrap_or(f64::NAN),
-            );
+                summary.faults_per_s_cell(),
+                summary.in_flight_cell(),
+            ];
+            if user_apf {
+                row.push(summary.user_apf_cell());
+            }
+            row.push(summary.speedup_cell());
+            table.row(row);
         }
         if let (Some(solo), Some(ideal)) = (self.solo, self.ideal_ns()) {
-            let _ = write!(
-                out,
-                "ideal max(C, F) = {:.1} ms (C = cpu alone {:.1} ms, F = mem alone {:.1} ms)",
-                ideal as f64 / NS_PER_MS,
-                solo.cpu_ns as f64 / NS_PER_MS,
-                solo.mem_ns as f64 / NS_PER_MS
+            let mut note = format!(
+                "ideal max(C, F) = {} ms (C = cpu alone {} ms, F = mem alone {} ms)",
+                ms(ideal),
+                ms(solo.cpu_ns),
+                ms(solo.mem_ns)
             );
             for mode in self.modes() {
                 let median = self.makespans(mode).expect("ran").median;
                 let _ = write!(
-                    out,
+                    note,
                     "; {mode} is {:.2}x the ideal",
                     median as f64 / ideal.max(1) as f64
                 );
             }
-            out.push('\n');
+            table.note(note);
         }
-        out
+        table
     }
 
     /// The JSON form (`compare --json`).
     pub fn to_json(&self) -> Value {
         json!({
-            "scenario": self.scenario,
+            "scenario": self.scenario.to_string(),
             "latency": self.latency,
             "arch": self.arch.name(),
             "fetchers": self.fetchers,
             "seed": self.seed,
+            "async_threshold": self.tuning.to_json()["async_threshold"],
+            "readahead": self.tuning.to_json()["readahead"],
             "pages": self.size.pages,
             "cpu_rounds": self.size.cpu_rounds,
             "solo": self.solo.map(|s| json!({"cpu_ns": s.cpu_ns, "mem_ns": s.mem_ns})),
@@ -188,15 +316,14 @@ impl Comparison {
             "speedup": self.speedups().into_iter()
                 .map(|(m, x)| (m.to_string(), json!(x)))
                 .collect::<serde_json::Map<_, _>>(),
+            "modes": self.modes().into_iter()
+                .filter_map(|m| Some((m.to_string(), self.mode_summary(m)?.to_json())))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 
     pub fn write_json(&self, path: &Path) -> Result<(), Error> {
-        let text = serde_json::to_string_pretty(&self.to_json()).expect("JSON values serialise");
-        std::fs::write(path, text + "\n").map_err(|source| Error::Write {
-            path: path.display().to_string(),
-            source,
-        })
+        write_json_file(path, &self.to_json())
     }
 
     pub fn write_svg(&self, path: &Path) -> Result<(), Error> {
@@ -208,6 +335,22 @@ impl Comparison {
         let title = format!("{}, latency {}", self.scenario, self.latency);
         Ok(plot::makespans(path, &title, &bars, self.ideal_ns())?)
     }
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json_file(path: &Path, value: &Value) -> Result<(), Error> {
+    write_file(
+        path,
+        serde_json::to_string_pretty(value).expect("JSON values serialise") + "\n",
+    )
+}
+
+/// Writes `text` to `path`, naming the path on failure.
+pub fn write_file(path: &Path, text: String) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A small comparison for tests here and in `sweep`.
@@ -230,19 +373,23 @@ pub(super) mod test_support {
             pages_touched: 10,
             pages_verified: 10,
             faults_served: 10,
+            max_in_flight: 1,
+            total_wait_ns: makespan_ns / 2,
             apf_not_present: 0,
             apf_ready: 0,
+            user_apf: None,
         }
     }
 
     pub fn comparison() -> Comparison {
         Comparison {
-            scenario: "seed".to_owned(),
+            scenario: Scenario::Seed,
             latency: "fixed:10ms".to_owned(),
             latency_mean_ns: 10_000_000,
             arch: GuestArch::X86_64,
             fetchers: 1,
             seed: 1,
+            tuning: Tuning::default(),
             size: Size {
                 pages: 10,
                 cpu_rounds: 100,
@@ -279,17 +426,69 @@ mod tests {
 
     #[test]
     fn table_shows_medians_and_the_ideal() {
-        let t = comparison().table();
+        let t = comparison().table().text();
         assert!(t.contains("190.0 / 200.0 / 210.0"), "{t}");
         assert!(t.contains("10/10") || t.contains("30/30"), "{t}");
         assert!(t.contains("ideal max(C, F) = 100.0 ms"), "{t}");
         assert!(t.contains("off is 2.00x the ideal"), "{t}");
+        // 10 faults in 200 ms, half of it spent waiting.
+        assert!(t.contains(" 50 ") && t.contains("1 / 0.50"), "{t}");
+        assert!(!t.contains("vmm apf"), "no user_apf column for off: {t}");
+    }
+
+    #[test]
+    fn modes_summarise_throughput_and_faults_in_flight() {
+        let mut c = comparison();
+        c.runs[0].2.max_in_flight = 4;
+        let off = c.mode_summary(Mode::Off).unwrap();
+        assert_eq!(off.speedup, Some(1.0));
+        assert_eq!(off.faults_per_s, 50.0, "10 faults in the median 200 ms");
+        assert_eq!(off.max_in_flight, 4, "the most in any run");
+        assert_eq!(off.mean_in_flight, 0.5);
+        assert_eq!(off.user_apf, None);
+        assert_eq!(c.mode_summary(Mode::Kvm), None);
+        let j = c.to_json();
+        assert_eq!(j["modes"]["off"]["faults_per_s"], 50.0);
+        assert_eq!(j["modes"]["off"]["max_in_flight"], 4);
+        assert_eq!(j["modes"]["off"]["makespan_ns"]["median"], 200_000_000);
+        assert!(j["modes"]["off"]["user_apf"].is_null());
+    }
+
+    #[test]
+    fn user_apf_counters_get_a_column() {
+        let mut c = comparison();
+        for (i, (mode, _, record)) in c.runs.iter_mut().enumerate() {
+            *mode = Mode::Vmm;
+            record.user_apf = Some(UserApf {
+                injected: 8 + i as u64,
+                ready: 8,
+                sync: 2,
+                raw: json!({}),
+            });
+        }
+        let vmm = c.mode_summary(Mode::Vmm).unwrap();
+        assert_eq!(
+            vmm.user_apf,
+            Some(UserApfCounts {
+                injected: 9,
+                ready: 8,
+                sync: 2
+            })
+        );
+        let t = c.table().text();
+        assert!(
+            t.contains(USER_APF_HEADER) && t.contains("9 / 8 / 2"),
+            "{t}"
+        );
+        assert_eq!(c.to_json()["modes"]["vmm"]["user_apf"]["injected"], 9);
     }
 
     #[test]
     fn json_has_the_documented_fields() {
         let j = comparison().to_json();
-        for key in ["scenario", "latency", "runs", "ideal_ns", "speedup"] {
+        for key in [
+            "scenario", "latency", "runs", "ideal_ns", "speedup", "modes",
+        ] {
             assert!(!j[key].is_null(), "{key} missing: {j}");
         }
         let run = &j["runs"][0];
@@ -302,6 +501,9 @@ mod tests {
             "pages_touched",
             "pages_verified",
             "faults_served",
+            "faults_per_s",
+            "max_in_flight",
+            "mean_in_flight",
             "apf_not_present",
             "apf_ready",
         ] {

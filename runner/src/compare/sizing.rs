@@ -20,11 +20,14 @@ pub struct Size {
     pub cpu_rounds: u64,
 }
 
-/// Pages whose serial fetches take about [`TARGET_WAIT`] at `mean_latency` (plus the
-/// `per_page_overhead` of a synchronous fault here, which matters at small latencies).
-pub fn pages_for(mean_latency: Duration, per_page_overhead: Duration) -> u64 {
+/// Pages for each of `tasks` memory tasks such that all their serial fetches take about
+/// [`TARGET_WAIT`] at `mean_latency` (plus the `per_page_overhead` of a synchronous fault
+/// here, which matters at small latencies). Splitting one total among the tasks keeps the
+/// faults of `mlp:k` the same for every k, so an MLP sweep compares like with like.
+pub fn pages_for(mean_latency: Duration, per_page_overhead: Duration, tasks: u64) -> u64 {
     let per_page = (mean_latency + per_page_overhead).as_nanos().max(1);
-    ((TARGET_WAIT.as_nanos() / per_page) as u64).clamp(MIN_PAGES, MAX_PAGES)
+    let total = (TARGET_WAIT.as_nanos() / per_page) as u64;
+    (total / tasks.max(1)).clamp(MIN_PAGES, MAX_PAGES)
 }
 
 /// CPU rounds that take about `wait`, given a calibration run of `rounds` rounds that took
@@ -39,17 +42,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pages_fill_the_target_wait() {
+    fn pages_fill_the_target_wait_together() {
         let ms = Duration::from_millis;
-        assert_eq!(pages_for(ms(10), Duration::ZERO), 60);
-        assert_eq!(pages_for(ms(1), Duration::ZERO), 600);
+        assert_eq!(pages_for(ms(10), Duration::ZERO, 1), 60);
+        assert_eq!(pages_for(ms(1), Duration::ZERO, 1), 600);
         // Overhead counts at small latencies.
         assert_eq!(
-            pages_for(Duration::from_micros(30), Duration::from_micros(30)),
+            pages_for(Duration::from_micros(30), Duration::from_micros(30), 1),
             10_000
         );
-        assert_eq!(pages_for(Duration::from_secs(1), Duration::ZERO), MIN_PAGES);
-        assert_eq!(pages_for(Duration::ZERO, Duration::ZERO), MAX_PAGES);
+        assert_eq!(
+            pages_for(Duration::from_secs(1), Duration::ZERO, 1),
+            MIN_PAGES
+        );
+        assert_eq!(pages_for(Duration::ZERO, Duration::ZERO, 1), MAX_PAGES);
+        // Memory tasks share the pages.
+        assert_eq!(pages_for(ms(1), Duration::ZERO, 4), 150);
+        assert_eq!(pages_for(ms(1), Duration::ZERO, 32), 18);
+        assert_eq!(
+            pages_for(ms(10), Duration::ZERO, 32),
+            MIN_PAGES,
+            "at least a few"
+        );
+        assert_eq!(
+            pages_for(ms(1), Duration::ZERO, 0),
+            600,
+            "no memory task: as one"
+        );
     }
 
     #[test]

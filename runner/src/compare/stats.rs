@@ -27,6 +27,18 @@ impl Summary {
     }
 }
 
+/// The median of `samples` (`None` for none); of an even count, the mean of the middle two.
+pub fn median(samples: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut sorted: Vec<f64> = samples.into_iter().collect();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
 /// How many times faster `mode` is than `baseline` (ratio of medians).
 pub fn speedup(baseline: &Summary, mode: &Summary) -> f64 {
     baseline.median as f64 / mode.median.max(1) as f64
@@ -58,6 +70,13 @@ mod tests {
         assert_eq!(big.median, u64::MAX, "no overflow");
         assert_eq!(Summary::of(&[3, 1, 2]).unwrap().min, 1);
         assert_eq!(Summary::of(&[3, 1, 2]).unwrap().max, 3);
+    }
+
+    #[test]
+    fn medians_of_floats() {
+        assert_eq!(median([]), None);
+        assert_eq!(median([3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0]), Some(2.5));
     }
 
     #[test]

@@ -1,0 +1,159 @@
+//! The async PF options `compare` passes through to its `runner run` children: which mode
+//! (`--apf`) and our VMM's tuning (`--async-threshold`, `--readahead`). Left out, a child
+//! uses `runner run`'s defaults, so the comparison reports only what was asked for.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::mode::Mode;
+use crate::units::{self, format_fine_duration};
+
+/// Most pages `--readahead` may fetch beyond a faulting page (4 MiB).
+const MAX_READAHEAD: i64 = 1024;
+
+/// `compare`'s pass-through options (flattened into `CompareArgs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Args)]
+pub struct Tuning {
+    /// Adaptive runs only: passed as `runner run --async-threshold`, the fetch time above
+    /// which our VMM makes a fault async rather than synchronous (ns, us, ms or s)
+    /// [default: runner run's, 200us].
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub async_threshold: Option<Duration>,
+    /// Pages our VMM fetches ahead of each faulting page, passed as `runner run --readahead`
+    /// to every run so all modes see the same memory (0..=1024) [default: runner run's, 0].
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(0..=MAX_READAHEAD)
+    )]
+    pub readahead: Option<u32>,
+}
+
+impl Tuning {
+    /// Refuses an option no requested mode would use, rather than silently ignoring it.
+    pub fn check(&self, modes: &[Mode]) -> Result<(), String> {
+        if self.async_threshold.is_some() && !modes.contains(&Mode::Adaptive) {
+            let modes: Vec<String> = modes.iter().map(Mode::to_string).collect();
+            return Err(format!(
+                "--async-threshold applies to adaptive runs only, and the modes are {}",
+                modes.join(",")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `runner run` arguments for one run in `mode`.
+    pub fn run_args(&self, mode: Mode) -> Vec<String> {
+        let mut args = vec!["--apf".to_owned(), apf_flag(mode).to_owned()];
+        if let Some(threshold) = self.async_threshold.filter(|_| mode == Mode::Adaptive) {
+            args.push("--async-threshold".to_owned());
+            args.push(format_fine_duration(threshold));
+        }
+        if let Some(pages) = self.readahead {
+            args.push("--readahead".to_owned());
+            args.push(pages.to_string());
+        }
+        args
+    }
+
+    /// The options as given (null: `runner run`'s default), for `compare --json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "async_threshold": self.async_threshold.map(format_fine_duration),
+            "readahead": self.readahead,
+        })
+    }
+
+    /// The options as given, for a table's title ("" when none).
+    pub fn describe(&self) -> String {
+        let threshold = self
+            .async_threshold
+            .map(|t| format!(", async threshold {}", format_fine_duration(t)));
+        let readahead = self.readahead.map(|n| format!(", readahead {n} page(s)"));
+        threshold.unwrap_or_default() + &readahead.unwrap_or_default()
+    }
+}
+
+/// `runner run --apf` for `mode` (it sets the guest's CPUID and `apf=` word together).
+fn apf_flag(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Off => "off",
+        Mode::Kvm => "kvm",
+        Mode::Vmm => "vmm",
+        Mode::Adaptive => "adaptive",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuning() -> Tuning {
+        Tuning {
+            async_threshold: Some(Duration::from_micros(150)),
+            readahead: Some(4),
+        }
+    }
+
+    #[test]
+    fn each_mode_maps_to_its_apf_flag() {
+        let none = Tuning::default();
+        for (mode, flag) in [
+            (Mode::Off, "off"),
+            (Mode::Kvm, "kvm"),
+            (Mode::Vmm, "vmm"),
+            (Mode::Adaptive, "adaptive"),
+        ] {
+            assert_eq!(none.run_args(mode), ["--apf", flag]);
+        }
+    }
+
+    #[test]
+    fn the_threshold_goes_to_adaptive_runs_and_readahead_to_all() {
+        let t = tuning();
+        assert_eq!(
+            t.run_args(Mode::Adaptive),
+            [
+                "--apf",
+                "adaptive",
+                "--async-threshold",
+                "150us",
+                "--readahead",
+                "4"
+            ]
+        );
+        assert_eq!(t.run_args(Mode::Off), ["--apf", "off", "--readahead", "4"]);
+        assert_eq!(t.run_args(Mode::Vmm), ["--apf", "vmm", "--readahead", "4"]);
+    }
+
+    #[test]
+    fn a_threshold_without_adaptive_runs_is_refused() {
+        let t = tuning();
+        let err = t.check(&[Mode::Off, Mode::Kvm]).unwrap_err();
+        assert!(
+            err.contains("adaptive runs only") && err.contains("off,kvm"),
+            "{err}"
+        );
+        assert_eq!(t.check(&[Mode::Off, Mode::Adaptive]), Ok(()));
+        assert_eq!(Tuning::default().check(&[Mode::Off]), Ok(()));
+    }
+
+    #[test]
+    fn json_and_title_show_what_was_given() {
+        assert_eq!(
+            tuning().to_json(),
+            json!({"async_threshold": "150us", "readahead": 4})
+        );
+        assert_eq!(
+            Tuning::default().to_json(),
+            json!({"async_threshold": null, "readahead": null})
+        );
+        assert_eq!(
+            tuning().describe(),
+            ", async threshold 150us, readahead 4 page(s)"
+        );
+        assert_eq!(Tuning::default().describe(), "");
+    }
+}
