@@ -30,7 +30,7 @@ impl Mode {
     /// The modes this build can run for `arch`, `off` first.
     pub fn supported(arch: GuestArch) -> &'static [Mode] {
         match arch {
-            GuestArch::X86_64 => &[Mode::Off, Mode::Kvm],
+            GuestArch::X86_64 => &[Mode::Off, Mode::Kvm, Mode::Vmm, Mode::Adaptive],
             GuestArch::Aarch64 => &[],
         }
     }
