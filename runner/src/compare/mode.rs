@@ -27,6 +27,11 @@ const NAMES: [(&str, Mode); 4] = [
 ];
 
 impl Mode {
+    /// Whether our VMM, not KVM, delivers this mode's async page faults.
+    pub fn is_userspace(self) -> bool {
+        matches!(self, Mode::Vmm | Mode::Adaptive)
+    }
+
     /// The modes this build can run for `arch`, `off` first.
     pub fn supported(arch: GuestArch) -> &'static [Mode] {
         match arch {

@@ -1,6 +1,7 @@
 //! The async PF options `compare` passes through to its `runner run` children: which mode
-//! (`--apf`) and our VMM's tuning (`--async-threshold`, `--readahead`). Left out, a child
-//! uses `runner run`'s defaults, so the comparison reports only what was asked for.
+//! (`--apf`), our VMM's tuning (`--async-threshold`, `--readahead`) and the host faults to
+//! inject (`--inject`). Left out, a child uses `runner run`'s defaults, so the comparison
+//! reports only what was asked for.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::mode::Mode;
+use crate::inject::Inject;
 use crate::units::{self, format_fine_duration};
 
 /// Most pages `--readahead` may fetch beyond a faulting page (4 MiB).
@@ -29,6 +31,10 @@ pub struct Tuning {
         value_parser = clap::value_parser!(u32).range(0..=MAX_READAHEAD)
     )]
     pub readahead: Option<u32>,
+    /// Host faults to inject, passed as `runner run --inject`: spikes to every run, the
+    /// others to the vmm and adaptive runs (only our VMM's host can misbehave).
+    #[arg(long, value_enum, value_name = "FAULT", value_delimiter = ',')]
+    pub inject: Vec<Inject>,
 }
 
 impl Tuning {
@@ -41,7 +47,25 @@ impl Tuning {
                 modes.join(",")
             ));
         }
+        let userspace = modes.iter().any(|m| m.is_userspace());
+        if let Some(inject) = self.inject.iter().find(|i| i.needs_userspace_apf())
+            && !userspace
+        {
+            return Err(format!(
+                "--inject {} needs a vmm or adaptive run among the modes",
+                inject.name()
+            ));
+        }
         Ok(())
+    }
+
+    /// The `--inject` list for a run in `mode`.
+    fn injections(&self, mode: Mode) -> Vec<&'static str> {
+        self.inject
+            .iter()
+            .filter(|i| mode.is_userspace() || !i.needs_userspace_apf())
+            .map(|i| i.name())
+            .collect()
     }
 
     /// The `runner run` arguments for one run in `mode`.
@@ -55,6 +79,11 @@ impl Tuning {
             args.push("--readahead".to_owned());
             args.push(pages.to_string());
         }
+        let inject = self.injections(mode);
+        if !inject.is_empty() {
+            args.push("--inject".to_owned());
+            args.push(inject.join(","));
+        }
         args
     }
 
@@ -63,6 +92,7 @@ impl Tuning {
         json!({
             "async_threshold": self.async_threshold.map(format_fine_duration),
             "readahead": self.readahead,
+            "inject": self.inject.iter().map(|i| i.name()).collect::<Vec<_>>(),
         })
     }
 
@@ -72,7 +102,9 @@ impl Tuning {
             .async_threshold
             .map(|t| format!(", async threshold {}", format_fine_duration(t)));
         let readahead = self.readahead.map(|n| format!(", readahead {n} page(s)"));
-        threshold.unwrap_or_default() + &readahead.unwrap_or_default()
+        let inject: Vec<_> = self.inject.iter().map(|i| i.name()).collect();
+        let inject = (!inject.is_empty()).then(|| format!(", injecting {}", inject.join(",")));
+        threshold.unwrap_or_default() + &readahead.unwrap_or_default() + &inject.unwrap_or_default()
     }
 }
 
@@ -94,6 +126,7 @@ mod tests {
         Tuning {
             async_threshold: Some(Duration::from_micros(150)),
             readahead: Some(4),
+            inject: Vec::new(),
         }
     }
 
@@ -144,16 +177,36 @@ mod tests {
     fn json_and_title_show_what_was_given() {
         assert_eq!(
             tuning().to_json(),
-            json!({"async_threshold": "150us", "readahead": 4})
+            json!({"async_threshold": "150us", "readahead": 4, "inject": []})
         );
         assert_eq!(
             Tuning::default().to_json(),
-            json!({"async_threshold": null, "readahead": null})
+            json!({"async_threshold": null, "readahead": null, "inject": []})
         );
         assert_eq!(
             tuning().describe(),
             ", async threshold 150us, readahead 4 page(s)"
         );
         assert_eq!(Tuning::default().describe(), "");
+    }
+
+    #[test]
+    fn spikes_go_to_every_run_other_faults_to_our_vmms_runs() {
+        let t = Tuning {
+            inject: vec![Inject::Spikes, Inject::DropReady],
+            ..Tuning::default()
+        };
+        assert_eq!(
+            t.run_args(Mode::Vmm),
+            ["--apf", "vmm", "--inject", "spikes,drop-ready"]
+        );
+        assert_eq!(
+            t.run_args(Mode::Kvm),
+            ["--apf", "kvm", "--inject", "spikes"]
+        );
+        assert_eq!(t.check(&[Mode::Off, Mode::Adaptive]), Ok(()));
+        let err = t.check(&[Mode::Off, Mode::Kvm]).unwrap_err();
+        assert!(err.contains("--inject drop-ready"), "{err}");
+        assert_eq!(t.describe(), ", injecting spikes,drop-ready");
     }
 }
