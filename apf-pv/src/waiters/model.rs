@@ -97,8 +97,16 @@ impl Returned {
     }
 }
 
+/// 512 cases per `cargo test`; `scripts/fuzz` runs many more through `APF_FUZZ_CASES`.
+fn cases() -> u32 {
+    std::env::var("APF_FUZZ_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn table_matches_model(ops in ops()) {
