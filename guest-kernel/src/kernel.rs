@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use apf_pv::waiters::{BROADCAST, Token, Wait, WaiterTable, Wake};
 use core::fmt;
 use core::ops::Range;
+use guest_kernel::apf::{self, Outcome};
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::Config;
 use guest_kernel::sched::{Scheduler, State, TaskId};
@@ -63,8 +64,10 @@ pub struct Kernel {
     pub unexpected_interrupts: u64,
     /// What each task reported (indexed by task id), for the result line.
     pub reports: Vec<Option<TaskReport>>,
-    /// Whether async PF was enabled (`apf=on`).
-    pub apf_enabled: bool,
+    /// Whether async PF is on (`apf=on` and the host took it).
+    pub apf_state: apf::State,
+    /// What the host did with the `apf-test` probe, if one ran.
+    pub apf_test: Option<Outcome>,
     /// Tasks parked on async PF tokens.
     pub apf: WaiterTable<TaskId>,
 }
@@ -255,7 +258,7 @@ pub fn next() -> Next {
 /// then exits.
 fn finish() -> ! {
     let status = with(|k| {
-        if k.apf_enabled {
+        if k.apf_state == apf::State::On {
             // KVM sends nothing after this. Nobody can still wait: a parked task cannot
             // have exited.
             arch::disable_async_pf();

@@ -2,7 +2,7 @@
 
 use super::gdt::{KERNEL_CS, KERNEL_SS};
 use super::stack::Stack;
-use super::{apf, apic, entry};
+use super::{apf, apic, entry, msr};
 use crate::kernel::{self, Fault, Next};
 use apf_pv::x86::PageFault;
 use core::cell::UnsafeCell;
@@ -48,7 +48,7 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    fn is_from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -117,7 +117,14 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
             PageFault::NotPresent(token) if f.is_from_user() => kernel::apf_not_present(token),
             _ => exception(f),
         },
-        v if v < FIRST_IRQ_VECTOR => exception(f),
+        v if v < FIRST_IRQ_VECTOR => {
+            // A refused `msr::write_safe` resumes at once: it may come from boot code or
+            // from inside another trap, where no task is to be scheduled.
+            if msr::recover(f) {
+                return frame;
+            }
+            exception(f)
+        }
         v if v == u64::from(apf::READY_VECTOR) => {
             apic::end_of_interrupt();
             if let Some(token) = apf::take_ready() {
