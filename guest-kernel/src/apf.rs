@@ -1,5 +1,6 @@
 //! The guest's async PF control decisions that need no hardware: which MSR writes a probe
-//! (`apf-test=`) makes, and how the outcome is named in the result line.
+//! (`apf-test=`) makes, when `apf-cycle=` turns async PF off and on, and how the outcome is
+//! named in the result line.
 //!
 //! A host refuses an MSR value it will not take by injecting #GP (KVM: EN reserved bits
 //! 5:4, INT bits 63:8; our VMM also INT vectors below 32). The arch layer survives that #GP
@@ -95,7 +96,7 @@ pub struct Probe {
     pub enable: Option<MsrWrite>,
 }
 
-/// Turns async PF off (the last write of an accepted probe).
+/// Turns async PF off (the last write of an accepted probe, and of each `apf-cycle`).
 pub const DISABLE: MsrWrite = MsrWrite {
     msr: MSR_KVM_ASYNC_PF_EN,
     value: KVM_ASYNC_PF_DISABLED,
@@ -131,6 +132,12 @@ impl Probe {
             },
         }
     }
+}
+
+/// `apf-cycle=every`: whether the `not_present`-th not-present event (counting from 1)
+/// is one after which async PF is turned off and on again.
+pub fn cycle_due(not_present: u64, every: Option<u64>) -> bool {
+    every.is_some_and(|n| not_present.is_multiple_of(n))
 }
 
 #[cfg(test)]
@@ -196,5 +203,13 @@ mod tests {
         assert_eq!(State::Off.as_str(), "off");
         assert_eq!(State::On.as_str(), "on");
         assert_eq!(State::Refused.as_str(), "refused");
+    }
+
+    #[test]
+    fn cycles_after_every_nth_not_present() {
+        let due: alloc::vec::Vec<u64> = (1..=12).filter(|&n| cycle_due(n, Some(5))).collect();
+        assert_eq!(due, [5, 10]);
+        assert!((1..=12).all(|n| cycle_due(n, Some(1))));
+        assert!(!(1..=12).any(|n| cycle_due(n, None)));
     }
 }

@@ -114,6 +114,9 @@ pub struct Config {
     /// Before enabling async PF, make one deliberately wrong MSR write (`apf-test=`) and
     /// report whether the host refused it.
     pub apf_test: Option<ApfTest>,
+    /// Turn async PF off and on again after every this many not-present events
+    /// (`apf-cycle=N`), as a CPU going offline or a migration would.
+    pub apf_cycle: Option<u64>,
 }
 
 /// The wrong MSR write of `apf-test=`: does the host refuse it with #GP, as KVM does?
@@ -162,6 +165,7 @@ impl Default for Config {
             source: PageSource::Host,
             apf: false,
             apf_test: None,
+            apf_cycle: None,
         }
     }
 }
@@ -247,7 +251,17 @@ impl fmt::Display for Error<'_> {
 }
 
 const KEYS: &[&str] = &[
-    "scenario", "hz", "primes", "cpu", "pages", "pattern", "seed", "source", "apf", "apf-test",
+    "scenario",
+    "hz",
+    "primes",
+    "cpu",
+    "pages",
+    "pattern",
+    "seed",
+    "source",
+    "apf",
+    "apf-test",
+    "apf-cycle",
 ];
 
 /// Parses `line`; an empty line gives the defaults.
@@ -284,6 +298,7 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
             "apf-test" => {
                 config.apf_test = Some(ApfTest::parse(value).ok_or(Error::UnknownApfTest(value))?)
             }
+            "apf-cycle" => config.apf_cycle = Some(number(key, value, 1..=u64::MAX)?),
             "source" => {
                 config.source = match value {
                     "host" => PageSource::Host,
@@ -301,8 +316,13 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
             _ => unreachable!("every entry of KEYS is handled"),
         }
     }
-    if !config.apf && config.apf_test.is_some() {
-        return Err(Error::NeedsApf("apf-test"));
+    if !config.apf {
+        if config.apf_test.is_some() {
+            return Err(Error::NeedsApf("apf-test"));
+        }
+        if config.apf_cycle.is_some() {
+            return Err(Error::NeedsApf("apf-cycle"));
+        }
     }
     Ok(config)
 }
@@ -350,6 +370,7 @@ mod tests {
                 source: PageSource::Host,
                 apf: false,
                 apf_test: None,
+                apf_cycle: None,
             }
         );
         assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
@@ -375,9 +396,10 @@ mod tests {
     }
 
     #[test]
-    fn parses_async_pf_tests() {
-        let c = parse("apf-test=bad-area apf=on").unwrap();
+    fn parses_async_pf_tests_and_cycles() {
+        let c = parse("apf-test=bad-area apf=on apf-cycle=5").unwrap();
         assert_eq!(c.apf_test, Some(ApfTest::BadArea));
+        assert_eq!(c.apf_cycle, Some(5));
         for (value, raw) in [
             ("vector:16", 16),
             ("vector:0", 0),
@@ -390,10 +412,12 @@ mod tests {
             assert_eq!(parse(&line).unwrap().apf_test, Some(ApfTest::Int(raw)));
         }
         assert_eq!(parse("apf=on").unwrap().apf_test, None);
+        assert_eq!(parse("apf=on").unwrap().apf_cycle, None);
+        assert_eq!(parse("apf=on apf-cycle=1").unwrap().apf_cycle, Some(1));
     }
 
     #[test]
-    fn refuses_bad_async_pf_tests() {
+    fn refuses_bad_async_pf_tests_and_cycles() {
         for bad in [
             "bad",
             "vector:",
@@ -408,10 +432,27 @@ mod tests {
             let line = alloc::format!("apf=on apf-test={bad}");
             assert_eq!(parse(&line), Err(Error::UnknownApfTest(bad)));
         }
+        for bad in ["0", "-1", "x", ""] {
+            let line = alloc::format!("apf=on apf-cycle={bad}");
+            assert!(
+                matches!(
+                    parse(&line),
+                    Err(Error::BadNumber {
+                        key: "apf-cycle",
+                        ..
+                    })
+                ),
+                "{bad} accepted"
+            );
+        }
         assert_eq!(parse("apf-test=bad-area"), Err(Error::NeedsApf("apf-test")));
         assert_eq!(
             parse("apf=off apf-test=bad-area"),
             Err(Error::NeedsApf("apf-test"))
+        );
+        assert_eq!(
+            parse("apf=off apf-cycle=3"),
+            Err(Error::NeedsApf("apf-cycle"))
         );
         let msg = parse("apf=on apf-test=x").unwrap_err().to_string();
         assert!(
@@ -420,6 +461,8 @@ mod tests {
         );
         let msg = parse("apf-test=bad-area").unwrap_err().to_string();
         assert_eq!(msg, "apf-test needs apf=on");
+        let msg = parse("apf-cycle=2").unwrap_err().to_string();
+        assert_eq!(msg, "apf-cycle needs apf=on");
     }
 
     #[test]

@@ -68,8 +68,17 @@ pub struct Kernel {
     pub apf_state: apf::State,
     /// What the host did with the `apf-test` probe, if one ran.
     pub apf_test: Option<Outcome>,
+    /// `apf-cycle` disables and re-enables so far.
+    pub apf_cycles: Cycles,
     /// Tasks parked on async PF tokens.
     pub apf: WaiterTable<TaskId>,
+}
+
+/// How often `apf-cycle` turned async PF off, and how often back on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cycles {
+    pub disables: u64,
+    pub reenables: u64,
 }
 
 /// Scheduler keys of tasks parked by async PF: one per task, in a range tasks' own `park`
@@ -83,11 +92,15 @@ fn apf_key(id: TaskId) -> u64 {
 /// "Page not present" for `token`, taken by the running task: park it, unless its page is
 /// already ready (the page-ready came first) or the table is full, in which case the task
 /// retries the access at once (and the host halts the vCPU until the page arrives).
+/// With `apf-cycle=N`, every N-th one then turns async PF off and on again.
 pub fn apf_not_present(token: Token) {
     with(|k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
             k.sched.park_current(apf_key(id));
+        }
+        if apf::cycle_due(k.apf.counters().not_present, k.config.apf_cycle) {
+            k.cycle_async_pf();
         }
     });
 }
@@ -150,6 +163,37 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> i64 {
 }
 
 impl Kernel {
+    /// Turns async PF off and on again, as a CPU going offline and coming back would. The
+    /// host drops everything outstanding on the disable and never signals those tokens, so
+    /// every parked task is released here (as Linux does): it retries its access, which
+    /// faults afresh once async PF is back on. Re-enabling makes the host send a broadcast.
+    fn cycle_async_pf(&mut self) {
+        if self.apf_state != apf::State::On {
+            return;
+        }
+        arch::disable_async_pf();
+        self.apf_cycles.disables += 1;
+        // The table counts this release as a broadcast; the result line subtracts it.
+        let Kernel { apf, sched, .. } = self;
+        apf.wake_all(|id| {
+            sched.wake(apf_key(id));
+        });
+        match arch::enable_async_pf() {
+            Ok(()) => self.apf_cycles.reenables += 1,
+            Err(refused) => {
+                println!(
+                    "kernel: the host refused re-enabling async PF: {refused}; async PF stays off"
+                );
+                self.apf_state = apf::State::Refused;
+            }
+        }
+    }
+
+    /// Page-ready broadcasts the host sent: the table also counts each `apf-cycle` release.
+    pub fn host_broadcasts(&self) -> u64 {
+        self.apf.counters().broadcasts - self.apf_cycles.disables
+    }
+
     /// `len` bytes at `ptr`, if they lie in memory a task may pass to the kernel.
     fn user_bytes(&self, ptr: u64, len: u64) -> Option<&[u8]> {
         let end = ptr.checked_add(len)?;

@@ -71,7 +71,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         "],\"pages_touched\":{},\"pages_verified\":{},\
          \"apf\":{{\"enabled\":{},\"state\":\"{}\",\"test\":{},\"not_present\":{},\"ready\":{},\
          \"wake_before_wait\":{},\"broadcasts\":{},\"unknown_tokens\":{},\"full\":{},\
-         \"max_parked\":{}}}}}\n",
+         \"max_parked\":{},\"disables\":{},\"reenables\":{}}}}}\n",
         reports().map(|r| r.pages_touched).sum::<u64>(),
         reports().map(|r| r.pages_verified).sum::<u64>(),
         k.apf_state == State::On,
@@ -80,9 +80,11 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         apf.not_present,
         apf.ready,
         apf.wake_before_wait,
-        apf.broadcasts,
+        k.host_broadcasts(),
         apf.unknown_tokens,
         apf.full,
         apf.max_parked,
+        k.apf_cycles.disables,
+        k.apf_cycles.reenables,
     );
 }

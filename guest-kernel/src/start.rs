@@ -128,6 +128,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         reports: vec![None; sched_len],
         apf_state,
         apf_test,
+        apf_cycles: Default::default(),
         apf: WaiterTable::new(),
     });
     arch::start_timer(&calibration, boot.config.hz);

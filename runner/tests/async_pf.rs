@@ -136,6 +136,61 @@ fn a_guest_command_line_that_contradicts_apf_is_refused() {
 }
 
 #[test]
+fn cycling_async_pf_releases_the_waiters_and_every_page_still_verifies() {
+    let (_, r) = seed_run_with("kvm", &["apf-cycle=5"]);
+    let apf = &r["apf"];
+    assert_eq!(apf["state"], "on", "{r}");
+    let not_present = apf["not_present"].as_u64().unwrap();
+    assert!(not_present >= PAGES, "{r}");
+    // Off and on again after every 5th not-present event.
+    let reenables = apf["reenables"].as_u64().unwrap();
+    assert_eq!(reenables, not_present / 5, "{r}");
+    assert_eq!(apf["disables"], reenables, "{r}");
+    // The first enable's broadcast, and at least one sent for a re-enable; the kernel's
+    // own releases are not counted as broadcasts.
+    let broadcasts = apf["broadcasts"].as_u64().unwrap();
+    assert!((2..=reenables + 1).contains(&broadcasts), "{r}");
+    assert_eq!(r["pages_verified"], PAGES, "{r}");
+    assert!(
+        r["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == 0),
+        "{r}"
+    );
+}
+
+#[test]
+fn cycling_with_several_tasks_parked_loses_none_of_them() {
+    let out = runner()
+        .args(["run", "--mem", "128M", "--timeout", "120s"])
+        .args(["--latency", "fixed:2ms", "--fetchers", "4", "--seed", "5"])
+        .args(["--apf", "kvm", "--kernel"])
+        .arg(guest_elf())
+        .arg("--")
+        .args(["scenario=mlp:4", "source=host", "seed=5", "pages=16"])
+        .arg("apf-cycle=3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap();
+    let r: Value = serde_json::from_str(line).unwrap();
+    let apf = &r["apf"];
+    assert_eq!(
+        apf["reenables"].as_u64(),
+        apf["not_present"].as_u64().map(|n| n / 3),
+        "{r}"
+    );
+    assert!(apf["max_parked"].as_u64().unwrap() >= 2, "{r}");
+    assert_eq!(r["pages_verified"], 4 * 16, "{r}");
+}
+
+#[test]
 fn kvm_refuses_a_reserved_en_bit_and_the_run_goes_on_with_async_pf() {
     let (stdout, r) = seed_run_with("kvm", &["apf-test=bad-area"]);
     let line = stdout
