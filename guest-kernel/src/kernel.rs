@@ -111,10 +111,10 @@ pub fn apf_ready(token: Token) {
         let Kernel { apf, sched, .. } = k;
         if token == BROADCAST {
             apf.wake_all(|id| {
-                sched.wake_first(apf_key(id));
+                sched.wake_task_first(id, apf_key(id));
             });
         } else if let Wake::Woke(id) = apf.wake(token) {
-            sched.wake_first(apf_key(id));
+            sched.wake_task_first(id, apf_key(id));
         }
     });
 }
