@@ -111,6 +111,36 @@ pub struct Config {
     pub source: PageSource,
     /// Enable KVM async page faults (`apf=on`).
     pub apf: bool,
+    /// Before enabling async PF, make one deliberately wrong MSR write (`apf-test=`) and
+    /// report whether the host refused it.
+    pub apf_test: Option<ApfTest>,
+    /// Turn async PF off and on again after every this many not-present events
+    /// (`apf-cycle=N`), as a CPU going offline or a migration would.
+    pub apf_cycle: Option<u64>,
+}
+
+/// The wrong MSR write of `apf-test=`: does the host refuse it with #GP, as KVM does?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApfTest {
+    /// `bad-area`: an enable with reserved EN bit 4 set (KVM: #GP).
+    BadArea,
+    /// `vector:N`: this raw value in `MSR_KVM_ASYNC_PF_INT`; up to 255 it is just a vector,
+    /// above that it sets reserved bits 63:8 (KVM: #GP).
+    Int(u64),
+}
+
+impl ApfTest {
+    fn parse(value: &str) -> Option<Self> {
+        if value == "bad-area" {
+            return Some(ApfTest::BadArea);
+        }
+        let raw = value.strip_prefix("vector:")?;
+        match raw.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => raw.parse().ok(),
+        }
+        .map(ApfTest::Int)
+    }
 }
 
 /// Who gives workload pages their contents.
@@ -134,6 +164,8 @@ impl Default for Config {
             seed: 1,
             source: PageSource::Host,
             apf: false,
+            apf_test: None,
+            apf_cycle: None,
         }
     }
 }
@@ -148,6 +180,9 @@ pub enum Error<'a> {
     UnknownScenario(&'a str),
     UnknownPattern(&'a str),
     UnknownSource(&'a str),
+    UnknownApfTest(&'a str),
+    /// An async PF option while async PF stays off.
+    NeedsApf(&'static str),
     NotOnOff {
         key: &'a str,
         value: &'a str,
@@ -185,6 +220,12 @@ impl fmt::Display for Error<'_> {
             }
             Error::UnknownSource(v) => write!(f, "source={v}: expected host or guest"),
             Error::NotOnOff { key, value } => write!(f, "{key}={value}: expected on or off"),
+            Error::UnknownApfTest(v) => write!(
+                f,
+                "apf-test={v}: expected bad-area or vector:N (N the raw MSR_KVM_ASYNC_PF_INT \
+                 value, decimal or 0x hex: a vector up to 255, above that reserved bits set)"
+            ),
+            Error::NeedsApf(key) => write!(f, "{key} needs apf=on"),
             Error::UnknownPattern(p) => write!(
                 f,
                 "pattern={p}: expected seq, random or stride:N with N from 1 to {PAGES_MAX}"
@@ -210,7 +251,17 @@ impl fmt::Display for Error<'_> {
 }
 
 const KEYS: &[&str] = &[
-    "scenario", "hz", "primes", "cpu", "pages", "pattern", "seed", "source", "apf",
+    "scenario",
+    "hz",
+    "primes",
+    "cpu",
+    "pages",
+    "pattern",
+    "seed",
+    "source",
+    "apf",
+    "apf-test",
+    "apf-cycle",
 ];
 
 /// Parses `line`; an empty line gives the defaults.
@@ -244,6 +295,10 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
                     _ => return Err(Error::NotOnOff { key, value }),
                 }
             }
+            "apf-test" => {
+                config.apf_test = Some(ApfTest::parse(value).ok_or(Error::UnknownApfTest(value))?)
+            }
+            "apf-cycle" => config.apf_cycle = Some(number(key, value, 1..=u64::MAX)?),
             "source" => {
                 config.source = match value {
                     "host" => PageSource::Host,
@@ -259,6 +314,14 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
                     .ok_or(Error::UntabulatedPrimes(value))?
             }
             _ => unreachable!("every entry of KEYS is handled"),
+        }
+    }
+    if !config.apf {
+        if config.apf_test.is_some() {
+            return Err(Error::NeedsApf("apf-test"));
+        }
+        if config.apf_cycle.is_some() {
+            return Err(Error::NeedsApf("apf-cycle"));
         }
     }
     Ok(config)
@@ -306,6 +369,8 @@ mod tests {
                 seed: u64::MAX,
                 source: PageSource::Host,
                 apf: false,
+                apf_test: None,
+                apf_cycle: None,
             }
         );
         assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
@@ -328,6 +393,76 @@ mod tests {
         assert_eq!(Scenario::Mlp(8).to_string(), "mlp:8");
         assert_eq!(parse("pattern=random").unwrap().pattern, Pattern::Random);
         assert_eq!(parse("pattern=seq").unwrap().pattern, Pattern::Sequential);
+    }
+
+    #[test]
+    fn parses_async_pf_tests_and_cycles() {
+        let c = parse("apf-test=bad-area apf=on apf-cycle=5").unwrap();
+        assert_eq!(c.apf_test, Some(ApfTest::BadArea));
+        assert_eq!(c.apf_cycle, Some(5));
+        for (value, raw) in [
+            ("vector:16", 16),
+            ("vector:0", 0),
+            ("vector:255", 255),
+            ("vector:0xf3", 0xF3),
+            ("vector:0x1F3", 0x1F3),
+            ("vector:18446744073709551615", u64::MAX),
+        ] {
+            let line = alloc::format!("apf=on apf-test={value}");
+            assert_eq!(parse(&line).unwrap().apf_test, Some(ApfTest::Int(raw)));
+        }
+        assert_eq!(parse("apf=on").unwrap().apf_test, None);
+        assert_eq!(parse("apf=on").unwrap().apf_cycle, None);
+        assert_eq!(parse("apf=on apf-cycle=1").unwrap().apf_cycle, Some(1));
+    }
+
+    #[test]
+    fn refuses_bad_async_pf_tests_and_cycles() {
+        for bad in [
+            "bad",
+            "vector:",
+            "vector:x",
+            "vector:-1",
+            "vector:0x",
+            "vector:0xg",
+            "vector:18446744073709551616",
+            "vector16",
+            "int:16",
+        ] {
+            let line = alloc::format!("apf=on apf-test={bad}");
+            assert_eq!(parse(&line), Err(Error::UnknownApfTest(bad)));
+        }
+        for bad in ["0", "-1", "x", ""] {
+            let line = alloc::format!("apf=on apf-cycle={bad}");
+            assert!(
+                matches!(
+                    parse(&line),
+                    Err(Error::BadNumber {
+                        key: "apf-cycle",
+                        ..
+                    })
+                ),
+                "{bad} accepted"
+            );
+        }
+        assert_eq!(parse("apf-test=bad-area"), Err(Error::NeedsApf("apf-test")));
+        assert_eq!(
+            parse("apf=off apf-test=bad-area"),
+            Err(Error::NeedsApf("apf-test"))
+        );
+        assert_eq!(
+            parse("apf=off apf-cycle=3"),
+            Err(Error::NeedsApf("apf-cycle"))
+        );
+        let msg = parse("apf=on apf-test=x").unwrap_err().to_string();
+        assert!(
+            msg.contains("bad-area") && msg.contains("vector:N"),
+            "{msg}"
+        );
+        let msg = parse("apf-test=bad-area").unwrap_err().to_string();
+        assert_eq!(msg, "apf-test needs apf=on");
+        let msg = parse("apf-cycle=2").unwrap_err().to_string();
+        assert_eq!(msg, "apf-cycle needs apf=on");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! printed when the last task exits.
 //!
 //! The arch layer calls in with interrupts masked (the kernel never enables them for
-//! itself), so one lock taken per trap is never contended on our single CPU; it exists to
-//! make the sharing explicit and safe.
+//! itself), so the lock is never contended on our single CPU; it exists to make the
+//! sharing explicit and safe. Each trap takes it once: the entry points handle their event
+//! and pick what runs next under the same lock (see [`handle`]).
 
 use crate::abi::{self, Syscall, TaskReport};
 use crate::arch::{self, Context};
@@ -13,6 +14,7 @@ use alloc::vec::Vec;
 use apf_pv::waiters::{BROADCAST, Token, Wait, WaiterTable, Wake};
 use core::fmt;
 use core::ops::Range;
+use guest_kernel::apf::{self, Outcome};
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::Config;
 use guest_kernel::sched::{Scheduler, State, TaskId};
@@ -63,10 +65,21 @@ pub struct Kernel {
     pub unexpected_interrupts: u64,
     /// What each task reported (indexed by task id), for the result line.
     pub reports: Vec<Option<TaskReport>>,
-    /// Whether async PF was enabled (`apf=on`).
-    pub apf_enabled: bool,
+    /// Whether async PF is on (`apf=on` and the host took it).
+    pub apf_state: apf::State,
+    /// What the host did with the `apf-test` probe, if one ran.
+    pub apf_test: Option<Outcome>,
+    /// `apf-cycle` disables and re-enables so far.
+    pub apf_cycles: Cycles,
     /// Tasks parked on async PF tokens.
     pub apf: WaiterTable<TaskId>,
+}
+
+/// How often `apf-cycle` turned async PF off, and how often back on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cycles {
+    pub disables: u64,
+    pub reenables: u64,
 }
 
 /// Scheduler keys of tasks parked by async PF: one per task, in a range tasks' own `park`
@@ -80,27 +93,31 @@ fn apf_key(id: TaskId) -> u64 {
 /// "Page not present" for `token`, taken by the running task: park it, unless its page is
 /// already ready (the page-ready came first) or the table is full, in which case the task
 /// retries the access at once (and the host halts the vCPU until the page arrives).
-pub fn apf_not_present(token: Token) {
-    with(|k| {
+/// With `apf-cycle=N`, every N-th one then turns async PF off and on again.
+pub fn apf_not_present(token: Token) -> Next {
+    handle(|k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
             k.sched.park_current(apf_key(id));
         }
-    });
+        if apf::cycle_due(k.apf.counters().not_present, k.config.apf_cycle) {
+            k.cycle_async_pf();
+        }
+    })
 }
 
 /// "Page ready" for `token` (or the broadcast): its waiter runs next.
-pub fn apf_ready(token: Token) {
-    with(|k| {
+pub fn apf_ready(token: Token) -> Next {
+    handle(|k| {
         let Kernel { apf, sched, .. } = k;
         if token == BROADCAST {
             apf.wake_all(|id| {
-                sched.wake_first(apf_key(id));
+                sched.wake_task_first(id, apf_key(id));
             });
         } else if let Wake::Woke(id) = apf.wake(token) {
-            sched.wake_first(apf_key(id));
+            sched.wake_task_first(id, apf_key(id));
         }
-    });
+    })
 }
 
 static KERNEL: Once<Mutex<Kernel>> = Once::new();
@@ -114,39 +131,99 @@ fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
     f(&mut KERNEL.get().expect("trap before kernel::install").lock())
 }
 
-/// Handles system call `nr` and returns its result.
+/// Applies a trap's `event` and picks what runs next, taking the lock once: on our KVM
+/// every ring-0 instruction is emulated, and a second lock per trap (for [`next`]) cost
+/// microseconds on every async page fault.
+fn handle(event: impl FnOnce(&mut Kernel)) -> Next {
+    let next = with(|k| {
+        event(k);
+        k.pick()
+    });
+    next.unwrap_or_else(|| finish())
+}
+
+/// Handles system call `nr`; returns its result and what runs next.
 ///
 /// The arch layer stores the result in the calling task's saved frame, which is right even
 /// when the call parked or ended the task: the value is there when (if) it resumes.
-pub fn syscall(nr: u64, args: [u64; 3]) -> i64 {
-    let Some(call) = Syscall::from_raw(nr) else {
-        return abi::ENOSYS;
-    };
-    with(|k| match call {
-        Syscall::Yield => {
-            k.sched.yield_current();
-            0
-        }
-        Syscall::Exit => {
-            k.sched.exit_current(args[0] as i64);
-            0
-        }
-        Syscall::Write => k.write(args[0], args[1]),
-        Syscall::Time => k.clock.ns(arch::timestamp()) as i64,
-        Syscall::Park if args[0] & APF_KEY != 0 => abi::EINVAL,
-        Syscall::Park => {
-            k.sched.park_current(args[0]);
-            0
-        }
-        Syscall::Wake => {
-            k.sched.wake(args[0]);
-            0
-        }
-        Syscall::Report => k.report(args[0]),
-    })
+pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
+    let mut result = abi::ENOSYS;
+    let next = handle(|k| {
+        let Some(call) = Syscall::from_raw(nr) else {
+            return;
+        };
+        result = match call {
+            Syscall::Yield => {
+                k.sched.yield_current();
+                0
+            }
+            Syscall::Exit => {
+                k.sched.exit_current(args[0] as i64);
+                0
+            }
+            Syscall::Write => k.write(args[0], args[1]),
+            Syscall::Time => k.clock.ns(arch::timestamp()) as i64,
+            Syscall::Park if args[0] & APF_KEY != 0 => abi::EINVAL,
+            Syscall::Park => {
+                k.sched.park_current(args[0]);
+                0
+            }
+            Syscall::Wake => {
+                k.sched.wake(args[0]);
+                0
+            }
+            Syscall::Report => k.report(args[0]),
+        };
+    });
+    (result, next)
 }
 
 impl Kernel {
+    /// What runs next; `None` once every task has exited.
+    fn pick(&mut self) -> Option<Next> {
+        match self.sched.schedule() {
+            Some(id) => {
+                if self.ready_ns.is_none() {
+                    self.ready_ns = Some(self.clock.ns(arch::timestamp()));
+                }
+                Some(Next::Task(self.sched.task(id).ctx))
+            }
+            None if self.sched.all_exited() => None,
+            None => Some(Next::Idle),
+        }
+    }
+
+    /// Turns async PF off and on again, as a CPU going offline and coming back would. The
+    /// host drops everything outstanding on the disable and never signals those tokens, so
+    /// every parked task is released here (as Linux does): it retries its access, which
+    /// faults afresh once async PF is back on. Re-enabling makes the host send a broadcast.
+    fn cycle_async_pf(&mut self) {
+        if self.apf_state != apf::State::On {
+            return;
+        }
+        arch::disable_async_pf();
+        self.apf_cycles.disables += 1;
+        // The table counts this release as a broadcast; the result line subtracts it.
+        let Kernel { apf, sched, .. } = self;
+        apf.wake_all(|id| {
+            sched.wake(apf_key(id));
+        });
+        match arch::enable_async_pf() {
+            Ok(()) => self.apf_cycles.reenables += 1,
+            Err(refused) => {
+                println!(
+                    "kernel: the host refused re-enabling async PF: {refused}; async PF stays off"
+                );
+                self.apf_state = apf::State::Refused;
+            }
+        }
+    }
+
+    /// Page-ready broadcasts the host sent: the table also counts each `apf-cycle` release.
+    pub fn host_broadcasts(&self) -> u64 {
+        self.apf.counters().broadcasts - self.apf_cycles.disables
+    }
+
     /// `len` bytes at `ptr`, if they lie in memory a task may pass to the kernel.
     fn user_bytes(&self, ptr: u64, len: u64) -> Option<&[u8]> {
         let end = ptr.checked_add(len)?;
@@ -190,11 +267,11 @@ impl Kernel {
 }
 
 /// Timer interrupt.
-pub fn tick() {
-    with(|k| {
+pub fn tick() -> Next {
+    handle(|k| {
         k.ticks += 1;
         k.sched.tick();
-    });
+    })
 }
 
 pub fn unexpected_interrupt(vector: u64) {
@@ -203,8 +280,8 @@ pub fn unexpected_interrupt(vector: u64) {
 }
 
 /// A ring-3 task took an exception: report it and end the task; the others go on.
-pub fn task_fault(fault: Fault) {
-    with(|k| {
+pub fn task_fault(fault: Fault) -> Next {
+    handle(|k| {
         let id = k
             .sched
             .current()
@@ -219,7 +296,7 @@ pub fn task_fault(fault: Fault) {
             FaultAddress(fault.address)
         );
         k.sched.exit_current(abi::fault_status(fault.vector));
-    });
+    })
 }
 
 /// The kernel itself took an exception: nothing can be trusted, report and stop.
@@ -238,24 +315,14 @@ pub fn kernel_fault(fault: Fault, sp: u64) -> ! {
 
 /// Picks what runs next; when every task has exited, prints the report and ends the VM.
 pub fn next() -> Next {
-    let next = with(|k| match k.sched.schedule() {
-        Some(id) => {
-            if k.ready_ns.is_none() {
-                k.ready_ns = Some(k.clock.ns(arch::timestamp()));
-            }
-            Some(Next::Task(k.sched.task(id).ctx))
-        }
-        None if k.sched.all_exited() => None,
-        None => Some(Next::Idle),
-    });
-    next.unwrap_or_else(|| finish())
+    handle(|_| ())
 }
 
 /// Turns async PF off, prints each task's outcome and the machine-readable result line,
 /// then exits.
 fn finish() -> ! {
     let status = with(|k| {
-        if k.apf_enabled {
+        if k.apf_state == apf::State::On {
             // KVM sends nothing after this. Nobody can still wait: a parked task cannot
             // have exited.
             arch::disable_async_pf();

@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod apf;
 pub mod clock;
 pub mod cmdline;
 pub mod exit_status;

@@ -10,6 +10,8 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod apf_start;
+#[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
 mod console;

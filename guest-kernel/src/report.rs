@@ -2,7 +2,21 @@
 
 use crate::kernel::Kernel;
 use crate::print;
-use guest_kernel::sched::State;
+use core::fmt;
+use guest_kernel::apf::{Outcome, State};
+use guest_kernel::sched;
+
+/// A JSON string, or `null` for `None`.
+struct JsonStr(Option<&'static str>);
+
+impl fmt::Display for JsonStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "\"{s}\""),
+            None => f.write_str("null"),
+        }
+    }
+}
 
 /// Prints the result line for a finished run.
 pub fn result_line(k: &Kernel, end_ns: u64) {
@@ -35,7 +49,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
     );
     for (id, task) in k.sched.tasks().enumerate() {
         let status = match task.state {
-            State::Exited(status) => status,
+            sched::State::Exited(status) => status,
             _ => unreachable!("result line before every task exited"),
         };
         let sep = if id == 0 { "" } else { "," };
@@ -55,17 +69,22 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
     let apf = k.apf.counters();
     print!(
         "],\"pages_touched\":{},\"pages_verified\":{},\
-         \"apf\":{{\"enabled\":{},\"not_present\":{},\"ready\":{},\"wake_before_wait\":{},\
-         \"broadcasts\":{},\"unknown_tokens\":{},\"full\":{},\"max_parked\":{}}}}}\n",
+         \"apf\":{{\"enabled\":{},\"state\":\"{}\",\"test\":{},\"not_present\":{},\"ready\":{},\
+         \"wake_before_wait\":{},\"broadcasts\":{},\"unknown_tokens\":{},\"full\":{},\
+         \"max_parked\":{},\"disables\":{},\"reenables\":{}}}}}\n",
         reports().map(|r| r.pages_touched).sum::<u64>(),
         reports().map(|r| r.pages_verified).sum::<u64>(),
-        k.apf_enabled,
+        k.apf_state == State::On,
+        k.apf_state.as_str(),
+        JsonStr(k.apf_test.map(Outcome::as_str)),
         apf.not_present,
         apf.ready,
         apf.wake_before_wait,
-        apf.broadcasts,
+        k.host_broadcasts(),
         apf.unknown_tokens,
         apf.full,
         apf.max_parked,
+        k.apf_cycles.disables,
+        k.apf_cycles.reenables,
     );
 }

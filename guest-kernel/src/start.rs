@@ -5,9 +5,10 @@ use crate::arch::{self, Regions};
 use crate::exit_status::ExitStatus;
 use crate::kernel::{self, Kernel};
 use crate::scenarios::{self, OutOfMemory};
-use crate::{console, heap, println};
+use crate::{apf_start, console, heap, println};
 use alloc::vec;
 use apf_pv::waiters::WaiterTable;
+use guest_kernel::apf;
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::{self, Config};
 use guest_kernel::pvh;
@@ -77,12 +78,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         );
         arch::exit(ExitStatus::Unsupported);
     };
-    if boot.config.apf
-        && let Err(reason) = arch::enable_async_pf()
-    {
-        println!("kernel: apf=on, but async page faults are unavailable: {reason}");
-        arch::exit(ExitStatus::Unsupported);
-    }
+    let (apf_state, apf_test) = if boot.config.apf {
+        apf_start::start(&boot.config)
+    } else {
+        (apf::State::Off, None)
+    };
     let mut sched = Scheduler::default();
     // Workload data lives at and above WORKLOAD_BASE, the region the runner may serve
     // lazily; task stacks and arguments stay below it.
@@ -112,7 +112,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         calibration.apic_khz,
         boot.config.scenario,
         boot.config.hz,
-        if boot.config.apf { "on" } else { "off" }
+        apf_state.as_str()
     );
     let sched_len = sched.tasks().count();
     kernel::install(Kernel {
@@ -126,7 +126,9 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         ready_ns: None,
         unexpected_interrupts: 0,
         reports: vec![None; sched_len],
-        apf_enabled: boot.config.apf,
+        apf_state,
+        apf_test,
+        apf_cycles: Default::default(),
         apf: WaiterTable::new(),
     });
     arch::start_timer(&calibration, boot.config.hz);

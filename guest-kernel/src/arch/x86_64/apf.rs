@@ -2,12 +2,15 @@
 //!
 //! "Page not present" arrives as a #PF whose shared-area flag is set, with the token in CR2;
 //! "page ready" arrives as an interrupt on [`READY_VECTOR`] with the token in the area. The
-//! protocol logic is `apf_pv::x86`; this module only touches the hardware.
+//! protocol logic is `apf_pv::x86`; this module only touches the hardware. Writes a host
+//! may refuse go through [`msr::write_safe`], so a refusal is reported, not fatal.
 
-use apf_pv::waiters::Token;
+use super::msr;
+use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::{self, ApfArea, CpuidResult, PageFault, Unavailable};
 use core::arch::x86_64::__cpuid;
 use core::cell::UnsafeCell;
+use guest_kernel::apf::{MsrWrite, Refused};
 use x86_64::registers::model_specific::Msr;
 
 /// The page-ready vector: Linux's HYPERVISOR_CALLBACK_VECTOR, above the kernel's others.
@@ -27,15 +30,31 @@ fn area() -> &'static mut ApfArea {
     unsafe { &mut *AREA.0.get() }
 }
 
+/// The scratch area `apf-test` registers instead of [`AREA`]: `flags` and `token` as in
+/// the UAPI, with the token slot never free, so the host delivers no page-ready into it.
+#[repr(C, align(64))]
+struct ProbeArea(UnsafeCell<[u32; 2]>);
+
+// SAFETY: only the host writes it; the kernel just takes its address.
+unsafe impl Sync for ProbeArea {}
+
+const _: () = assert!(align_of::<ProbeArea>() as u64 == x86::KVM_ASYNC_PF_AREA_ALIGN);
+
+/// Any non-zero token keeps the slot busy.
+static PROBE_AREA: ProbeArea = ProbeArea(UnsafeCell::new([0, BROADCAST]));
+
+/// Guest-physical address of the probe's scratch area (memory is identity-mapped).
+pub fn probe_area() -> u64 {
+    PROBE_AREA.0.get() as u64
+}
+
 fn wrmsr(msr: u32, value: u64) {
     // SAFETY: KVM's async PF MSRs, written only after `detect` found them advertised.
     unsafe { Msr::new(msr).write(value) }
 }
 
-/// Turns async PF on: the vector first (the spec's order: an enable without it could
-/// deliver the broadcast that enabling queues on vector 0), then the area with
-/// ENABLED | DELIVERY_AS_INT. Without SEND_ALWAYS: only ring-3 faults become async.
-pub fn enable() -> Result<(), Unavailable> {
+/// Whether the KVM CPUID leaves advertise async PF with interrupt-based page-ready.
+pub fn detect() -> Result<(), Unavailable> {
     x86::detect(|leaf| {
         let r = __cpuid(leaf);
         CpuidResult {
@@ -44,12 +63,30 @@ pub fn enable() -> Result<(), Unavailable> {
             ecx: r.ecx,
             edx: r.edx,
         }
-    })?;
+    })
+    .map(|_| ())
+}
+
+/// One async PF MSR write the host may refuse (#GP), e.g. a probe's deliberately bad one.
+pub fn write(w: MsrWrite) -> Result<(), Refused> {
+    msr::write_safe(w)
+}
+
+/// Turns async PF on (after [`detect`]): the vector first (the spec's order: an enable
+/// without it could deliver the broadcast that enabling queues on vector 0), then the area
+/// with ENABLED | DELIVERY_AS_INT. Without SEND_ALWAYS: only ring-3 faults become async.
+/// The host may refuse either write; async PF is then off.
+pub fn enable() -> Result<(), Refused> {
     let gpa = AREA.0.get() as u64;
     let value = x86::enable_value(gpa, false).expect("the area is 64-byte aligned");
-    wrmsr(x86::MSR_KVM_ASYNC_PF_INT, u64::from(READY_VECTOR));
-    wrmsr(x86::MSR_KVM_ASYNC_PF_EN, value);
-    Ok(())
+    write(MsrWrite {
+        msr: x86::MSR_KVM_ASYNC_PF_INT,
+        value: u64::from(READY_VECTOR),
+    })?;
+    write(MsrWrite {
+        msr: x86::MSR_KVM_ASYNC_PF_EN,
+        value,
+    })
 }
 
 /// Turns async PF off; no events arrive afterwards.

@@ -10,6 +10,7 @@ mod exit;
 mod gdt;
 mod idt;
 mod layout;
+mod msr;
 mod paging;
 mod pic;
 mod pit;
@@ -26,6 +27,7 @@ pub use serial::Serial;
 pub use usercall::{divide_by_zero, syscall};
 
 use core::ops::Range;
+use guest_kernel::apf::{MsrWrite, Refused};
 
 pub use apic::Calibration;
 
@@ -62,9 +64,24 @@ pub fn init_interrupts() -> Option<Calibration> {
     apic::calibrate()
 }
 
-/// Enables KVM async page faults, or says why they are unavailable.
-pub fn enable_async_pf() -> Result<(), apf_pv::x86::Unavailable> {
+/// Whether the host offers KVM async page faults (CPUID), or why not.
+pub fn detect_async_pf() -> Result<(), apf_pv::x86::Unavailable> {
+    apf::detect()
+}
+
+/// Enables KVM async page faults (after [`detect_async_pf`]); the host may refuse (#GP).
+pub fn enable_async_pf() -> Result<(), Refused> {
     apf::enable()
+}
+
+/// One async PF MSR write the host may refuse: an `apf-test` probe's.
+pub fn write_async_pf_msr(w: MsrWrite) -> Result<(), Refused> {
+    apf::write(w)
+}
+
+/// Guest-physical address of the scratch area `apf-test` probes register.
+pub fn async_pf_probe_area() -> u64 {
+    apf::probe_area()
 }
 
 /// Turns KVM async page faults off.

@@ -2,7 +2,7 @@
 
 use super::gdt::{KERNEL_CS, KERNEL_SS};
 use super::stack::Stack;
-use super::{apf, apic, entry};
+use super::{apf, apic, entry, msr};
 use crate::kernel::{self, Fault, Next};
 use apf_pv::x86::PageFault;
 use core::cell::UnsafeCell;
@@ -48,7 +48,7 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    fn is_from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -109,35 +109,48 @@ fn idle_frame() -> *mut TrapFrame {
 pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: the stub passes the frame it just pushed on this stack.
     let f = unsafe { &mut *frame };
-    match f.vector {
+    let next = match f.vector {
         v if v == u64::from(SYSCALL_VECTOR) && f.is_from_user() => {
-            f.rax = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]) as u64;
+            let (result, next) = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]);
+            f.rax = result as u64;
+            next
         }
         PAGE_FAULT_VECTOR => match apf::classify(Cr2::read_raw()) {
             PageFault::NotPresent(token) if f.is_from_user() => kernel::apf_not_present(token),
             _ => exception(f),
         },
-        v if v < FIRST_IRQ_VECTOR => exception(f),
+        v if v < FIRST_IRQ_VECTOR => {
+            // A refused `msr::write_safe` resumes at once: it may come from boot code or
+            // from inside another trap, where no task is to be scheduled.
+            if msr::recover(f) {
+                return frame;
+            }
+            exception(f)
+        }
         v if v == u64::from(apf::READY_VECTOR) => {
             apic::end_of_interrupt();
-            if let Some(token) = apf::take_ready() {
-                kernel::apf_ready(token);
+            match apf::take_ready() {
+                Some(token) => kernel::apf_ready(token),
+                None => kernel::next(),
             }
         }
         v if v == u64::from(TIMER_VECTOR) => {
             apic::end_of_interrupt();
-            kernel::tick();
+            kernel::tick()
         }
-        v if v == u64::from(SPURIOUS_VECTOR) => {}
+        v if v == u64::from(SPURIOUS_VECTOR) => kernel::next(),
         v => {
             apic::end_of_interrupt();
             kernel::unexpected_interrupt(v);
+            kernel::next()
         }
-    }
-    resume(kernel::next())
+    };
+    resume(next)
 }
 
-fn exception(f: &TrapFrame) {
+/// Reports an exception; a task's ends the task (returns what runs next), the kernel's
+/// stops the machine.
+fn exception(f: &TrapFrame) -> Next {
     let fault = Fault {
         vector: f.vector,
         name: exception_name(f.vector),
@@ -146,9 +159,9 @@ fn exception(f: &TrapFrame) {
         address: (f.vector == PAGE_FAULT_VECTOR).then(Cr2::read_raw),
     };
     if f.is_from_user() {
-        kernel::task_fault(fault);
+        kernel::task_fault(fault)
     } else {
-        kernel::kernel_fault(fault, f.rsp);
+        kernel::kernel_fault(fault, f.rsp)
     }
 }
 
