@@ -11,7 +11,7 @@ pub enum Inject {
     DuplicateReady,
     /// Every 8th page-ready is preceded by one for a token never issued.
     UnknownToken,
-    /// Queued page-readies go out newest first.
+    /// Every 8th page-ready is held back and sent after the next page that arrives.
     Reorder,
     /// Every 8th page-ready is never sent: its task waits until its watchdog retries.
     DropReady,
@@ -50,10 +50,12 @@ impl Inject {
     /// Applied to one event in this many; `None`: to every event.
     pub fn one_in(self) -> Option<u64> {
         match self {
-            Inject::DuplicateReady | Inject::UnknownToken | Inject::DropReady => Some(8),
+            Inject::DuplicateReady | Inject::UnknownToken | Inject::DropReady | Inject::Reorder => {
+                Some(8)
+            }
             Inject::WakeAll | Inject::Spikes => Some(16),
             Inject::DisableReenable => Some(32),
-            Inject::Reorder | Inject::Overflow => None,
+            Inject::Overflow => None,
         }
     }
 }
@@ -94,14 +96,14 @@ mod tests {
 
     #[test]
     fn every_picks_one_in_n_of_the_asked_for() {
-        let asked = Injections::from([Inject::DropReady, Inject::Reorder]);
+        let asked = Injections::from([Inject::DropReady, Inject::Overflow]);
         let mut every = Every::default();
         let picked: Vec<u64> = (1..=24)
             .filter(|_| every.next(Inject::DropReady, &asked))
             .collect();
         assert_eq!(picked, [8, 16, 24]);
         let mut every = Every::default();
-        assert!((0..5).all(|_| every.next(Inject::Reorder, &asked)));
+        assert!((0..5).all(|_| every.next(Inject::Overflow, &asked)));
         let mut every = Every::default();
         assert!(
             (0..40).all(|_| !every.next(Inject::WakeAll, &asked)),

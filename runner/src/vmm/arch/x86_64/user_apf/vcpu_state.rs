@@ -97,6 +97,8 @@ pub struct VcpuApf {
     ready_unacked: bool,
     /// The last page-ready sent.
     last_ready: Option<Token>,
+    /// A page-ready held back by `--inject reorder` until the next page arrives.
+    held: Option<Token>,
     faulty: FaultyHost,
 }
 
@@ -108,6 +110,7 @@ struct FaultyHost {
     duplicate: Every,
     unknown: Every,
     drop: Every,
+    reorder: Every,
     wake_all: Every,
     reset: Every,
 }
@@ -150,6 +153,7 @@ impl VcpuApf {
             ready: VecDeque::new(),
             ready_unacked: false,
             last_ready: None,
+            held: None,
             faulty: FaultyHost {
                 asked: inject,
                 ..Default::default()
@@ -211,6 +215,7 @@ impl VcpuApf {
             // Forgotten, as by a host reset; enabling again after it sends the broadcast.
             self.outstanding.clear();
             self.ready.clear();
+            self.held = None;
             self.ready.push_back(BROADCAST);
         }
         token
@@ -223,12 +228,26 @@ impl VcpuApf {
             .drain(..)
             .partition(|&(_, page)| page == gpa_page);
         self.outstanding = waiting;
+        let held = self.held.take();
         let mut readied = 0;
         for (token, _) in arrived {
-            if !self.faulty.apply(Inject::DropReady, |f| &mut f.drop) {
-                self.ready.push_back(token);
-                readied += 1;
+            if self.faulty.apply(Inject::DropReady, |f| &mut f.drop) {
+                continue;
             }
+            // Held only while another page is still coming, whose arrival releases it.
+            if self.held.is_none()
+                && !self.outstanding.is_empty()
+                && self.faulty.apply(Inject::Reorder, |f| &mut f.reorder)
+            {
+                self.held = Some(token);
+                continue;
+            }
+            self.ready.push_back(token);
+            readied += 1;
+        }
+        if let Some(token) = held {
+            self.ready.push_back(token);
+            readied += 1;
         }
         readied
     }
@@ -241,11 +260,6 @@ impl VcpuApf {
         }
         let token = if self.faulty.apply(Inject::UnknownToken, |f| &mut f.unknown) {
             UNKNOWN_TOKEN
-        } else if self.faulty.asked.contains(&Inject::Reorder) {
-            if self.ready.len() > 1 {
-                self.faulty.count(Inject::Reorder);
-            }
-            self.ready.pop_back()?
         } else {
             self.ready.pop_front()?
         };
@@ -283,6 +297,7 @@ impl VcpuApf {
                     Enable::Off => {
                         self.area = None;
                         self.kick = None;
+                        self.held = None;
                         self.ready.clear();
                         self.ready_unacked = false;
                         let dropped = self.outstanding.len();
@@ -529,11 +544,20 @@ mod tests {
     }
 
     #[test]
-    fn reorder_sends_the_newest_first() {
+    fn reorder_holds_every_8th_until_the_next_page_arrives() {
         let mut vcpu = faulty(&[Inject::Reorder]);
-        let (mut tokens, sent) = round(&mut vcpu, 4);
-        tokens.reverse();
-        assert_eq!(sent, tokens);
+        let (tokens, sent) = round(&mut vcpu, 10);
+        let mut expected = tokens.clone();
+        expected.swap(7, 8);
+        assert_eq!(sent, expected);
+        assert_eq!(vcpu.injected()[&Inject::Reorder], 1);
+    }
+
+    #[test]
+    fn reorder_never_holds_the_last_page_ready() {
+        let mut vcpu = faulty(&[Inject::Reorder]);
+        let (tokens, sent) = round(&mut vcpu, 8);
+        assert_eq!(sent, tokens, "nothing else was coming: the 8th went out");
     }
 
     #[test]
