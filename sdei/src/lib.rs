@@ -10,16 +10,16 @@
 
 pub mod arch;
 mod client;
-mod completion;
-mod error;
-mod event;
+pub mod completion;
+pub mod error;
+pub mod event;
 pub mod function;
 #[cfg(any(test, feature = "mock"))]
 mod mock;
 pub mod smccc;
 mod version;
 
-pub use client::{Sdei, Unavailable};
+pub use client::{CONTEXT_LAST_REGISTER, Sdei, Unavailable};
 pub use completion::{CompleteStatus, Completion};
 pub use error::SdeiError;
 pub use event::{
