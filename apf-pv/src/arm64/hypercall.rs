@@ -26,6 +26,7 @@ pub struct Apf<C> {
 }
 
 impl<C: Conduit> Apf<C> {
+    /// Calls through `conduit`. `const` so that a kernel can keep one in a `static`.
     pub const fn new(conduit: C) -> Self {
         Self { conduit }
     }

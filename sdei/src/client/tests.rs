@@ -9,7 +9,11 @@ use crate::{
 
 /// KVM's async PF event in Gavin Shan's v4 series.
 const EVENT: u32 = 0x4040_0001;
-const MINUS: fn(i64) -> u64 = |code| code as u64;
+
+/// `x0` as the firmware returns a negative code.
+fn code(value: i64) -> u64 {
+    value as u64
+}
 
 /// Runs `f` against a firmware answering `x0` to every call; returns the result and the
 /// one call it must have made.
@@ -34,7 +38,7 @@ fn probe_accepts_major_1() {
 
 #[test]
 fn probe_rejects_missing_sdei_and_other_majors() {
-    let firmware = MockConduit::replying([MINUS(-1), 0, 0, 0]);
+    let firmware = MockConduit::replying([code(-1), 0, 0, 0]);
     assert_eq!(
         Sdei::probe(&firmware).err(),
         Some(Unavailable::NoSdei(SdeiError::NotSupported))
@@ -102,13 +106,13 @@ fn errors_are_mapped() {
         (-5, SdeiError::Pending),
         (-10, SdeiError::OutOfResource),
     ];
-    for (code, error) in cases {
-        assert_eq!(one_call(MINUS(code), |s| s.enable(EVENT)).0, Err(error));
-        assert_eq!(one_call(MINUS(code), |s| s.version()).0, Err(error));
-        assert_eq!(one_call(MINUS(code), |s| s.pe_mask()).0, Err(error));
+    for (value, error) in cases {
+        assert_eq!(one_call(code(value), |s| s.enable(EVENT)).0, Err(error));
+        assert_eq!(one_call(code(value), |s| s.version()).0, Err(error));
+        assert_eq!(one_call(code(value), |s| s.pe_mask()).0, Err(error));
     }
     assert_eq!(
-        one_call(MINUS(-5), |s| s.unregister(EVENT)).0,
+        one_call(code(-5), |s| s.unregister(EVENT)).0,
         Err(SdeiError::Pending)
     );
 }
@@ -149,7 +153,7 @@ fn event_status_and_info() {
         Err(SdeiError::Unexpected(5))
     );
     assert_eq!(
-        one_call(MINUS(-2), |s| s.event_type(EVENT)).0,
+        one_call(code(-2), |s| s.event_type(EVENT)).0,
         Err(SdeiError::InvalidParameters)
     );
 }
@@ -181,7 +185,7 @@ fn interrupt_bind_returns_the_new_event() {
     assert_eq!(r, Ok(0x1000));
     assert_eq!(call, [0xC400_002D, 27, 0, 0, 0, 0]);
     assert_eq!(
-        one_call(MINUS(-10), |s| s.interrupt_bind(27)).0,
+        one_call(code(-10), |s| s.interrupt_bind(27)).0,
         Err(SdeiError::OutOfResource)
     );
     assert_eq!(
@@ -211,7 +215,7 @@ fn signal_and_features() {
 #[test]
 fn context_reads_raw_registers() {
     // A saved register equal to an error code is still just a value.
-    let (r, call) = one_call(MINUS(-1), |s| s.context(17));
+    let (r, call) = one_call(code(-1), |s| s.context(17));
     assert_eq!(r, Ok(u64::MAX));
     assert_eq!(call, [0xC400_0024, 17, 0, 0, 0, 0]);
 }
@@ -228,12 +232,12 @@ fn context_refuses_registers_the_dispatcher_does_not_save() {
 
 #[test]
 fn completion_calls_return_only_failures() {
-    let (r, call) = one_call(MINUS(-3), |s| s.complete(CompleteStatus::Handled));
+    let (r, call) = one_call(code(-3), |s| s.complete(CompleteStatus::Handled));
     assert_eq!(r, SdeiError::Denied);
     assert_eq!(call, [0xC400_0025, 0, 0, 0, 0, 0]);
-    let (_, call) = one_call(MINUS(-3), |s| s.complete(CompleteStatus::Failed));
+    let (_, call) = one_call(code(-3), |s| s.complete(CompleteStatus::Failed));
     assert_eq!(call, [0xC400_0025, 1, 0, 0, 0, 0]);
-    let (r, call) = one_call(MINUS(-3), |s| s.complete_and_resume(0x4000_0280));
+    let (r, call) = one_call(code(-3), |s| s.complete_and_resume(0x4000_0280));
     assert_eq!(r, SdeiError::Denied);
     assert_eq!(call, [0xC400_0026, 0x4000_0280, 0, 0, 0, 0]);
     // A firmware that "succeeds" and returns has misbehaved.
