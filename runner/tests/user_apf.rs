@@ -35,6 +35,15 @@ fn u(value: &Value) -> u64 {
         .unwrap_or_else(|| panic!("{value} is not a count"))
 }
 
+/// Every fault was made async, but for the few whose page arrived before the kick took the
+/// vCPU out of the guest (a race the host must lose gracefully: it then injects nothing).
+fn assert_all_async(host: &Value) {
+    let (faults, injected) = (u(&host["faults"]), u(&host["injected"]));
+    assert_eq!(injected + u(&host["synchronous"]), faults, "{host}");
+    assert_eq!(u(&host["sync"]["present"]), faults - injected, "{host}");
+    assert!(injected >= faults * 9 / 10, "{host}");
+}
+
 #[test]
 fn in_vmm_mode_every_fault_is_async_and_both_sides_count_the_same() {
     let run = seed_run("fixed:4ms", &["--apf", "vmm"]);
@@ -42,18 +51,14 @@ fn in_vmm_mode_every_fault_is_async_and_both_sides_count_the_same() {
     let guest = &r["apf"];
     assert_eq!(r["pages_verified"], PAGES, "{r}");
     assert_eq!(u(&host["faults"]), PAGES, "{host}");
-    assert_eq!(u(&host["injected"]), PAGES, "{host}");
-    assert_eq!(u(&host["synchronous"]), 0, "{host}");
-    assert_eq!(
-        u(&guest["not_present"]),
-        u(&host["injected"]),
-        "{guest} {host}"
-    );
+    assert_all_async(host);
+    let injected = u(&host["injected"]);
+    assert_eq!(u(&guest["not_present"]), injected, "{guest} {host}");
     // One broadcast for enabling, then one page-ready per fault, each acknowledged.
     assert_eq!(u(&host["broadcasts"]), 1, "{host}");
     assert_eq!(u(&guest["broadcasts"]), 1, "{guest}");
-    assert_eq!(u(&host["ready"]), PAGES + 1, "{host}");
-    assert_eq!(u(&guest["ready"]), PAGES, "{guest}");
+    assert_eq!(u(&host["ready"]), injected + 1, "{host}");
+    assert_eq!(u(&guest["ready"]), injected, "{guest}");
     assert_eq!(host["acks"], host["ready"], "{host}");
     assert_eq!(u(&guest["unknown_tokens"]), 0, "{guest}");
     assert_eq!(u(&host["refused_msr_writes"]), 0, "{host}");
@@ -75,8 +80,7 @@ fn adaptive_keeps_fast_faults_synchronous_and_makes_slow_ones_async() {
     );
     let host = &slow.report["user_apf"];
     assert_eq!(slow.result()["pages_verified"], PAGES);
-    assert_eq!(u(&host["injected"]), PAGES, "{host}");
-    assert_eq!(u(&host["sync"]["fast"]), 0, "{host}");
+    assert_all_async(host);
 }
 
 #[test]
@@ -147,4 +151,71 @@ fn userspace_async_pf_without_lazy_memory_is_refused_before_booting() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_guest_that_disables_and_reenables_gets_a_broadcast_each_time() {
+    let pages = format!("pages={PAGES}");
+    let run = run_guest(
+        &["--latency", "fixed:2ms", "--seed", SEED, "--apf", "vmm"],
+        &[
+            "scenario=seed",
+            "source=host",
+            "seed=11",
+            &pages,
+            "apf-cycle=4",
+        ],
+    )
+    .succeeded();
+    let (r, host) = (run.result(), &run.report["user_apf"]);
+    let guest = &r["apf"];
+    assert_eq!(r["pages_verified"], PAGES, "{r}");
+    let reenables = u(&guest["reenables"]);
+    assert!(reenables >= PAGES / 4 - 1, "{guest}");
+    // One broadcast for the first enable and one per re-enable, on both sides.
+    assert_eq!(u(&host["broadcasts"]), reenables + 1, "{host}");
+    assert_eq!(u(&guest["broadcasts"]), reenables + 1, "{guest}");
+    // Each disable dropped the tokens still outstanding; their pages arrive all the same.
+    assert_eq!(u(&run.report["lazy"]["served_pages"]), PAGES);
+}
+
+#[test]
+fn misprogrammed_async_pf_msrs_are_refused_as_kvm_refuses_them() {
+    // (probe, refused by KVM too): a reserved EN bit and reserved INT bits are KVM's rules;
+    // an exception vector is ours (KVM accepts it and would raise exceptions with it).
+    for (probe, kvm_too) in [
+        ("bad-area", true),
+        ("vector:0x1f3", true),
+        ("vector:16", false),
+    ] {
+        let pages = format!("pages={PAGES}");
+        let run = run_guest(
+            &["--latency", "fixed:2ms", "--seed", SEED, "--apf", "vmm"],
+            &[
+                "scenario=seed",
+                "source=host",
+                "seed=11",
+                &pages,
+                &format!("apf-test={probe}"),
+            ],
+        )
+        .succeeded();
+        let (r, host) = (run.result(), &run.report["user_apf"]);
+        assert_eq!(r["apf"]["test"], "refused", "{probe}: {r}");
+        assert_eq!(u(&host["refused_msr_writes"]), 1, "{probe}: {host}");
+        let rule = if kvm_too {
+            "as KVM does"
+        } else {
+            "stricter than KVM"
+        };
+        assert!(
+            run.stderr.contains("refused with #GP") && run.stderr.contains(rule),
+            "{probe}: {}",
+            run.stderr
+        );
+        // The real enable that follows works.
+        assert_eq!(r["apf"]["state"], "on", "{probe}: {r}");
+        assert_all_async(host);
+        assert_eq!(r["pages_verified"], PAGES, "{probe}: {r}");
+    }
 }
