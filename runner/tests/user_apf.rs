@@ -14,19 +14,25 @@ const SEED: &str = "11";
 
 /// The seed scenario over `PAGES` lazy pages at `latency`, with the runner options `apf`.
 fn seed_run(latency: &str, apf: &[&str]) -> GuestRun {
+    seed_run_with(latency, apf, &[])
+}
+
+/// As [`seed_run`], with more guest command-line words.
+fn seed_run_with(latency: &str, apf: &[&str], guest: &[&str]) -> GuestRun {
     let pages = format!("pages={PAGES}");
     let options = [&["--latency", latency, "--seed", SEED][..], apf].concat();
-    run_guest(
-        &options,
+    let words = [
         &[
             "scenario=seed",
             "source=host",
             "seed=11",
             "cpu=3000000",
             &pages,
-        ],
-    )
-    .succeeded()
+        ][..],
+        guest,
+    ]
+    .concat();
+    run_guest(&options, &words).succeeded()
 }
 
 fn u(value: &Value) -> u64 {
@@ -155,18 +161,7 @@ fn userspace_async_pf_without_lazy_memory_is_refused_before_booting() {
 
 #[test]
 fn a_guest_that_disables_and_reenables_gets_a_broadcast_each_time() {
-    let pages = format!("pages={PAGES}");
-    let run = run_guest(
-        &["--latency", "fixed:2ms", "--seed", SEED, "--apf", "vmm"],
-        &[
-            "scenario=seed",
-            "source=host",
-            "seed=11",
-            &pages,
-            "apf-cycle=4",
-        ],
-    )
-    .succeeded();
+    let run = seed_run_with("fixed:2ms", &["--apf", "vmm"], &["apf-cycle=4"]);
     let (r, host) = (run.result(), &run.report["user_apf"]);
     let guest = &r["apf"];
     assert_eq!(r["pages_verified"], PAGES, "{r}");
@@ -188,18 +183,8 @@ fn misprogrammed_async_pf_msrs_are_refused_as_kvm_refuses_them() {
         ("vector:0x1f3", true),
         ("vector:16", false),
     ] {
-        let pages = format!("pages={PAGES}");
-        let run = run_guest(
-            &["--latency", "fixed:2ms", "--seed", SEED, "--apf", "vmm"],
-            &[
-                "scenario=seed",
-                "source=host",
-                "seed=11",
-                &pages,
-                &format!("apf-test={probe}"),
-            ],
-        )
-        .succeeded();
+        let probe_word = format!("apf-test={probe}");
+        let run = seed_run_with("fixed:2ms", &["--apf", "vmm"], &[&probe_word]);
         let (r, host) = (run.result(), &run.report["user_apf"]);
         assert_eq!(r["apf"]["test"], "refused", "{probe}: {r}");
         assert_eq!(u(&host["refused_msr_writes"]), 1, "{probe}: {host}");
