@@ -1,0 +1,16 @@
+//! A minimal EL1 guest for testing `el2-host` before the real guest kernel runs on arm64:
+//! it touches lazy pages and checks their contents, then powers off through PSCI. Its
+//! arguments are the command-line words after ` -- ` (semihosting `SYS_GET_CMDLINE`):
+//! `seed=N` (must match the host's), `pages=N`.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod entry;
+#[cfg(target_os = "none")]
+mod run;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("el2-payload is a bare-metal EL1 guest for el2-host (README \"arm64 EL2 host\")");
+    std::process::exit(2);
+}
