@@ -8,15 +8,18 @@
 //! vectors and the rest of the hardware.
 #![cfg_attr(not(test), no_std)]
 
+pub mod apf;
 pub mod elf;
 pub mod esr;
 pub mod frame;
+pub mod hypercall;
 pub mod latency;
 pub mod memory_map;
 pub mod params;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod pl011;
 pub mod rng;
+pub mod sdei_dispatcher;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod semihosting;
 pub mod stage2;

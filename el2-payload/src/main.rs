@@ -1,7 +1,8 @@
 //! A minimal EL1 guest for testing `el2-host` before the real guest kernel runs on arm64:
-//! it touches lazy pages and checks their contents, then powers off through PSCI. Its
-//! arguments are the command-line words after ` -- ` (semihosting `SYS_GET_CMDLINE`):
-//! `seed=N` (must match the host's), `pages=N`.
+//! it discovers the host's hypercalls with the guest crates, touches lazy pages and checks
+//! their contents, then powers off through PSCI. Its arguments are the command-line words
+//! after ` -- ` (semihosting `SYS_GET_CMDLINE`): `seed=N` (must match the host's),
+//! `pages=N`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

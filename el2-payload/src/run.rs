@@ -4,6 +4,9 @@
 
 use el2_host::memory_map::WORKLOAD_BASE;
 use el2_host::{pl011, semihosting};
+use sdei::Sdei;
+use sdei::arch::aarch64::Hvc;
+use sdei::smccc::SmcccVersion;
 use workloads::pages::{self, PAGE_SIZE, WORDS};
 
 /// PSCI `SYSTEM_OFF` (Arm DEN 0022, §5.1.9).
@@ -37,6 +40,20 @@ fn hvc(args: [u64; 4]) -> [u64; 4] {
         )
     };
     regs
+}
+
+/// Discovers what the host offers, through the guest crates (`hvc` conduit): one line each
+/// for SMCCC, async PF and SDEI.
+fn discover() {
+    println!("smccc {}", SmcccVersion::query(&Hvc));
+    match apf_pv::arm64::detect(&Hvc) {
+        Ok(version) => println!("async PF {version}"),
+        Err(why) => println!("async PF unavailable: {why}"),
+    }
+    match Sdei::probe(Hvc) {
+        Ok((_, version)) => println!("sdei {version}"),
+        Err(why) => println!("sdei unavailable: {why}"),
+    }
 }
 
 /// The virtual counter (`CNTVCT_EL0`) after an `isb`.
@@ -99,6 +116,7 @@ extern "C" fn payload_main() -> ! {
     let mut buffer = [0; COMMAND_LINE_MAX];
     let args = args(semihosting::command_line(&mut buffer).unwrap_or(""));
     println!("running at EL1, seed={} pages={}", args.seed, args.pages);
+    discover();
     let start = counter();
     let verified = touch_lazy_pages(args.seed, args.pages);
     let micros = (counter() - start) * 1_000_000 / counter_frequency();

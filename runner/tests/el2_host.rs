@@ -139,3 +139,16 @@ fn bad_host_command_line_exits_3() {
     assert_eq!(b.status, Some(3), "{}", b.stdout);
     b.line("el2: bad command line");
 }
+
+#[test]
+fn hypercalls_discover_sdei_everywhere_and_async_pf_only_in_apf_mode() {
+    let off = boot("mode=off", "pages=1");
+    assert_eq!(off.status, Some(0), "{}", off.stdout);
+    off.line("guest: smccc 1.1");
+    off.line("guest: sdei 1.1 (vendor 0x4b564d)");
+    assert!(off.line("guest: async PF").contains("KVM_FEATURES bit 2"));
+    let apf = boot("mode=apf", "pages=1");
+    assert_eq!(apf.status, Some(0), "{}", apf.stdout);
+    apf.line("guest: async PF 1.0.0");
+    assert!(apf.number("el2: STATS", "hypercalls") >= 6);
+}

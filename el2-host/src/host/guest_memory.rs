@@ -12,7 +12,7 @@
 use core::cell::UnsafeCell;
 use core::ops::Range;
 
-use el2_host::memory_map::{GICD, GICR, GUEST_RAM, UART};
+use el2_host::memory_map::{GICD, GICR, GUEST_RAM, UART, in_guest_ram};
 use el2_host::stage2::{self, BLOCK_SIZE, Memory, PAGE_SIZE, Stage2, Table};
 
 use crate::arch::aarch64::stage2 as hw;
@@ -20,6 +20,9 @@ use crate::arch::aarch64::stage2 as hw;
 /// Tables: the root, two level-2 tables (devices, RAM), two level-3 tables for the device
 /// pages, and one per 2 MiB block of the largest lazy region (216), with room to spare.
 const POOL_TABLES: usize = 256;
+
+/// Bytes of the async PF control block the host writes (`reason`, `token`; §2.3).
+const CONTROL_BLOCK_HOST_BYTES: u64 = 8;
 
 struct Pool(UnsafeCell<[Table; POOL_TABLES]>);
 
@@ -64,6 +67,13 @@ impl GuestMemory {
     /// Whether `ipa` is a lazy page not fetched yet.
     pub fn is_lazy(&self, ipa: u64) -> bool {
         self.lazy.contains(&ipa) && self.tables.page_entry(ipa & !(PAGE_SIZE - 1)) == 0
+    }
+
+    /// Whether a host-written guest structure (the async PF control block, 8 bytes) may
+    /// live at `gpa`: guest RAM, never lazy.
+    pub fn is_plain_ram(&self, gpa: u64) -> bool {
+        let block = gpa..gpa.saturating_add(CONTROL_BLOCK_HOST_BYTES);
+        in_guest_ram(&block) && (block.end <= self.lazy.start || self.lazy.end <= block.start)
     }
 
     /// Fills the lazy page at `page` with `contents` and maps it.

@@ -12,10 +12,13 @@ use crate::arch::aarch64::console::println;
 use crate::arch::aarch64::sysreg::{current_el, read_sysreg};
 use crate::arch::aarch64::vectors::{self, Entry};
 use crate::arch::aarch64::{boot, counter, gic, vcpu};
+use el2_host::apf::{self, AsyncPf};
 use el2_host::esr::{GuestExit, fault_ipa};
 use el2_host::frame::Frame;
-use el2_host::params::Params;
+use el2_host::hypercall::Call;
+use el2_host::params::{Mode, Params};
 use el2_host::pl011;
+use el2_host::sdei_dispatcher::{Dispatcher, Effect};
 use el2_host::semihosting;
 use exit::{Status, exit};
 use global::Global;
@@ -25,8 +28,11 @@ use stats::Stats;
 
 /// The host's state while the guest runs.
 struct Host {
+    mode: Mode,
     memory: GuestMemory,
     lazy: Lazy,
+    sdei: Dispatcher,
+    apf: AsyncPf,
     stats: Stats,
 }
 
@@ -34,9 +40,6 @@ static HOST: Global<Host> = Global::new();
 
 /// Longest command line read (QEMU's `-append` plus the image path).
 const COMMAND_LINE_MAX: usize = 1024;
-
-/// PSCI `SYSTEM_OFF` (Arm DEN 0022, §5.1.9), from the guest through HVC or SMC.
-const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 
 #[unsafe(no_mangle)]
 extern "C" fn host_main() -> ! {
@@ -82,8 +85,11 @@ extern "C" fn host_main() -> ! {
     gic::init();
     vcpu::configure();
     HOST.set(Host {
+        mode: params.mode,
         memory,
         lazy: Lazy::new(&params),
+        sdei: Dispatcher::new(apf::SDEI_EVENT),
+        apf: AsyncPf::default(),
         stats: Stats::default(),
     });
     println!("entering the guest at {entry:#x} (EL1h)");
@@ -149,13 +155,30 @@ impl Host {
         }
     }
 
+    /// A hypercall: answered in `frame`'s `x0..x3`, or (SDEI completion) `frame` becomes
+    /// the context to resume.
     fn call(&mut self, frame: &mut Frame) {
         self.stats.hypercalls += 1;
-        if frame.x[0] == PSCI_SYSTEM_OFF {
-            println!("guest powered off");
-            exit(Status::GuestOff, Some(&self.stats));
+        let apf_offered = self.mode == Mode::Apf;
+        match Call::classify(frame.x[0]) {
+            Call::SystemOff => {
+                println!("guest powered off");
+                exit(Status::GuestOff, Some(&self.stats));
+            }
+            Call::Sdei => {
+                if let Effect::ExceptionReturnState { elr, spsr } = self.sdei.call(frame) {
+                    vcpu::set_exception_return(elr, spsr);
+                }
+            }
+            Call::AsyncPf if apf_offered => {
+                let [_, sub, x2, x3, ..] = frame.call_args();
+                let memory = &self.memory;
+                let (status, value) = self.apf.call(sub, x2, x3, |gpa| memory.is_plain_ram(gpa));
+                frame.x[0] = status as u64;
+                frame.x[1] = value;
+            }
+            call => frame.set_results(call.answer(apf_offered)),
         }
-        frame.x[0] = sdei::smccc::NOT_SUPPORTED as u64;
     }
 }
 

@@ -42,3 +42,10 @@ pub fn configure() {
     write_sysreg!("hcr_el2", HCR_GUEST);
     isb();
 }
+
+/// Sets the guest's `ELR_EL1` and `SPSR_EL1`: an SDEI `COMPLETE_AND_RESUME` makes the
+/// resumed context look like an exception taken from the interrupted one.
+pub fn set_exception_return(elr: u64, spsr: u64) {
+    write_sysreg!("elr_el1", elr);
+    write_sysreg!("spsr_el1", spsr);
+}
