@@ -3,7 +3,7 @@
 //! semihosting exit 1 directly.
 
 use el2_host::memory_map::WORKLOAD_BASE;
-use el2_host::{pl011, semihosting};
+use el2_host::semihosting;
 use sdei::Sdei;
 use sdei::arch::aarch64::Hvc;
 use sdei::smccc::SmcccVersion;
@@ -16,13 +16,15 @@ const FAILED: u32 = 1;
 /// Longest command line read.
 const COMMAND_LINE_MAX: usize = 1024;
 
-macro_rules! println {
+macro_rules! println_impl {
     ($($arg:tt)*) => {{
         use core::fmt::Write as _;
-        let _ = pl011::Console.write_str("guest: ");
-        let _ = writeln!(pl011::Console, $($arg)*);
+        let _ = el2_host::pl011::Console.write_str("guest: ");
+        let _ = writeln!(el2_host::pl011::Console, $($arg)*);
     }};
 }
+
+pub(crate) use println_impl as println;
 
 /// One SMCCC call through `hvc #0`: `x0..x3` in and out.
 fn hvc(args: [u64; 4]) -> [u64; 4] {
@@ -57,7 +59,7 @@ fn discover() {
 }
 
 /// The virtual counter (`CNTVCT_EL0`) after an `isb`.
-fn counter() -> u64 {
+pub fn counter() -> u64 {
     let value: u64;
     // SAFETY: reads a counter; no memory effects.
     unsafe {
@@ -77,22 +79,29 @@ fn counter_frequency() -> u64 {
 struct Args {
     seed: u64,
     pages: u64,
+    /// Enable async PF before touching the pages (`apf=1`).
+    apf: bool,
 }
 
 fn args(line: &str) -> Args {
-    let mut args = Args { seed: 1, pages: 64 };
+    let mut args = Args {
+        seed: 1,
+        pages: 64,
+        apf: false,
+    };
     let guest_words = line.split_once(" -- ").map_or("", |(_, guest)| guest);
     for word in guest_words.split_ascii_whitespace() {
         match word.split_once('=') {
             Some(("seed", value)) => args.seed = value.parse().unwrap_or(args.seed),
             Some(("pages", value)) => args.pages = value.parse().unwrap_or(args.pages),
+            Some(("apf", value)) => args.apf = value == "1",
             _ => println!("ignoring argument {word:?}"),
         }
     }
     args
 }
 
-fn fail() -> ! {
+pub fn fail() -> ! {
     println!("FAILED");
     semihosting::exit(FAILED)
 }
@@ -117,6 +126,9 @@ extern "C" fn payload_main() -> ! {
     let args = args(semihosting::command_line(&mut buffer).unwrap_or(""));
     println!("running at EL1, seed={} pages={}", args.seed, args.pages);
     discover();
+    if args.apf {
+        super::apf::enable();
+    }
     let start = counter();
     let verified = touch_lazy_pages(args.seed, args.pages);
     let micros = (counter() - start) * 1_000_000 / counter_frequency();
@@ -124,7 +136,7 @@ extern "C" fn payload_main() -> ! {
         "lazy pages: touched={} verified={verified} in {micros} us",
         args.pages
     );
-    if verified != args.pages {
+    if verified != args.pages || (args.apf && !super::apf::report(counter_frequency())) {
         fail();
     }
     hvc([PSCI_SYSTEM_OFF, 0, 0, 0]);

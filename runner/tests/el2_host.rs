@@ -152,3 +152,33 @@ fn hypercalls_discover_sdei_everywhere_and_async_pf_only_in_apf_mode() {
     apf.line("guest: async PF 1.0.0");
     assert!(apf.number("el2: STATS", "hypercalls") >= 6);
 }
+
+#[test]
+fn apf_mode_sends_not_present_and_page_ready_for_every_page() {
+    let pages = 40;
+    let b = boot(
+        "mode=apf latency=fixed:300us seed=7",
+        &format!("seed=7 pages={pages} apf=1"),
+    );
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    assert_eq!(b.number("guest: lazy pages", "verified"), pages);
+    // The guest saw one not-present and one page-ready per page, with matching tokens
+    // (the payload checks), plus the broadcast that follows ENABLE.
+    assert_eq!(b.number("guest: async PF:", "not_present"), pages);
+    assert_eq!(b.number("guest: async PF:", "page_ready"), pages);
+    assert_eq!(b.number("guest: async PF:", "broadcasts"), 1);
+    assert_eq!(b.number("el2: STATS", "not_present"), pages);
+    assert_eq!(b.number("el2: STATS", "page_ready"), pages + 1);
+    assert_eq!(b.number("el2: STATS", "sync_faults"), 0);
+    // The guest had the vCPU back while each fetch ran: it waited in wfi at least as long
+    // as the fetches took.
+    assert!(b.number("guest: async PF:", "waited_us") >= pages * 300 * 9 / 10);
+}
+
+#[test]
+fn apf_mode_without_the_guest_enabling_it_serves_faults_synchronously() {
+    let b = boot("mode=apf latency=fixed:50us seed=2", "seed=2 pages=20");
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    assert_eq!(b.number("el2: STATS", "sync_faults"), 20);
+    assert_eq!(b.number("el2: STATS", "not_present"), 0);
+}

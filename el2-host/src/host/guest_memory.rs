@@ -14,6 +14,7 @@ use core::ops::Range;
 
 use el2_host::memory_map::{GICD, GICR, GUEST_RAM, UART, in_guest_ram};
 use el2_host::stage2::{self, BLOCK_SIZE, Memory, PAGE_SIZE, Stage2, Table};
+use workloads::pages::WORDS;
 
 use crate::arch::aarch64::stage2 as hw;
 
@@ -76,16 +77,15 @@ impl GuestMemory {
         in_guest_ram(&block) && (block.end <= self.lazy.start || self.lazy.end <= block.start)
     }
 
-    /// Fills the lazy page at `page` with `contents` and maps it.
-    pub fn install(
-        &mut self,
-        page: u64,
-        contents: impl FnOnce(&mut [u64; workloads::pages::WORDS]),
-    ) -> Result<(), stage2::Error> {
+    /// Writes the contents of the lazy page at `page` before it is mapped.
+    pub fn fill(&mut self, page: u64, contents: impl FnOnce(&mut [u64; WORDS])) {
         // SAFETY: `page` is a page of the lazy region (callers check `is_lazy`): guest RAM
-        // that the host does not use and the guest cannot see until it is mapped below.
-        let words = unsafe { &mut *(page as *mut [u64; workloads::pages::WORDS]) };
-        contents(words);
+        // that the host does not use and the guest cannot see until `map` maps it.
+        contents(unsafe { &mut *(page as *mut [u64; WORDS]) });
+    }
+
+    /// Maps the lazy page at `page`; the guest's next access to it succeeds.
+    pub fn map(&mut self, page: u64) -> Result<(), stage2::Error> {
         self.tables.map_page(page, Memory::Normal)?;
         hw::publish();
         Ok(())

@@ -25,19 +25,31 @@ impl Lazy {
         }
     }
 
-    /// Fetches the page holding `ipa` while the vCPU waits (`off` mode), and maps it; the
-    /// guest then re-executes the faulting access.
-    pub fn serve_sync(&mut self, memory: &mut GuestMemory, stats: &mut Stats, ipa: u64) {
-        let page = ipa & !(PAGE_SIZE - 1);
-        let start = counter::now();
-        let deadline = start + counter::ticks(self.latency.sample(&mut self.rng));
+    /// Starts fetching `page`: writes its contents (not mapped yet) and returns the counter
+    /// value at which the fetch completes.
+    pub fn start(&mut self, memory: &mut GuestMemory, page: u64) -> u64 {
+        let deadline = counter::now() + counter::ticks(self.latency.sample(&mut self.rng));
         let seed = self.seed;
-        if let Err(error) = memory.install(page, |words| pages::fill(seed, page / PAGE_SIZE, words))
-        {
-            panic!("cannot map lazy page {page:#x}: {error:?}");
-        }
+        memory.fill(page, |words| pages::fill(seed, page / PAGE_SIZE, words));
+        deadline
+    }
+
+    /// Fetches `page` while the vCPU waits (`off` mode, or a fault async PF may not take),
+    /// and maps it; the guest then re-executes the faulting access.
+    pub fn serve_sync(&mut self, memory: &mut GuestMemory, stats: &mut Stats, page: u64) {
+        let start = counter::now();
+        let deadline = self.start(memory, page);
         counter::wait_until(deadline);
+        map(memory, page);
         stats.sync_faults += 1;
         stats.waited_ticks += counter::now() - start;
+    }
+}
+
+/// Maps a fetched page; the table pool is sized for the whole lazy region, so failing is a
+/// host bug.
+pub fn map(memory: &mut GuestMemory, page: u64) {
+    if let Err(error) = memory.map(page) {
+        panic!("cannot map lazy page {page:#x}: {error:?}");
     }
 }

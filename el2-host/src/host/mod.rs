@@ -1,6 +1,8 @@
 //! The host proper: boot (command line, guest loading, stage 2) and the handling of every
 //! guest exit.
 
+mod async_pf;
+mod control_block;
 mod exit;
 mod global;
 mod guest_memory;
@@ -11,7 +13,7 @@ mod stats;
 use crate::arch::aarch64::console::println;
 use crate::arch::aarch64::sysreg::{current_el, read_sysreg};
 use crate::arch::aarch64::vectors::{self, Entry};
-use crate::arch::aarch64::{boot, counter, gic, vcpu};
+use crate::arch::aarch64::{boot, counter, gic, hyp_timer, vcpu};
 use el2_host::apf::{self, AsyncPf};
 use el2_host::esr::{GuestExit, fault_ipa};
 use el2_host::frame::Frame;
@@ -20,6 +22,7 @@ use el2_host::params::{Mode, Params};
 use el2_host::pl011;
 use el2_host::sdei_dispatcher::{Dispatcher, Effect};
 use el2_host::semihosting;
+use el2_host::stage2::PAGE_SIZE;
 use exit::{Status, exit};
 use global::Global;
 use guest_memory::GuestMemory;
@@ -82,7 +85,7 @@ extern "C" fn host_main() -> ! {
             exit(Status::HostPanic, None);
         }
     };
-    gic::init();
+    gic::init(hyp_timer::INTID);
     vcpu::configure();
     HOST.set(Host {
         mode: params.mode,
@@ -111,7 +114,8 @@ pub fn exception(frame: &mut Frame, entry: Entry) {
     };
     match entry {
         Entry::GuestSync => host.guest_sync(frame),
-        Entry::GuestIrq | Entry::Unexpected(_) => {
+        Entry::GuestIrq => host.physical_irq(),
+        Entry::Unexpected(_) => {
             println!(
                 "unexpected exception {entry:?}: ESR {:#x} ELR {:#x} FAR {:#x}",
                 read_sysreg!("esr_el2"),
@@ -121,6 +125,7 @@ pub fn exception(frame: &mut Frame, entry: Entry) {
             exit(Status::HostPanic, Some(&host.stats));
         }
     }
+    host.poll();
 }
 
 impl Host {
@@ -136,7 +141,7 @@ impl Host {
             GuestExit::Abort(abort) => {
                 let ipa = fault_ipa(read_sysreg!("hpfar_el2"), read_sysreg!("far_el2"));
                 if abort.translation && self.memory.is_lazy(ipa) {
-                    self.lazy.serve_sync(&mut self.memory, &mut self.stats, ipa);
+                    self.lazy_fault(frame, ipa & !(PAGE_SIZE - 1));
                 } else {
                     println!(
                         "guest access to {ipa:#x} outside its memory ({abort:?}) at {:#x}",
@@ -153,6 +158,21 @@ impl Host {
                 exit(Status::GuestError, Some(&self.stats));
             }
         }
+    }
+
+    /// A fault on a lazy page: asynchronous where the mode and the guest allow it,
+    /// otherwise the vCPU waits for the fetch.
+    fn lazy_fault(&mut self, frame: &mut Frame, page: u64) {
+        // A fetch may have completed since the last exit: then the access just retries.
+        self.poll();
+        if !self.memory.is_lazy(page) {
+            return;
+        }
+        if self.mode == Mode::Apf && self.try_not_present(frame, page) {
+            return;
+        }
+        self.lazy
+            .serve_sync(&mut self.memory, &mut self.stats, page);
     }
 
     /// A hypercall: answered in `frame`'s `x0..x3`, or (SDEI completion) `frame` becomes

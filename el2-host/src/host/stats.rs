@@ -11,16 +11,25 @@ pub struct Stats {
     pub waited_ticks: u64,
     /// Hypercalls handled (HVC and trapped SMC).
     pub hypercalls: u64,
+    /// Lazy faults sent to the guest as "page not present".
+    pub not_present: u64,
+    /// "Page ready" notifications sent (the broadcast after enable included).
+    pub page_ready: u64,
+    /// Faults on a page whose async fetch was still running.
+    pub refaults: u64,
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "STATS sync_faults={} waited_ns={} hypercalls={}",
+            "STATS sync_faults={} waited_ns={} hypercalls={} not_present={} page_ready={} refaults={}",
             self.sync_faults,
             counter::nanos(self.waited_ticks),
-            self.hypercalls
+            self.hypercalls,
+            self.not_present,
+            self.page_ready,
+            self.refaults
         )
     }
 }

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod console;
 pub mod counter;
 pub mod gic;
+pub mod hyp_timer;
 pub mod stage2;
 pub mod sysreg;
 pub mod vcpu;
