@@ -3,7 +3,7 @@
 
 use super::guest_memory::GuestMemory;
 use super::stats::Stats;
-use crate::arch::aarch64::counter;
+use crate::arch::aarch64::{counter, hyp_timer};
 use el2_host::latency::LatencyModel;
 use el2_host::params::Params;
 use el2_host::rng::Rng;
@@ -39,7 +39,7 @@ impl Lazy {
     pub fn serve_sync(&mut self, memory: &mut GuestMemory, stats: &mut Stats, page: u64) {
         let start = counter::now();
         let deadline = self.start(memory, page);
-        counter::wait_until(deadline);
+        hyp_timer::sleep_until(deadline);
         map(memory, page);
         stats.sync_faults += 1;
         stats.waited_ticks += counter::now() - start;

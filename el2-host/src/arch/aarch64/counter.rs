@@ -25,10 +25,3 @@ pub fn ticks(nanos: u64) -> u64 {
 pub fn nanos(ticks: u64) -> u64 {
     (u128::from(ticks) * NANOS_PER_SEC / u128::from(frequency())) as u64
 }
-
-/// Spins until the counter reaches `deadline`: the `off` mode's stalled vCPU.
-pub fn wait_until(deadline: u64) {
-    while now() < deadline {
-        core::hint::spin_loop();
-    }
-}
