@@ -1,5 +1,5 @@
 //! The payload's async PF client, built from the guest crates (`sdei`, `apf_pv::arm64`): an
-//! EL1-only guest, so it enables with `SEND_ALWAYS`. "Page not present" (SDEI) records the
+//! EL1-only guest, so it enables with `SEND_ALWAYS` (tests also run it without). "Page not present" (SDEI) records the
 //! token and resumes through the IRQ vector; the IRQ handler then waits (`wfi`) until the
 //! page-ready for that token arrives, handling every page-ready (with its ACK) meanwhile,
 //! and returns to the faulting access, whose page is mapped by then.
@@ -75,8 +75,9 @@ macro_rules! sysreg {
     }};
 }
 
-/// Registers the handlers, enables the event, the PPI and async PF, and unmasks IRQs.
-pub fn enable() {
+/// Registers the handlers, enables the event, the PPI and async PF (with `SEND_ALWAYS` if
+/// `send_always`), and unmasks IRQs.
+pub fn enable(send_always: bool) {
     let (sdei, _) = Sdei::probe(Hvc).unwrap_or_else(|_| fail());
     let apf = Apf::new(Hvc);
     let (Ok(event), Ok(irq)) = (apf.sdei_event(), apf.irq()) else {
@@ -94,7 +95,7 @@ pub fn enable() {
     sysreg!(write "icc_pmr_el1", PMR_ALL);
     sysreg!(write "icc_igrpen1_el1", 1);
     let block = &raw const state().block as u64;
-    let value = EnableValue::new(block, true).unwrap_or_else(|_| fail());
+    let value = EnableValue::new(block, send_always).unwrap_or_else(|_| fail());
     if let Err(error) = apf.enable(value) {
         println!("ENABLE failed: {error}");
         fail();

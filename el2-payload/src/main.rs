@@ -2,7 +2,8 @@
 //! it discovers the host's hypercalls with the guest crates, touches lazy pages and checks
 //! their contents, then powers off through PSCI. Its arguments are the command-line words
 //! after ` -- ` (semihosting `SYS_GET_CMDLINE`): `seed=N` (must match the host's),
-//! `pages=N`, `apf=1` (enable async PF first: run the host with `mode=apf`).
+//! `pages=N`, `apf=1` (enable async PF first: run the host with `mode=apf`),
+//! `send_always=0` (enable it without `SEND_ALWAYS`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

@@ -81,6 +81,9 @@ struct Args {
     pages: u64,
     /// Enable async PF before touching the pages (`apf=1`).
     apf: bool,
+    /// Ask for not-present at EL1 too (`send_always=0` leaves it to EL0 faults, so this
+    /// EL1 payload gets none).
+    send_always: bool,
 }
 
 fn args(line: &str) -> Args {
@@ -88,6 +91,7 @@ fn args(line: &str) -> Args {
         seed: 1,
         pages: 64,
         apf: false,
+        send_always: true,
     };
     let guest_words = line.split_once(" -- ").map_or("", |(_, guest)| guest);
     for word in guest_words.split_ascii_whitespace() {
@@ -95,6 +99,7 @@ fn args(line: &str) -> Args {
             Some(("seed", value)) => args.seed = value.parse().unwrap_or(args.seed),
             Some(("pages", value)) => args.pages = value.parse().unwrap_or(args.pages),
             Some(("apf", value)) => args.apf = value == "1",
+            Some(("send_always", value)) => args.send_always = value == "1",
             _ => println!("ignoring argument {word:?}"),
         }
     }
@@ -127,7 +132,7 @@ extern "C" fn payload_main() -> ! {
     println!("running at EL1, seed={} pages={}", args.seed, args.pages);
     discover();
     if args.apf {
-        super::apf::enable();
+        super::apf::enable(args.send_always);
     }
     let start = counter();
     let verified = touch_lazy_pages(args.seed, args.pages);

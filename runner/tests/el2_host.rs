@@ -182,3 +182,17 @@ fn apf_mode_without_the_guest_enabling_it_serves_faults_synchronously() {
     assert_eq!(b.number("el2: STATS", "sync_faults"), 20);
     assert_eq!(b.number("el2: STATS", "not_present"), 0);
 }
+
+#[test]
+fn el1_faults_stay_synchronous_without_send_always() {
+    let b = boot(
+        "mode=apf latency=fixed:50us seed=4",
+        "seed=4 pages=20 apf=1 send_always=0",
+    );
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    assert_eq!(b.number("el2: STATS", "sync_faults"), 20);
+    assert_eq!(b.number("el2: STATS", "not_present"), 0);
+    // Only the broadcast that follows ENABLE.
+    assert_eq!(b.number("el2: STATS", "page_ready"), 1);
+    assert_eq!(b.number("guest: async PF:", "broadcasts"), 1);
+}
