@@ -1,7 +1,7 @@
 //! EL1 entry: the host enters at `_start` in EL1h with DAIF masked and the MMU off.
-//! Enables SIMD/FP (Rust uses it), installs vectors (IRQs from EL1h go to `payload_irq`,
-//! any other exception is reported as a failure), and calls `payload_main` on the
-//! payload's own stack.
+//! Enables SIMD/FP (Rust uses it), installs vectors (IRQs from EL1h and EL0 go to
+//! `payload_irq`, SVC from EL0 ends an EL0 run (`el0`), any other exception is reported as a
+//! failure), and calls `payload_main` on the payload's own stack.
 
 use core::arch::global_asm;
 
@@ -50,8 +50,10 @@ payload_vectors:
     b payload_irq_entry
     ENTRY 6
     ENTRY 7
-    ENTRY 8
-    ENTRY 9
+.balign 0x80
+    b payload_el0_sync
+.balign 0x80
+    b payload_irq_entry
     ENTRY 10
     ENTRY 11
     ENTRY 12

@@ -84,6 +84,8 @@ struct Args {
     /// Ask for not-present at EL1 too (`send_always=0` leaves it to EL0 faults, so this
     /// EL1 payload gets none).
     send_always: bool,
+    /// Touch the pages at EL0 (`el0=1`), as the real guest's tasks do.
+    el0: bool,
 }
 
 fn args(line: &str) -> Args {
@@ -92,6 +94,7 @@ fn args(line: &str) -> Args {
         pages: 64,
         apf: false,
         send_always: true,
+        el0: false,
     };
     let guest_words = line.split_once(" -- ").map_or("", |(_, guest)| guest);
     for word in guest_words.split_ascii_whitespace() {
@@ -100,6 +103,7 @@ fn args(line: &str) -> Args {
             Some(("pages", value)) => args.pages = value.parse().unwrap_or(args.pages),
             Some(("apf", value)) => args.apf = value == "1",
             Some(("send_always", value)) => args.send_always = value == "1",
+            Some(("el0", value)) => args.el0 = value == "1",
             _ => println!("ignoring argument {word:?}"),
         }
     }
@@ -125,6 +129,21 @@ fn touch_lazy_pages(seed: u64, count: u64) -> u64 {
         .count() as u64
 }
 
+/// What the EL0 run is given and gives back.
+struct El0Work {
+    seed: u64,
+    pages: u64,
+    verified: u64,
+}
+
+/// The EL0 side: touches the pages, storing the count in the `El0Work` at `work`.
+extern "C" fn touch_at_el0(work: u64) {
+    // SAFETY: `work` is the address of the caller's live `El0Work` (see `el0::run`), which
+    // nothing else touches while this runs.
+    let work = unsafe { &mut *(work as *mut El0Work) };
+    work.verified = touch_lazy_pages(work.seed, work.pages);
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn payload_main() -> ! {
     let mut buffer = [0; COMMAND_LINE_MAX];
@@ -135,7 +154,17 @@ extern "C" fn payload_main() -> ! {
         super::apf::enable(args.send_always);
     }
     let start = counter();
-    let verified = touch_lazy_pages(args.seed, args.pages);
+    let verified = if args.el0 {
+        let mut work = El0Work {
+            seed: args.seed,
+            pages: args.pages,
+            verified: 0,
+        };
+        super::el0::run(touch_at_el0, &raw mut work as u64);
+        work.verified
+    } else {
+        touch_lazy_pages(args.seed, args.pages)
+    };
     let micros = (counter() - start) * 1_000_000 / counter_frequency();
     println!(
         "lazy pages: touched={} verified={verified} in {micros} us",

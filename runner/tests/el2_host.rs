@@ -196,3 +196,17 @@ fn el1_faults_stay_synchronous_without_send_always() {
     assert_eq!(b.number("el2: STATS", "page_ready"), 1);
     assert_eq!(b.number("guest: async PF:", "broadcasts"), 1);
 }
+
+#[test]
+fn el0_faults_go_async_without_send_always() {
+    let pages = 30;
+    let b = boot(
+        "mode=apf latency=fixed:200us seed=6",
+        &format!("seed=6 pages={pages} apf=1 send_always=0 el0=1"),
+    );
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    assert_eq!(b.number("guest: lazy pages", "verified"), pages);
+    assert_eq!(b.number("guest: async PF:", "not_present"), pages);
+    assert_eq!(b.number("guest: async PF:", "page_ready"), pages);
+    assert_eq!(b.number("el2: STATS", "sync_faults"), 0);
+}
