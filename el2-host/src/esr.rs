@@ -1,5 +1,5 @@
 //! Decoding of `ESR_EL2` and the fault address registers for the exceptions the host
-//! handles (Arm ARM D24.2.45 "ESR_EL2", D24.2.69 "HPFAR_EL2").
+//! handles (Arm ARM register descriptions of `ESR_EL2` and `HPFAR_EL2`).
 
 /// `ESR_EL2.EC`, bits 31:26: why the exception was taken.
 const EC_SHIFT: u32 = 26;

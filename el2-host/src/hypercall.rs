@@ -10,7 +10,7 @@ use apf_pv::arm64::{
 };
 use sdei::smccc::{NOT_SUPPORTED, SMCCC_VERSION};
 
-/// `PSCI_VERSION` and `SYSTEM_OFF` (DEN 0022 §5.1.1, §5.1.9; SMC32 IDs).
+/// `PSCI_VERSION` and `SYSTEM_OFF` (DEN 0022; SMC32 IDs).
 pub const PSCI_VERSION: u32 = 0x8400_0000;
 pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
 /// The SMCCC version we implement: 1.1 (major in bits 30:16), the minimum for KVM's vendor

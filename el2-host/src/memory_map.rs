@@ -11,7 +11,7 @@ const MIB: u64 = 1 << 20;
 /// `VIRT_GIC_DIST`: the GICv3 distributor (64 KiB).
 pub const GICD: Range<u64> = 0x0800_0000..0x0801_0000;
 /// `VIRT_GIC_REDIST`: the redistributor of CPU 0, RD_base and SGI_base frames (2 x 64 KiB;
-/// GICv3 arch spec §12.10).
+/// GICv3 architecture spec IHI 0069, "Redistributor memory map").
 pub const GICR: Range<u64> = 0x080A_0000..0x080C_0000;
 /// `VIRT_UART`: the PL011 console (one 4 KiB page).
 pub const UART: Range<u64> = 0x0900_0000..0x0900_1000;
@@ -28,7 +28,7 @@ pub const RAM_END: u64 = RAM_BASE + RAM_SIZE;
 pub const HOST_REGION: Range<u64> = RAM_END - 16 * MIB..RAM_END;
 /// Where QEMU's generic loader puts the guest ELF file, raw
 /// (`-device loader,file=guest.elf,addr=0x5f800000,force-raw=on`); the host copies its
-/// segments into guest RAM. Keeps this value in sync with `link.ld`.
+/// segments into guest RAM. Keep this value in sync with `link.ld`.
 pub const GUEST_ELF_STAGING: Range<u64> = RAM_END - 8 * MIB..RAM_END;
 
 /// Guest RAM: everything below the host's region, identity-mapped. (QEMU puts its DTB for a

@@ -1,4 +1,4 @@
-//! Arm semihosting (Arm "Semihosting for AArch32 and AArch64" v2, IHI 0056): how the host
+//! Arm semihosting (Arm "Semihosting for AArch32 and AArch64"): how the host
 //! reads its command line and reports its exit status to QEMU (`-semihosting`).
 
 /// `SYS_GET_CMDLINE`: copies the command line into a buffer.

@@ -1,5 +1,5 @@
-//! Stage-2 translation tables: descriptor encoding and the identity mapper (Arm ARM D8.3
-//! "Translation table descriptor formats", D8.5.5 "Stage 2 memory type and Cacheability
+//! Stage-2 translation tables: descriptor encoding and the identity mapper (Arm ARM,
+//! "Translation table descriptor formats" and "Stage 2 memory type and Cacheability
 //! attributes when FEAT_S2FWB is disabled").
 //!
 //! Geometry (must match `VTCR_EL2`, see the bin's `stage2` module): 4 KiB granule, 32-bit

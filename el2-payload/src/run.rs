@@ -9,7 +9,7 @@ use sdei::arch::aarch64::Hvc;
 use sdei::smccc::SmcccVersion;
 use workloads::pages::{self, PAGE_SIZE, WORDS};
 
-/// PSCI `SYSTEM_OFF` (Arm DEN 0022, §5.1.9).
+/// PSCI `SYSTEM_OFF` (Arm DEN 0022).
 const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 /// Exit status of a failed check.
 const FAILED: u32 = 1;

@@ -134,7 +134,7 @@ impl Host {
         match GuestExit::decode(esr) {
             GuestExit::Hvc { .. } => self.call(frame),
             GuestExit::Smc { .. } => {
-                // A trapped SMC leaves ELR at the instruction (Arm ARM D1.4.2).
+                // A trapped SMC leaves ELR at the instruction, unlike HVC (host-facts.md).
                 frame.elr += 4;
                 self.call(frame);
             }

@@ -1,6 +1,6 @@
 //! The GICv3 (GIC architecture spec IHI 0069): the physical interrupt the host takes (its
 //! EL2 timer), and the virtual CPU interface through which it injects the guest's
-//! page-ready PPI (§6 "Virtual interrupt handling"; ICH_* registers §12.4). The guest's
+//! page-ready PPI ("Virtual interrupt handling"; the ICH_* registers). The guest's
 //! `ICC_*` accesses reach the virtual interface (`HCR_EL2.IMO`/`FMO`); the host's, at EL2,
 //! the physical one. QEMU's `virt` without EL3 implements one security state
 //! (`GICD_CTLR.DS` = 1), whose Group 1 interrupts are IRQs.

@@ -1,4 +1,4 @@
-//! The EL2 physical timer (Arm ARM D12.8 "The Generic Timer", `CNTHP_CTL_EL2`,
+//! The EL2 physical timer (Arm ARM "The Generic Timer", `CNTHP_CTL_EL2`,
 //! `CNTHP_CVAL_EL2`): interrupts the guest when the earliest async fetch completes, so
 //! page-ready is sent on time even if the guest never exits by itself. Its PPI in QEMU
 //! `virt` is `ARCH_TIMER_NS_EL2_IRQ` (PPI 10, INTID 26).
@@ -31,7 +31,7 @@ const SPIN_BEFORE_DEADLINE_NS: u64 = 60_000;
 /// Stalls the vCPU until the counter reaches `deadline` (the `off` mode's wait): `wfi` with
 /// the timer armed for most of it, so QEMU sleeps instead of burning a host CPU, then a spin
 /// for the last [`SPIN_BEFORE_DEADLINE_NS`] to end on time. EL2 runs with IRQs masked, but a
-/// pending IRQ still ends `wfi` (Arm ARM D1.6.2 "Wait for Interrupt"); disarming the timer
+/// pending IRQ still ends `wfi` (Arm ARM "Wait for Interrupt"); disarming the timer
 /// drops its level-sensitive PPI, so it never needs acknowledging. Leaves the timer off: the
 /// caller re-arms it for async fetches.
 pub fn sleep_until(deadline: u64) {

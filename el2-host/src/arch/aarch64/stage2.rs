@@ -1,5 +1,5 @@
-//! Turns stage-2 translation on for the guest (Arm ARM D8.2 "Translation table walk",
-//! D24.2.208 "VTCR_EL2", D24.2.210 "VTTBR_EL2") and keeps TLBs coherent with table changes.
+//! Turns stage-2 translation on for the guest (Arm ARM: the stage 2 translation regime,
+//! `VTCR_EL2`, `VTTBR_EL2`) and keeps TLBs coherent with table changes.
 
 use super::sysreg::{isb, write_sysreg};
 
@@ -36,7 +36,7 @@ pub fn install(root: u64) {
 }
 
 /// Makes new table entries visible to the guest's walks: a new valid entry replaces an
-/// invalid one, which no TLB holds, so only the store must complete (Arm ARM D8.16
+/// invalid one, which no TLB holds, so only the store must complete (Arm ARM
 /// "Translation Lookaside Buffers").
 pub fn publish() {
     // SAFETY: a barrier has no effect besides ordering.

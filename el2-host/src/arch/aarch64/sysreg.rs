@@ -29,7 +29,7 @@ macro_rules! write_sysreg {
 pub(crate) use {read_sysreg, write_sysreg};
 
 /// Instruction synchronisation barrier: later instructions see earlier system register
-/// writes (Arm ARM D19.2 "Synchronization requirements").
+/// writes (Arm ARM, "Synchronization requirements" for system registers).
 pub fn isb() {
     // SAFETY: a barrier has no effect besides ordering.
     unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };

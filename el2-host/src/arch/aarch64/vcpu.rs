@@ -1,5 +1,5 @@
-//! The EL2 controls that make EL1 a guest (Arm ARM D24.2.48 "HCR_EL2", D24.2.31
-//! "CNTHCTL_EL2"), and the guest's initial PSTATE.
+//! The EL2 controls that make EL1 a guest (Arm ARM register descriptions
+//! of `HCR_EL2` and `CNTHCTL_EL2`), and the guest's initial PSTATE.
 
 use super::sysreg::{isb, read_sysreg, write_sysreg};
 

@@ -1,4 +1,4 @@
-//! The EL2 exception vectors (Arm ARM D1.3.1 "Exception vectors"): every entry saves the
+//! The EL2 exception vectors (Arm ARM, "Exception vectors"): every entry saves the
 //! interrupted context as a [`Frame`] on the EL2 stack, calls [`el2_exception`] with it and
 //! the entry's number, and returns with `eret` to whatever the frame then says, which is
 //! how the host resumes, redirects or first enters the guest.
