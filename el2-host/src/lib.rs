@@ -14,6 +14,7 @@ pub mod esr;
 pub mod frame;
 pub mod hypercall;
 pub mod latency;
+pub mod list_registers;
 pub mod memory_map;
 pub mod params;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

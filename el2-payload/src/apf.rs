@@ -8,16 +8,14 @@
 //! shared state is a plain cell.
 
 use super::run::{fail, println};
+use super::sysreg::sysreg;
+use super::timer;
 use apf_pv::arm64::{Apf, ControlBlock, EnableValue, take_not_present, take_page_ready};
 use apf_pv::waiters::BROADCAST;
 use core::cell::UnsafeCell;
 use sdei::arch::aarch64::{Hvc, register_handler};
 use sdei::{Completion, Routing, Sdei};
 
-/// `ICC_SRE_EL1`: system register interface on, FIQ/IRQ bypass disabled.
-const ICC_SRE_EL1: u64 = 0b111;
-/// `ICC_PMR_EL1`: let every priority through.
-const PMR_ALL: u64 = 0xff;
 /// `ICC_IAR1_EL1` values from 1020 are special ("nothing pending").
 const FIRST_SPECIAL_INTID: u64 = 1020;
 
@@ -61,20 +59,6 @@ fn state() -> &'static mut State {
     unsafe { &mut *STATE.0.get() }
 }
 
-macro_rules! sysreg {
-    (read $name:literal) => {{
-        let value: u64;
-        // SAFETY: reads a GIC CPU interface or exception register; no memory effects.
-        unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) value, options(nomem, nostack)) };
-        value
-    }};
-    (write $name:literal, $value:expr) => {{
-        let value: u64 = $value;
-        // SAFETY: programs the payload's own GIC CPU interface; `isb` makes it effective.
-        unsafe { core::arch::asm!(concat!("msr ", $name, ", {}"), "isb", in(reg) value, options(nostack)) };
-    }};
-}
-
 /// Registers the handlers, enables the event, the PPI and async PF (with `SEND_ALWAYS` if
 /// `send_always`), and unmasks IRQs.
 pub fn enable(send_always: bool) {
@@ -91,9 +75,7 @@ pub fn enable(send_always: bool) {
         println!("SDEI setup failed: {error}");
         fail();
     }
-    sysreg!(write "icc_sre_el1", ICC_SRE_EL1);
-    sysreg!(write "icc_pmr_el1", PMR_ALL);
-    sysreg!(write "icc_igrpen1_el1", 1);
+    super::gic::cpu_interface_on();
     let block = &raw const state().block as u64;
     let value = EnableValue::new(block, send_always).unwrap_or_else(|_| fail());
     if let Err(error) = apf.enable(value) {
@@ -135,7 +117,8 @@ extern "C" fn not_present(_event: u32, _pc: u64, pstate: u64) -> Completion {
     }
 }
 
-/// The IRQ handler, called from the vector with the interrupted registers saved.
+/// The IRQ handler, called from the vector with the interrupted registers saved: the
+/// virtual timer's ticks (see `timer`) and page-ready.
 #[unsafe(no_mangle)]
 extern "C" fn payload_irq() {
     let s = state();
@@ -149,6 +132,11 @@ extern "C" fn payload_irq() {
             // SAFETY: waits for an interrupt; a pending virtual IRQ wakes it though masked.
             unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
             s.waited_ticks += super::run::counter() - start;
+            continue;
+        }
+        if intid == u64::from(timer::INTID) {
+            timer::tick();
+            sysreg!(write "icc_eoir1_el1", intid);
             continue;
         }
         if intid != s.page_ready_intid {

@@ -3,7 +3,8 @@
 //! their contents, then powers off through PSCI. Its arguments are the command-line words
 //! after ` -- ` (semihosting `SYS_GET_CMDLINE`): `seed=N` (must match the host's),
 //! `pages=N`, `apf=1` (enable async PF first: run the host with `mode=apf`),
-//! `send_always=0` (enable it without `SEND_ALWAYS`), `el0=1` (touch the pages at EL0).
+//! `send_always=0` (enable it without `SEND_ALWAYS`), `el0=1` (touch the pages at EL0),
+//! `ticks=N` (first take N virtual timer interrupts, 1 ms apart).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -13,7 +14,13 @@ mod el0;
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
 mod run;
+#[cfg(target_os = "none")]
+mod sysreg;
+#[cfg(target_os = "none")]
+mod timer;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -86,6 +86,8 @@ struct Args {
     send_always: bool,
     /// Touch the pages at EL0 (`el0=1`), as the real guest's tasks do.
     el0: bool,
+    /// Virtual timer interrupts to take first (`ticks=N`).
+    ticks: u64,
 }
 
 fn args(line: &str) -> Args {
@@ -95,6 +97,7 @@ fn args(line: &str) -> Args {
         apf: false,
         send_always: true,
         el0: false,
+        ticks: 0,
     };
     let guest_words = line.split_once(" -- ").map_or("", |(_, guest)| guest);
     for word in guest_words.split_ascii_whitespace() {
@@ -104,6 +107,7 @@ fn args(line: &str) -> Args {
             Some(("apf", value)) => args.apf = value == "1",
             Some(("send_always", value)) => args.send_always = value == "1",
             Some(("el0", value)) => args.el0 = value == "1",
+            Some(("ticks", value)) => args.ticks = value.parse().unwrap_or(args.ticks),
             _ => println!("ignoring argument {word:?}"),
         }
     }
@@ -150,6 +154,12 @@ extern "C" fn payload_main() -> ! {
     let args = args(semihosting::command_line(&mut buffer).unwrap_or(""));
     println!("running at EL1, seed={} pages={}", args.seed, args.pages);
     discover();
+    if args.ticks > 0 {
+        let start = counter();
+        super::timer::run(args.ticks);
+        let micros = (counter() - start) * 1_000_000 / counter_frequency();
+        println!("timer: ticks={} in {micros} us", args.ticks);
+    }
     if args.apf {
         super::apf::enable(args.send_always);
     }

@@ -210,3 +210,22 @@ fn el0_faults_go_async_without_send_always() {
     assert_eq!(b.number("guest: async PF:", "page_ready"), pages);
     assert_eq!(b.number("el2: STATS", "sync_faults"), 0);
 }
+
+#[test]
+fn the_guests_timer_interrupts_are_forwarded() {
+    let b = boot("mode=apf latency=fixed:100us", "pages=10 apf=1 ticks=20");
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    // Each tick is taken, EOIed by the guest (deactivating the physical PPI through the
+    // hardware-linked list register) and re-armed: 20 in about 20 ms.
+    assert_eq!(b.number("el2: STATS", "forwarded_irqs"), 20);
+    let line = b.line("guest: timer");
+    let micros: u64 = line
+        .split(" in ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(" us")
+        .parse()
+        .unwrap();
+    assert!((20_000..200_000).contains(&micros), "{line}");
+    assert_eq!(b.number("guest: async PF:", "not_present"), 10);
+}

@@ -2,6 +2,7 @@
 //! "page not present" SDEI event while the fetch runs; when its latency has elapsed (the
 //! EL2 timer fires, or any earlier exit notices) the page is mapped and "page ready" is
 //! sent through the control block and the PPI, one at a time, each after the guest's ACK.
+//! Physical IRQs also land here: the host's timer, and the guest's own, which are forwarded.
 
 use super::Host;
 use super::control_block::{ControlBlock, Notification};
@@ -9,6 +10,7 @@ use super::lazy;
 use crate::arch::aarch64::{counter, gic, hyp_timer};
 use el2_host::apf::PAGE_READY_INTID;
 use el2_host::frame::Frame;
+use el2_host::list_registers::Kind;
 
 /// `SPSR_EL2.M[4:0]` and its value for AArch64 EL0.
 const SPSR_MODE_MASK: u64 = 0x1f;
@@ -52,8 +54,8 @@ impl Host {
         }
         if self.apf.page_ready_pending() {
             // The line stays high until IRQ_ACK: an EOI without ACK takes it again.
-            if gic::list_register_free() {
-                gic::raise(PAGE_READY_INTID);
+            if !gic::holds(PAGE_READY_INTID) {
+                self.raise_page_ready();
             }
         } else if let Some(control) = self.apf.control() {
             let block = ControlBlock::at(control.block);
@@ -61,21 +63,33 @@ impl Host {
                 && let Some(token) = self.apf.next_page_ready()
             {
                 block.write(Notification::PageReady, token);
-                gic::raise(PAGE_READY_INTID);
+                self.raise_page_ready();
                 self.stats.page_ready += 1;
             }
         }
         hyp_timer::arm(self.apf.fetches.next_deadline());
     }
 
-    /// The EL2 timer or another physical IRQ interrupted the guest.
+    fn raise_page_ready(&self) {
+        if !gic::raise(PAGE_READY_INTID, Kind::Virtual) {
+            panic!("no free list register for page-ready");
+        }
+    }
+
+    /// A physical IRQ interrupted the guest: the EL2 timer (its work is `poll`'s, which
+    /// runs next), or one of the guest's own interrupts (its timers), forwarded
+    /// hardware-linked, so the guest's EOI deactivates it.
     pub(super) fn physical_irq(&mut self) {
         while let Some(intid) = gic::acknowledge() {
-            if intid != hyp_timer::INTID {
-                panic!("physical IRQ {intid}: the host forwards none to the guest yet");
+            gic::drop_priority(intid);
+            if intid == hyp_timer::INTID {
+                hyp_timer::arm(None);
+                gic::deactivate(intid);
+            } else if gic::raise(intid, Kind::Forwarded) {
+                self.stats.forwarded_irqs += 1;
+            } else {
+                panic!("no free list register to forward physical IRQ {intid}");
             }
-            hyp_timer::arm(None);
-            gic::end(intid);
         }
     }
 }

@@ -17,19 +17,22 @@ pub struct Stats {
     pub page_ready: u64,
     /// Faults on a page whose async fetch was still running.
     pub refaults: u64,
+    /// The guest's physical interrupts (its timers) forwarded to it.
+    pub forwarded_irqs: u64,
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "STATS sync_faults={} waited_ns={} hypercalls={} not_present={} page_ready={} refaults={}",
+            "STATS sync_faults={} waited_ns={} hypercalls={} not_present={} page_ready={} refaults={} forwarded_irqs={}",
             self.sync_faults,
             counter::nanos(self.waited_ticks),
             self.hypercalls,
             self.not_present,
             self.page_ready,
-            self.refaults
+            self.refaults,
+            self.forwarded_irqs
         )
     }
 }

@@ -1,11 +1,12 @@
-//! The GICv3 (GIC architecture spec IHI 0069): the physical interrupt the host takes (its
-//! EL2 timer), and the virtual CPU interface through which it injects the guest's
-//! page-ready PPI ("Virtual interrupt handling"; the ICH_* registers). The guest's
+//! The GICv3 (GIC architecture spec IHI 0069): the physical interrupts the host takes (its
+//! EL2 timer, and the guest's own interrupts, which it forwards), and the virtual CPU
+//! interface through which it injects them and the page-ready PPI ("Virtual interrupt handling"; the ICH_* registers). The guest's
 //! `ICC_*` accesses reach the virtual interface (`HCR_EL2.IMO`/`FMO`); the host's, at EL2,
 //! the physical one. QEMU's `virt` without EL3 implements one security state
 //! (`GICD_CTLR.DS` = 1), whose Group 1 interrupts are IRQs.
 
 use super::sysreg::{isb, read_sysreg, write_sysreg};
+use el2_host::list_registers::{self, Kind, Plan};
 use el2_host::memory_map::{GICD, GICR};
 
 /// `ICC_SRE_EL2`: `SRE` (system register interface), `DFB`, `DIB` (FIQ/IRQ bypass off) and
@@ -37,17 +38,12 @@ const GICR_ISENABLER0: u64 = SGI_BASE + 0x0100;
 /// `ICC_IAR1_EL1` values 1020-1023 are special: nothing to acknowledge.
 const FIRST_SPECIAL_INTID: u64 = 1020;
 
-/// `ICH_LR<n>_EL2` fields: `State` bits 63:62 (0b01 pending), `Group` bit 60 (Group 1),
-/// `Priority` bits 55:48, `vINTID` bits 31:0; `HW` (bit 61) clear: a purely virtual
-/// interrupt the guest deactivates with its EOI.
-const LR_STATE_SHIFT: u32 = 62;
-const LR_STATE_FREE: u64 = 0b00;
-const LR_STATE_ACTIVE: u64 = 0b10;
-const LR_PENDING: u64 = 0b01 << LR_STATE_SHIFT;
-const LR_PENDING_ACTIVE: u64 = 0b11 << LR_STATE_SHIFT;
-const LR_VINTID_MASK: u64 = 0xffff_ffff;
-const LR_GROUP1: u64 = 1 << 60;
-const LR_PRIORITY: u64 = 0xa0 << 48;
+/// List registers QEMU implements (`ICH_VTR_EL2.ListRegs` + 1, host-facts.md).
+const LIST_REGISTERS: usize = 4;
+/// `ICC_CTLR_EL1.EOImode` (bit 1): an EOI only drops the priority; deactivation is
+/// separate (`ICC_DIR_EL1`), or, for interrupts forwarded to the guest, done by the guest's
+/// EOI of the hardware-linked virtual interrupt.
+const ICC_CTLR_EOIMODE_SPLIT: u64 = 1 << 1;
 
 fn mmio(address: u64) -> *mut u32 {
     address as *mut u32
@@ -72,6 +68,10 @@ pub fn init(ppi: u32) {
     }
     write_sysreg!("icc_sre_el2", ICC_SRE_EL2);
     isb();
+    write_sysreg!(
+        "icc_ctlr_el1",
+        read_sysreg!("icc_ctlr_el1") | ICC_CTLR_EOIMODE_SPLIT
+    );
     write_sysreg!("icc_pmr_el1", PMR_ALL);
     write_sysreg!("icc_igrpen1_el1", IGRPEN1_ON);
     write_sysreg!("ich_vmcr_el2", 0);
@@ -86,31 +86,51 @@ pub fn acknowledge() -> Option<u32> {
     (intid < FIRST_SPECIAL_INTID).then_some(intid as u32)
 }
 
-/// Ends a physical IRQ (`EOImode` = 0: priority drop and deactivation).
-pub fn end(intid: u32) {
+/// Drops the running priority of physical IRQ `intid` (`EOImode` = 1: it stays active).
+pub fn drop_priority(intid: u32) {
     write_sysreg!("icc_eoir1_el1", u64::from(intid));
     isb();
 }
 
-/// Whether list register 0 holds nothing: the last injected interrupt was taken and
-/// ended by the guest.
-pub fn list_register_free() -> bool {
-    read_sysreg!("ich_lr0_el2") >> LR_STATE_SHIFT == LR_STATE_FREE
+/// Deactivates physical IRQ `intid` after [`drop_priority`].
+pub fn deactivate(intid: u32) {
+    write_sysreg!("icc_dir_el1", u64::from(intid));
+    isb();
 }
 
-/// Makes `intid` pending for the guest through list register 0 (the only one the host
-/// uses): pending if the register is free, pending and active if the guest is still
-/// handling `intid` (it is taken again after the guest's EOI), unchanged if already pending.
-pub fn raise(intid: u32) {
-    let lr = read_sysreg!("ich_lr0_el2");
-    let state = match lr >> LR_STATE_SHIFT {
-        LR_STATE_FREE => LR_PENDING,
-        LR_STATE_ACTIVE if lr & LR_VINTID_MASK == u64::from(intid) => LR_PENDING_ACTIVE,
-        _ => return,
-    };
-    write_sysreg!(
-        "ich_lr0_el2",
-        state | LR_GROUP1 | LR_PRIORITY | u64::from(intid)
-    );
+fn list_registers() -> [u64; LIST_REGISTERS] {
+    [
+        read_sysreg!("ich_lr0_el2"),
+        read_sysreg!("ich_lr1_el2"),
+        read_sysreg!("ich_lr2_el2"),
+        read_sysreg!("ich_lr3_el2"),
+    ]
+}
+
+fn write_list_register(index: usize, value: u64) {
+    match index {
+        0 => write_sysreg!("ich_lr0_el2", value),
+        1 => write_sysreg!("ich_lr1_el2", value),
+        2 => write_sysreg!("ich_lr2_el2", value),
+        _ => write_sysreg!("ich_lr3_el2", value),
+    }
     isb();
+}
+
+/// Whether virtual interrupt `intid` is pending or in service in the guest.
+pub fn holds(intid: u32) -> bool {
+    list_registers::holds(&list_registers(), intid)
+}
+
+/// Makes virtual interrupt `intid` pending for the guest (see [`list_registers::plan`]);
+/// `false` if every list register is busy.
+pub fn raise(intid: u32, kind: Kind) -> bool {
+    match list_registers::plan(&list_registers(), intid, kind) {
+        Plan::Write { index, value } => {
+            write_list_register(index, value);
+            true
+        }
+        Plan::AlreadyPending => true,
+        Plan::NoneFree => false,
+    }
 }
