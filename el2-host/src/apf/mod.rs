@@ -104,8 +104,11 @@ impl AsyncPf {
 
     /// Whether a fault taken at EL0 (`at_el0`) or EL1 may be sent as not-present, as far as
     /// this state goes (§2.7; the caller also checks the control block's slot and SDEI).
+    /// As in KVM, a fetch counts against the [`SLOTS`] limit until its page-ready is sent,
+    /// which also bounds the page-ready queue.
     pub fn may_send_not_present(&self, at_el0: bool) -> bool {
-        self.control.is_some_and(|c| at_el0 || c.send_always) && !self.fetches.is_full()
+        self.control.is_some_and(|c| at_el0 || c.send_always)
+            && self.fetches.len() + self.ready.len() < SLOTS
     }
 
     /// A fetch's page is in place: announce it if async PF is still on.
@@ -209,6 +212,26 @@ mod tests {
         assert_eq!(apf.call(ASYNC_PF_IRQ_ACK, 0, 0, |_| true), (SUCCESS, 0));
         assert_eq!(apf.next_page_ready(), Some(fetch.token));
         assert!(apf.page_ready_pending());
+    }
+
+    #[test]
+    fn fetches_count_until_their_page_ready_is_sent() {
+        let mut apf = enabled(false);
+        assert_eq!(apf.next_page_ready(), Some(BROADCAST));
+        apf.call(ASYNC_PF_IRQ_ACK, 0, 0, |_| true);
+        for i in 0..SLOTS as u64 {
+            assert!(apf.may_send_not_present(true));
+            apf.fetches.start(i << 12, 0).unwrap();
+        }
+        assert!(!apf.may_send_not_present(true));
+        let due = apf.fetches.take_due(0).unwrap();
+        apf.completed(due);
+        assert!(
+            !apf.may_send_not_present(true),
+            "completed but not announced"
+        );
+        assert!(apf.next_page_ready().is_some());
+        assert!(apf.may_send_not_present(true));
     }
 
     #[test]

@@ -30,8 +30,9 @@ impl ReadyQueue {
         self.len == 0
     }
 
-    /// Queues `token`. Cannot overflow: at most [`SLOTS`] fetches complete between two
-    /// broadcasts, and a broadcast empties the queue first (see [`ReadyQueue::clear`]).
+    /// Queues `token`. Cannot overflow: fetches in flight plus queued tokens stay within
+    /// [`SLOTS`] (`AsyncPf::may_send_not_present`), and the broadcast, queued only at
+    /// enable, finds the queue empty.
     pub fn push(&mut self, token: u32) {
         assert!(self.len < CAPACITY, "more page-ready tokens than fetches");
         self.tokens[(self.head + self.len) % CAPACITY] = token;

@@ -31,8 +31,13 @@ impl Outstanding {
         }
     }
 
-    pub fn is_full(&self) -> bool {
-        self.slots.iter().all(Option::is_some)
+    /// Fetches in flight.
+    pub fn len(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The fetch of `page`, if one is in flight.
@@ -98,7 +103,7 @@ mod tests {
         for i in 0..SLOTS as u64 {
             assert!(fetches.start(i << 12, i).is_some());
         }
-        assert!(fetches.is_full());
+        assert_eq!(fetches.len(), SLOTS);
         assert_eq!(fetches.start(1 << 40, 0), None);
         assert_eq!(fetches.take_due(0).map(|f| f.page), Some(0));
         assert!(

@@ -35,7 +35,7 @@ impl Host {
         }
         let deadline = self.lazy.start(&mut self.memory, page);
         let Some(fetch) = self.apf.fetches.start(page, deadline) else {
-            unreachable!("may_send_not_present checked for a free slot");
+            unreachable!("may_send_not_present checked the slot limit");
         };
         block.write(Notification::NotPresent, fetch.token);
         let delivered = self.sdei.deliver(frame);
