@@ -29,6 +29,7 @@ fn period() -> u64 {
 /// Lets the timer tick `ticks` times, one per millisecond, waiting in `wfi` meanwhile.
 pub fn run(ticks: u64) {
     super::gic::cpu_interface_on();
+    super::gic::disable_all_ppis();
     super::gic::enable_ppi(INTID);
     let remaining = REMAINING.0.get();
     // SAFETY: the timer is off, so the handler does not run yet.

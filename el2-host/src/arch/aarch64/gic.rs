@@ -52,20 +52,16 @@ fn mmio(address: u64) -> *mut u32 {
 /// Enables the virtual CPU interface for the guest, and Group 1 IRQs with PPI `ppi`
 /// (the host's timer) at the physical one.
 pub fn init(ppi: u32) {
-    // SAFETY: GIC distributor and CPU 0's redistributor registers: identity-mapped device
-    // memory (the host's MMU is off) that no Rust object aliases; the guest is not running.
+    // SAFETY: CPU 0's redistributor registers: identity-mapped device memory (the host's
+    // MMU is off) that no Rust object aliases; the guest is not running.
     unsafe {
-        let ctlr = mmio(GICD.start + GICD_CTLR);
-        ctlr.write_volatile(ctlr.read_volatile() | GICD_CTLR_ARE | GICD_CTLR_ENABLE_GRP1);
         let waker = mmio(GICR.start + GICR_WAKER);
         waker.write_volatile(waker.read_volatile() & !WAKER_PROCESSOR_SLEEP);
         while waker.read_volatile() & WAKER_CHILDREN_ASLEEP != 0 {
             core::hint::spin_loop();
         }
-        let group = mmio(GICR.start + GICR_IGROUPR0);
-        group.write_volatile(group.read_volatile() | 1 << ppi);
-        mmio(GICR.start + GICR_ISENABLER0).write_volatile(1 << ppi);
     }
+    keep_enabled(ppi);
     write_sysreg!("icc_sre_el2", ICC_SRE_EL2);
     isb();
     write_sysreg!(
@@ -77,6 +73,29 @@ pub fn init(ppi: u32) {
     write_sysreg!("ich_vmcr_el2", 0);
     write_sysreg!("ich_hcr_el2", ICH_HCR_EN);
     isb();
+}
+
+/// Makes sure the distributor forwards Group 1 and PPI `ppi` is an enabled Group 1
+/// interrupt. The guest programs the distributor and its redistributor as on bare metal
+/// (stage 2 passes them through), and a guest that starts by disabling every PPI, as Linux
+/// does, would otherwise silence the host's timer; so this runs before each use of it.
+pub fn keep_enabled(ppi: u32) {
+    let bit = 1 << ppi;
+    // SAFETY: GIC distributor and CPU 0's redistributor registers, as in `init`; the guest
+    // is stopped while the host runs.
+    unsafe {
+        let ctlr = mmio(GICD.start + GICD_CTLR);
+        let wanted = GICD_CTLR_ARE | GICD_CTLR_ENABLE_GRP1;
+        if ctlr.read_volatile() & wanted != wanted {
+            ctlr.write_volatile(ctlr.read_volatile() | wanted);
+        }
+        let enabled = mmio(GICR.start + GICR_ISENABLER0);
+        if enabled.read_volatile() & bit == 0 {
+            let group = mmio(GICR.start + GICR_IGROUPR0);
+            group.write_volatile(group.read_volatile() | bit);
+            enabled.write_volatile(bit);
+        }
+    }
 }
 
 /// Acknowledges the highest-priority physical IRQ: its INTID, or `None` if nothing was

@@ -3,8 +3,8 @@
 //! page-ready is sent on time even if the guest never exits by itself. Its PPI in QEMU
 //! `virt` is `ARCH_TIMER_NS_EL2_IRQ` (PPI 10, INTID 26).
 
-use super::counter;
 use super::sysreg::{isb, write_sysreg};
+use super::{counter, gic};
 
 /// The timer's INTID.
 pub const INTID: u32 = 26;
@@ -15,6 +15,7 @@ const CTL_ENABLE: u64 = 1;
 pub fn arm(deadline: Option<u64>) {
     match deadline {
         Some(deadline) => {
+            gic::keep_enabled(INTID);
             write_sysreg!("cnthp_cval_el2", deadline);
             write_sysreg!("cnthp_ctl_el2", CTL_ENABLE);
         }
