@@ -10,7 +10,7 @@
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::KVM_PV_REASON_PAGE_NOT_PRESENT;
@@ -88,6 +88,8 @@ struct Slot {
     apf: VcpuApf,
     /// The thread running the vCPU: fault messages name it.
     thread_id: Option<i32>,
+    /// When the pending kick was sent, to measure how long the vCPU takes to leave the guest.
+    kicked_at: Option<Instant>,
 }
 
 struct State {
@@ -117,6 +119,7 @@ impl UserApf {
             .map(|id| Slot {
                 apf: VcpuApf::new(u16::from(id), inject.clone()),
                 thread_id: None,
+                kicked_at: None,
             })
             .collect();
         UserApf {
@@ -160,6 +163,10 @@ impl UserApf {
         let Some(page) = slot.apf.take_kick() else {
             return Ok(());
         };
+        let started = Instant::now();
+        if let Some(kicked_at) = slot.kicked_at.take() {
+            stats.kick_wait += started.duration_since(kicked_at);
+        }
         let events = match self.injectable(index, page, vcpu)? {
             Ok(events) => events,
             Err(reason) => {
@@ -176,6 +183,7 @@ impl UserApf {
         vcpu.set_vcpu_events(&not_present(events, token))
             .map_err(|source| Error::Inject { index, source })?;
         stats.injected += 1;
+        stats.inject_time += started.elapsed();
         // A faulty host (--inject wake-all, disable-reenable) may have queued a broadcast.
         self.deliver(index, slot, stats)
     }
@@ -341,6 +349,7 @@ impl FaultObserver for UserApf {
             Err(reason) => stats.count_sync(reason),
             Ok(()) => {
                 stats.kicks += 1;
+                vcpus[index].kicked_at = Some(Instant::now());
                 kick::kick_thread(thread_id).map_err(|source| Error::Kick {
                     index,
                     thread_id,
