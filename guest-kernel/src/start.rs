@@ -14,6 +14,7 @@ use guest_kernel::cmdline::{self, Config};
 use guest_kernel::pvh;
 use guest_kernel::sched::Scheduler;
 use guest_kernel::user_arena::UserArena;
+use guest_kernel::watchdog::Watchdog;
 
 /// Kernel heap: task kernel stacks and scheduler tables; tasks' memory is elsewhere.
 const HEAP_SIZE: u64 = 8 << 20;
@@ -24,6 +25,7 @@ const WORKLOAD_BASE: u64 = 64 << 20;
 const MIN_USER_MEMORY: u64 = 4 << 20;
 const PAGE: u64 = 4096;
 const HUGE_PAGE: u64 = 2 << 20;
+const NS_PER_MS: u64 = 1_000_000;
 
 /// What the boot information says.
 struct Boot {
@@ -130,6 +132,10 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         apf_test,
         apf_cycles: Default::default(),
         apf: WaiterTable::new(),
+        watchdog: Watchdog::new(
+            sched_len,
+            clock.ticks_for_ns(boot.config.apf_watchdog_ms * NS_PER_MS),
+        ),
     });
     arch::start_timer(&calibration, boot.config.hz);
     arch::enter(kernel::next())

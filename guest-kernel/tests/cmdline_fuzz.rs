@@ -26,6 +26,7 @@ fn word() -> impl Strategy<Value = String> {
         Just("seed"),
         Just("source"),
         Just("apf"),
+        Just("apf-watchdog"),
         Just("bogus"),
         Just(""),
     ];

@@ -14,21 +14,17 @@ const TASKS: u64 = 4;
 const PAGES: u64 = 32;
 
 fn mlp_run(inject: &str, apf: &str) -> GuestRun {
+    mlp_run_with(&["--apf", apf, "--inject", inject], &[])
+}
+
+/// The mlp run with further runner `options` and `guest` command-line words.
+fn mlp_run_with(options: &[&str], guest: &[&str]) -> GuestRun {
     let pages = format!("pages={PAGES}");
+    let common = ["--latency", "fixed:2ms", "--fetchers", "4", "--seed", "3"];
+    let words = ["scenario=mlp:4", "source=host", "seed=3", &pages];
     run_guest(
-        &[
-            "--latency",
-            "fixed:2ms",
-            "--fetchers",
-            "4",
-            "--seed",
-            "3",
-            "--apf",
-            apf,
-            "--inject",
-            inject,
-        ],
-        &["scenario=mlp:4", "source=host", "seed=3", &pages],
+        &[&common[..], options].concat(),
+        &[&words[..], guest].concat(),
     )
 }
 
@@ -79,6 +75,35 @@ fn the_guest_survives_every_misbehaviour_that_needs_no_retry() {
             _ => {}
         }
     }
+}
+
+/// A dropped page-ready would strand its task until the run times out; the guest's
+/// watchdog retries it (the task re-touches its page, present by then) instead.
+#[test]
+fn the_watchdog_retries_every_task_whose_page_ready_was_dropped() {
+    let run = mlp_run_with(
+        &["--apf", "vmm", "--inject", "drop-ready"],
+        &["apf-watchdog=20"],
+    );
+    let dropped = count(&run.report["user_apf"]["injected_faults"]["drop-ready"]);
+    let r = assert_survived(run, "drop-ready");
+    let apf = &r["apf"];
+    assert_eq!(count(&apf["watchdog_ms"]), 20, "{apf}");
+    assert!(
+        count(&apf["watchdog_retries"]) >= dropped,
+        "{dropped} dropped: {apf}"
+    );
+}
+
+/// With every page-ready delivered, nobody waits anywhere near the default timeout.
+#[test]
+fn without_lost_page_ready_the_watchdog_never_fires() {
+    let run = mlp_run_with(&["--apf", "vmm"], &[]).succeeded();
+    let r = run.result();
+    assert_eq!(count(&r["pages_verified"]), TASKS * PAGES, "{r}");
+    let apf = &r["apf"];
+    assert_eq!(count(&apf["watchdog_ms"]), 1_000, "{apf}");
+    assert_eq!(count(&apf["watchdog_retries"]), 0, "{apf}");
 }
 
 #[test]
