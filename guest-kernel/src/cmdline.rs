@@ -43,7 +43,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 ];
 
 /// Most memory tasks `mlp:k` may start.
-pub const MLP_MAX: u32 = 64;
+pub const MLP_MAX: u32 = 96;
 
 impl Scenario {
     fn parse(value: &str) -> Option<Self> {
@@ -517,7 +517,7 @@ mod tests {
         assert_eq!(parse("colour=red"), Err(Error::UnknownKey("colour")));
         assert_eq!(parse("hz=10 hz=20"), Err(Error::DuplicateKey("hz")));
         assert_eq!(parse("scenario=nope"), Err(Error::UnknownScenario("nope")));
-        for bad in ["mlp:0", "mlp:65", "mlp:", "mlp:x"] {
+        for bad in ["mlp:0", "mlp:97", "mlp:", "mlp:x"] {
             let line = alloc::format!("scenario={bad}");
             assert_eq!(parse(&line), Err(Error::UnknownScenario(bad)));
         }
@@ -559,7 +559,7 @@ mod tests {
         let msg = parse("colour=red").unwrap_err().to_string();
         assert!(msg.contains("colour") && msg.contains("scenario"), "{msg}");
         let msg = parse("scenario=x").unwrap_err().to_string();
-        assert!(msg.contains("demo") && msg.contains("mlp:1..64"), "{msg}");
+        assert!(msg.contains("demo") && msg.contains("mlp:1..96"), "{msg}");
         let msg = parse("hz=5").unwrap_err().to_string();
         assert!(msg.contains("10 to 1000"), "{msg}");
     }

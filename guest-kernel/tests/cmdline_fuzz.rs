@@ -33,8 +33,8 @@ fn word() -> impl Strategy<Value = String> {
     let value = prop_oneof![
         "[a-z:]{0,8}",
         "[0-9]{0,22}",
-        Just("mlp:64".to_owned()),
-        Just("mlp:65".to_owned()),
+        Just("mlp:96".to_owned()),
+        Just("mlp:97".to_owned()),
         Just("stride:0".to_owned()),
         Just("stride:3".to_owned()),
         Just("18446744073709551616".to_owned()),
