@@ -27,6 +27,8 @@ pub struct UserApfStats {
     pub dropped: u64,
     /// Guest MSR writes refused with #GP.
     pub refused_msr_writes: u64,
+    /// Page-ready MSIs the guest's APIC refused (kept and sent again later).
+    pub msi_blocked: u64,
     /// Faults left synchronous, by reason.
     pub sync: BTreeMap<SyncReason, u64>,
     /// From sending each kick to its vCPU being out of the guest, summed: the first part of
@@ -77,6 +79,7 @@ impl UserApfStats {
             "acks": self.acks,
             "dropped": self.dropped,
             "refused_msr_writes": self.refused_msr_writes,
+            "msi_blocked": self.msi_blocked,
             "kick_wait_mean_ns": ns(kick_mean),
             "inject_mean_ns": ns(inject_mean),
             "synchronous": self.synchronous(),
