@@ -3,21 +3,21 @@
 mod apf;
 mod apic;
 mod boot;
+mod boot_info;
 mod context;
 mod cpu;
 mod entry;
 mod exit;
 mod gdt;
 mod idt;
-mod layout;
 mod paging;
 mod pic;
 mod pit;
 mod serial;
-mod stack;
 mod trap;
 mod usercall;
 
+pub use boot_info::boot_info;
 pub use context::Context;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
 pub use exit::exit;
@@ -25,23 +25,10 @@ pub use paging::Regions;
 pub use serial::Serial;
 pub use usercall::{divide_by_zero, syscall};
 
-use core::ops::Range;
-
 pub use apic::Calibration;
 
-/// Kernel image ranges (code, read-only data, data + .bss).
-pub fn image() -> (Range<u64>, Range<u64>, Range<u64>) {
-    (layout::text(), layout::rodata(), layout::kernel_data())
-}
-
-/// `len` bytes of physical memory at `paddr` (identity-mapped below 1 GiB during boot).
-///
-/// # Safety
-/// The range must be RAM the VMM initialised, not modified while the slice lives.
-pub unsafe fn physical(paddr: u64, len: usize) -> &'static [u8] {
-    // SAFETY: forwarded from the caller.
-    unsafe { core::slice::from_raw_parts(paddr as *const u8, len) }
-}
+/// Where guest-physical RAM starts (the PC memory map starts at 0).
+pub const RAM_START: u64 = 0;
 
 /// Descriptor tables and exception handlers (which include the system-call gate).
 pub fn init_cpu() {
