@@ -1,8 +1,7 @@
 //! Architecture glue; arch-neutral code calls `crate::arch::...`.
 //!
-//! Each arch module offers the same items (see the README's "Guest architectures" section
-//! and `aarch64/mod.rs`); what every arch shares (the image layout from the linker script,
-//! static stacks) lives here.
+//! Each arch module offers the same items (listed in `aarch64/mod.rs`); what every arch
+//! shares (the image layout from the linker script, static stacks) lives here.
 
 mod layout;
 mod stack;

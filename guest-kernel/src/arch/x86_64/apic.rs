@@ -51,7 +51,11 @@ pub struct Calibration {
 
 impl core::fmt::Display for Calibration {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "TSC {} kHz, APIC timer {} kHz", self.tsc_khz, self.apic_khz)
+        write!(
+            f,
+            "TSC {} kHz, APIC timer {} kHz",
+            self.tsc_khz, self.apic_khz
+        )
     }
 }
 
