@@ -6,8 +6,8 @@
 //! before any other Rust code runs: with the MMU off every access is Device memory, where
 //! exclusive (atomic) and unaligned accesses are not allowed.
 
-use super::paging;
 use super::platform::DTB_ADDRESS;
+use super::{entry, paging};
 use aarch64_cpu::registers::{TPIDRRO_EL0, Writeable};
 use core::arch::global_asm;
 
@@ -57,5 +57,7 @@ extern "C" fn start() -> ! {
     // The kernel runs now, not a task (its reset value is unknown).
     TPIDRRO_EL0.set(0);
     paging::enable_boot_map();
+    // Before anything can fault: a boot-time exception is reported, not a silent hang.
+    entry::install_vectors();
     crate::kernel_main(DTB_ADDRESS)
 }

@@ -15,8 +15,8 @@ const SYS_EXIT_EXTENDED: u64 = 0x20;
 /// ADP_Stopped_ApplicationExit: the reason for a normal exit with a code.
 const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
 
-/// Set by the first [`exit`]: without semihosting `hlt` is undefined, the kernel takes the
-/// exception and exits again, and must stop then.
+/// Set by the first [`exit`]: without semihosting `hlt` does nothing or is undefined (the
+/// kernel takes the exception and exits again), and the kernel must stop then.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Reports `status` to QEMU and stops the CPU.
@@ -32,10 +32,9 @@ pub fn exit(status: ExitStatus) -> ! {
                 options(nostack, readonly)
             )
         };
-    } else {
-        console::force_unlock();
-        println!("kernel: no semihosting to exit through (QEMU: -semihosting); halting");
     }
+    console::force_unlock();
+    println!("kernel: no semihosting to exit through (QEMU: -semihosting); halting");
     loop {
         aarch64_cpu::asm::wfi();
     }

@@ -34,10 +34,9 @@ pub use usercall::{divide_by_zero, syscall};
 
 use core::fmt;
 
-/// Exception vectors.
-pub fn init_cpu() {
-    entry::install_vectors();
-}
+/// Nothing left to set up: the entry code installed the exception vectors before the
+/// first Rust code could fault.
+pub fn init_cpu() {}
 
 /// Builds the final translation tables.
 pub fn init_paging(regions: &Regions) {
