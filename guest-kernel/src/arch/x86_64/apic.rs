@@ -49,6 +49,16 @@ pub struct Calibration {
     pub apic_khz: u64,
 }
 
+impl core::fmt::Display for Calibration {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "TSC {} kHz, APIC timer {} kHz",
+            self.tsc_khz, self.apic_khz
+        )
+    }
+}
+
 /// Measures the TSC and the APIC timer clock over one PIT window; `None` without a PIT.
 pub fn calibrate() -> Option<Calibration> {
     write(X2APIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
