@@ -5,6 +5,7 @@
 //!
 //! [`ExitStatus::BadCommandLine`]: crate::exit_status::ExitStatus::BadCommandLine
 
+use crate::watchdog;
 use core::fmt;
 use core::ops::RangeInclusive;
 use workloads::mem::Pattern;
@@ -42,7 +43,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 ];
 
 /// Most memory tasks `mlp:k` may start.
-pub const MLP_MAX: u32 = 64;
+pub const MLP_MAX: u32 = 96;
 
 impl Scenario {
     fn parse(value: &str) -> Option<Self> {
@@ -117,6 +118,9 @@ pub struct Config {
     /// Turn async PF off and on again after every this many not-present events
     /// (`apf-cycle=N`), as a CPU going offline or a migration would.
     pub apf_cycle: Option<u64>,
+    /// Retry a task parked on async PF for this long without its page-ready
+    /// (`apf-watchdog=MS`, see [`watchdog`]).
+    pub apf_watchdog_ms: u64,
 }
 
 /// The wrong MSR write of `apf-test=`: does the host refuse it with #GP, as KVM does?
@@ -166,6 +170,7 @@ impl Default for Config {
             apf: false,
             apf_test: None,
             apf_cycle: None,
+            apf_watchdog_ms: watchdog::DEFAULT_TIMEOUT_MS,
         }
     }
 }
@@ -262,7 +267,11 @@ const KEYS: &[&str] = &[
     "apf",
     "apf-test",
     "apf-cycle",
+    "apf-watchdog",
 ];
+
+/// Keys that only mean something with async PF on: given with `apf=off`, they are refused.
+const NEEDS_APF: &[&str] = &["apf-test", "apf-cycle", "apf-watchdog"];
 
 /// Parses `line`; an empty line gives the defaults.
 pub fn parse(line: &str) -> Result<Config, Error<'_>> {
@@ -299,6 +308,9 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
                 config.apf_test = Some(ApfTest::parse(value).ok_or(Error::UnknownApfTest(value))?)
             }
             "apf-cycle" => config.apf_cycle = Some(number(key, value, 1..=u64::MAX)?),
+            "apf-watchdog" => {
+                config.apf_watchdog_ms = number(key, value, watchdog::TIMEOUT_RANGE_MS)?
+            }
             "source" => {
                 config.source = match value {
                     "host" => PageSource::Host,
@@ -317,11 +329,9 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
         }
     }
     if !config.apf {
-        if config.apf_test.is_some() {
-            return Err(Error::NeedsApf("apf-test"));
-        }
-        if config.apf_cycle.is_some() {
-            return Err(Error::NeedsApf("apf-cycle"));
+        let given = |key: &str| KEYS.iter().zip(seen).any(|(k, seen)| seen && *k == key);
+        if let Some(key) = NEEDS_APF.iter().find(|key| given(key)) {
+            return Err(Error::NeedsApf(key));
         }
     }
     Ok(config)
@@ -371,6 +381,7 @@ mod tests {
                 apf: false,
                 apf_test: None,
                 apf_cycle: None,
+                apf_watchdog_ms: 1_000,
             }
         );
         assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
@@ -414,6 +425,41 @@ mod tests {
         assert_eq!(parse("apf=on").unwrap().apf_test, None);
         assert_eq!(parse("apf=on").unwrap().apf_cycle, None);
         assert_eq!(parse("apf=on apf-cycle=1").unwrap().apf_cycle, Some(1));
+    }
+
+    #[test]
+    fn parses_the_watchdog_timeout_within_its_range() {
+        assert_eq!(parse("apf=on").unwrap().apf_watchdog_ms, 1_000);
+        assert_eq!(parse("").unwrap().apf_watchdog_ms, 1_000);
+        for ms in [1, 20, 60_000] {
+            let line = alloc::format!("apf=on apf-watchdog={ms}");
+            assert_eq!(parse(&line).unwrap().apf_watchdog_ms, ms);
+        }
+        for bad in ["0", "60001", "-1", "1.5", "1ms", ""] {
+            let line = alloc::format!("apf=on apf-watchdog={bad}");
+            assert_eq!(
+                parse(&line),
+                Err(Error::BadNumber {
+                    key: "apf-watchdog",
+                    value: bad,
+                    min: 1,
+                    max: 60_000
+                }),
+                "{bad} accepted"
+            );
+        }
+        assert_eq!(
+            parse("apf-watchdog=20"),
+            Err(Error::NeedsApf("apf-watchdog"))
+        );
+        assert_eq!(
+            parse("apf-watchdog=20 apf=off"),
+            Err(Error::NeedsApf("apf-watchdog"))
+        );
+        let msg = parse("apf-watchdog=20").unwrap_err().to_string();
+        assert_eq!(msg, "apf-watchdog needs apf=on");
+        let msg = parse("apf=on apf-watchdog=0").unwrap_err().to_string();
+        assert!(msg.contains("1 to 60000"), "{msg}");
     }
 
     #[test]
@@ -471,7 +517,7 @@ mod tests {
         assert_eq!(parse("colour=red"), Err(Error::UnknownKey("colour")));
         assert_eq!(parse("hz=10 hz=20"), Err(Error::DuplicateKey("hz")));
         assert_eq!(parse("scenario=nope"), Err(Error::UnknownScenario("nope")));
-        for bad in ["mlp:0", "mlp:65", "mlp:", "mlp:x"] {
+        for bad in ["mlp:0", "mlp:97", "mlp:", "mlp:x"] {
             let line = alloc::format!("scenario={bad}");
             assert_eq!(parse(&line), Err(Error::UnknownScenario(bad)));
         }
@@ -513,7 +559,7 @@ mod tests {
         let msg = parse("colour=red").unwrap_err().to_string();
         assert!(msg.contains("colour") && msg.contains("scenario"), "{msg}");
         let msg = parse("scenario=x").unwrap_err().to_string();
-        assert!(msg.contains("demo") && msg.contains("mlp:1..64"), "{msg}");
+        assert!(msg.contains("demo") && msg.contains("mlp:1..96"), "{msg}");
         let msg = parse("hz=5").unwrap_err().to_string();
         assert!(msg.contains("10 to 1000"), "{msg}");
     }

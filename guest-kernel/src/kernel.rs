@@ -18,6 +18,7 @@ use guest_kernel::apf::{self, Outcome};
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::Config;
 use guest_kernel::sched::{Scheduler, State, TaskId};
+use guest_kernel::watchdog::Watchdog;
 use spin::{Mutex, Once};
 
 /// A CPU exception, as the arch layer reports it.
@@ -73,6 +74,8 @@ pub struct Kernel {
     pub apf_cycles: Cycles,
     /// Tasks parked on async PF tokens.
     pub apf: WaiterTable<TaskId>,
+    /// Retries tasks parked on async PF whose page-ready is late (deadlines in TSC ticks).
+    pub watchdog: Watchdog,
 }
 
 /// How often `apf-cycle` turned async PF off, and how often back on.
@@ -90,15 +93,17 @@ fn apf_key(id: TaskId) -> u64 {
     APF_KEY | id as u64
 }
 
-/// "Page not present" for `token`, taken by the running task: park it, unless its page is
-/// already ready (the page-ready came first) or the table is full, in which case the task
-/// retries the access at once (and the host halts the vCPU until the page arrives).
-/// With `apf-cycle=N`, every N-th one then turns async PF off and on again.
+/// "Page not present" for `token`, taken by the running task: park it (with a watchdog
+/// deadline), unless its page is already ready (the page-ready came first) or the table is
+/// full, in which case the task retries the access at once (and the host halts the vCPU
+/// until the page arrives). With `apf-cycle=N`, every N-th one then turns async PF off and
+/// on again.
 pub fn apf_not_present(token: Token) -> Next {
     handle(|k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
             k.sched.park_current(apf_key(id));
+            k.watchdog.arm(id, arch::timestamp());
         }
         if apf::cycle_due(k.apf.counters().not_present, k.config.apf_cycle) {
             k.cycle_async_pf();
@@ -109,12 +114,19 @@ pub fn apf_not_present(token: Token) -> Next {
 /// "Page ready" for `token` (or the broadcast): its waiter runs next.
 pub fn apf_ready(token: Token) -> Next {
     handle(|k| {
-        let Kernel { apf, sched, .. } = k;
+        let Kernel {
+            apf,
+            sched,
+            watchdog,
+            ..
+        } = k;
         if token == BROADCAST {
             apf.wake_all(|id| {
+                watchdog.disarm(id);
                 sched.wake_task_first(id, apf_key(id));
             });
         } else if let Wake::Woke(id) = apf.wake(token) {
+            watchdog.disarm(id);
             sched.wake_task_first(id, apf_key(id));
         }
     })
@@ -204,8 +216,14 @@ impl Kernel {
         arch::disable_async_pf();
         self.apf_cycles.disables += 1;
         // The table counts this release as a broadcast; the result line subtracts it.
-        let Kernel { apf, sched, .. } = self;
+        let Kernel {
+            apf,
+            sched,
+            watchdog,
+            ..
+        } = self;
         apf.wake_all(|id| {
+            watchdog.disarm(id);
             sched.wake(apf_key(id));
         });
         match arch::enable_async_pf() {
@@ -217,6 +235,26 @@ impl Kernel {
                 self.apf_state = apf::State::Refused;
             }
         }
+    }
+
+    /// Releases every task whose page-ready is later than the watchdog's timeout: it leaves
+    /// the waiter table (a page-ready for its old token, should one come, is then early or
+    /// unknown, which the table handles) and runs next, re-executing its faulting access. A
+    /// present page lets it go on; a missing one faults again under a new token.
+    fn retry_late_waiters(&mut self) {
+        let Kernel {
+            apf,
+            sched,
+            watchdog,
+            ..
+        } = self;
+        watchdog.expire(arch::timestamp, |id| {
+            let parked = apf.cancel(id).is_some();
+            if parked {
+                sched.wake_task_first(id, apf_key(id));
+            }
+            parked
+        });
     }
 
     /// Page-ready broadcasts the host sent: the table also counts each `apf-cycle` release.
@@ -266,11 +304,13 @@ impl Kernel {
     }
 }
 
-/// Timer interrupt.
+/// Timer interrupt: preempts the running task and retries tasks parked on async PF for
+/// longer than the watchdog's timeout.
 pub fn tick() -> Next {
     handle(|k| {
         k.ticks += 1;
         k.sched.tick();
+        k.retry_late_waiters();
     })
 }
 

@@ -14,3 +14,4 @@ pub mod exit_status;
 pub mod pvh;
 pub mod sched;
 pub mod user_arena;
+pub mod watchdog;

@@ -71,7 +71,8 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         "],\"pages_touched\":{},\"pages_verified\":{},\
          \"apf\":{{\"enabled\":{},\"state\":\"{}\",\"test\":{},\"not_present\":{},\"ready\":{},\
          \"wake_before_wait\":{},\"broadcasts\":{},\"unknown_tokens\":{},\"full\":{},\
-         \"max_parked\":{},\"disables\":{},\"reenables\":{}}}}}\n",
+         \"max_parked\":{},\"disables\":{},\"reenables\":{},\"watchdog_ms\":{},\
+         \"watchdog_retries\":{}}}}}\n",
         reports().map(|r| r.pages_touched).sum::<u64>(),
         reports().map(|r| r.pages_verified).sum::<u64>(),
         k.apf_state == State::On,
@@ -86,5 +87,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         apf.max_parked,
         k.apf_cycles.disables,
         k.apf_cycles.reenables,
+        k.config.apf_watchdog_ms,
+        k.watchdog.retries(),
     );
 }

@@ -88,7 +88,7 @@ impl Spawner<'_> {
     }
 }
 
-/// "mem-0" to "mem-63", built at compile time so task names stay `&'static str`.
+/// "mem-0" to "mem-95", built at compile time so task names stay `&'static str`.
 static MEM_NAMES: [[u8; 6]; MLP_MAX as usize] = mem_names();
 
 const fn mem_names() -> [[u8; 6]; MLP_MAX as usize] {

@@ -1,4 +1,4 @@
-//! From the PVH entry to the first task: read the boot information, bring up the CPU,
+//! From the arch entry to the first task: read the boot information, bring up the CPU,
 //! memory, timer and tasks, then hand over to the scheduler for good.
 
 use crate::arch::{self, Regions};
@@ -11,19 +11,22 @@ use apf_pv::waiters::WaiterTable;
 use guest_kernel::apf;
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::{self, Config};
-use guest_kernel::pvh;
 use guest_kernel::sched::Scheduler;
 use guest_kernel::user_arena::UserArena;
+use guest_kernel::watchdog::Watchdog;
 
 /// Kernel heap: task kernel stacks and scheduler tables; tasks' memory is elsewhere.
 const HEAP_SIZE: u64 = 8 << 20;
 /// Where workload data starts (guest-physical, identity-mapped): a contract with the runner,
 /// which serves memory from here on lazily (`runner run --lazy workload`).
-const WORKLOAD_BASE: u64 = 64 << 20;
+const WORKLOAD_BASE: u64 = arch::RAM_START + WORKLOAD_OFFSET;
+/// [`WORKLOAD_BASE`] from the start of RAM.
+const WORKLOAD_OFFSET: u64 = 64 << 20;
 /// The least user memory worth booting with.
 const MIN_USER_MEMORY: u64 = 4 << 20;
 const PAGE: u64 = 4096;
 const HUGE_PAGE: u64 = 2 << 20;
+const NS_PER_MS: u64 = 1_000_000;
 
 /// What the boot information says.
 struct Boot {
@@ -31,15 +34,16 @@ struct Boot {
     config: Config,
 }
 
-/// Called by the arch entry stub with the physical address of `hvm_start_info`.
-pub extern "C" fn kernel_main(start_info: u32) -> ! {
+/// Called by the arch entry stub with the physical address of the boot information
+/// ([`arch::boot_info`] reads it).
+pub extern "C" fn kernel_main(boot_info: u64) -> ! {
     let entry_tsc = arch::timestamp();
     if !console::init() {
         // Nothing to print the reason to; the status says it.
         arch::exit(ExitStatus::Unsupported);
     }
     println!("kernel: apf guest kernel {}", env!("CARGO_PKG_VERSION"));
-    let boot = read_boot(u64::from(start_info));
+    let boot = read_boot(boot_info);
     if let Some(feature) = arch::missing_feature() {
         println!("kernel: this CPU lacks {feature}");
         arch::exit(ExitStatus::Unsupported);
@@ -54,8 +58,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     if user.end < user.start + MIN_USER_MEMORY {
         println!(
             "kernel: {} MiB of RAM is too little (the kernel needs {} MiB)",
-            boot.ram_end >> 20,
-            (user.start + MIN_USER_MEMORY) >> 20
+            (boot.ram_end - arch::RAM_START) >> 20,
+            (user.start + MIN_USER_MEMORY - arch::RAM_START) >> 20
         );
         arch::exit(ExitStatus::Unsupported);
     }
@@ -99,17 +103,15 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
                 "kernel: '{}' needs {} MiB above {} MiB: give the guest at least {} MiB",
                 boot.config.scenario,
                 needed.div_ceil(1 << 20),
-                WORKLOAD_BASE >> 20,
-                (WORKLOAD_BASE + needed).div_ceil(1 << 20)
+                WORKLOAD_OFFSET >> 20,
+                (WORKLOAD_OFFSET + needed).div_ceil(1 << 20)
             ),
         }
         arch::exit(ExitStatus::Unsupported);
     }
     println!(
-        "kernel: {} MiB RAM, TSC {} kHz, APIC timer {} kHz, scenario {}, timer {} Hz, async PF {}",
-        boot.ram_end >> 20,
-        calibration.tsc_khz,
-        calibration.apic_khz,
+        "kernel: {} MiB RAM, {calibration}, scenario {}, timer {} Hz, async PF {}",
+        (boot.ram_end - arch::RAM_START) >> 20,
         boot.config.scenario,
         boot.config.hz,
         apf_state.as_str()
@@ -130,31 +132,19 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         apf_test,
         apf_cycles: Default::default(),
         apf: WaiterTable::new(),
+        watchdog: Watchdog::new(
+            sched_len,
+            clock.ticks_for_ns(boot.config.apf_watchdog_ms * NS_PER_MS),
+        ),
     });
     arch::start_timer(&calibration, boot.config.hz);
     arch::enter(kernel::next())
 }
 
-/// Reads the PVH start info and command line (in low memory, which the final page tables
-/// leave unmapped, so this runs first); a bad one ends the boot with its reason.
-fn read_boot(start_info: u64) -> Boot {
-    let read = || -> Result<(u64, &'static str), pvh::Error> {
-        // SAFETY: the PVH loader put `hvm_start_info` at `start_info`, in RAM mapped by the
-        // boot page tables.
-        let si = pvh::parse_start_info(unsafe { arch::physical(start_info, pvh::START_INFO_LEN) })?;
-        let table_len = si.memmap_entries as usize * pvh::MEMMAP_ENTRY_LEN;
-        // SAFETY: the memory map is where the start info says, with the entries it says.
-        let table = unsafe { arch::physical(si.memmap_paddr, table_len) };
-        let ram_end = pvh::ram_end_from(table, arch::image().0.start)?;
-        let line = match si.cmdline_paddr {
-            0 => "",
-            // SAFETY: the command line is a NUL-terminated string in low RAM; the parser
-            // stops at the NUL or at the limit.
-            paddr => pvh::cmdline(unsafe { arch::physical(paddr, pvh::CMDLINE_MAX + 1) })?,
-        };
-        Ok((ram_end, line))
-    };
-    let (ram_end, line) = read().unwrap_or_else(|e| {
+/// Reads the RAM size and command line (outside the memory the final page tables map, so
+/// this runs first); a bad one ends the boot with its reason.
+fn read_boot(boot_info: u64) -> Boot {
+    let (ram_end, line) = arch::boot_info(boot_info).unwrap_or_else(|e| {
         println!("kernel: unusable boot information: {e}");
         arch::exit(ExitStatus::Unsupported)
     });

@@ -26,14 +26,15 @@ fn word() -> impl Strategy<Value = String> {
         Just("seed"),
         Just("source"),
         Just("apf"),
+        Just("apf-watchdog"),
         Just("bogus"),
         Just(""),
     ];
     let value = prop_oneof![
         "[a-z:]{0,8}",
         "[0-9]{0,22}",
-        Just("mlp:64".to_owned()),
-        Just("mlp:65".to_owned()),
+        Just("mlp:96".to_owned()),
+        Just("mlp:97".to_owned()),
         Just("stride:0".to_owned()),
         Just("stride:3".to_owned()),
         Just("18446744073709551616".to_owned()),

@@ -83,7 +83,7 @@ pub fn snapshot(args: SnapshotArgs) -> Result<RunReport, Error> {
 
 fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
     // Cheap checks first, so a typo does not wait for a guest build.
-    args.arch.ensure_supported()?;
+    args.arch.ensure_supported(args.vmm)?;
     if args.latency.is_some() && args.vmm != VmmKind::Builtin {
         return Err(Error::LazyNeedsBuiltin);
     }
@@ -124,7 +124,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
     let report = match args.vmm {
         VmmKind::Builtin => vmm::run(&config, &console, args.timeout, args.verbose, save_to)?,
         VmmKind::Qemu => RunReport {
-            outcome: qemu::run(&config, &console, args.timeout, args.verbose)?,
+            outcome: qemu::run(args.arch, &config, &console, args.timeout, args.verbose)?,
             lazy: None,
             user_apf: None,
             snapshot: None,

@@ -240,7 +240,7 @@ fn modes_are_checked_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode 'kvmm'"));
 
-    // Every mode runs on x86_64; an arch this build cannot run is refused before a run.
+    // Every mode runs on x86_64; aarch64 (QEMU only) is refused before a run.
     let out = runner()
         .args(["compare", "--arch", "aarch64", "--modes", "off,kvm"])
         .args(["--kernel", "/nonexistent"])
@@ -249,7 +249,7 @@ fn modes_are_checked_before_anything_runs() {
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("aarch64 guests are not yet supported"),
+        stderr.contains("aarch64 guests run only under --vmm qemu"),
         "{stderr}"
     );
 }

@@ -41,12 +41,16 @@ fn u(value: &Value) -> u64 {
         .unwrap_or_else(|| panic!("{value} is not a count"))
 }
 
-/// Every fault was made async, but for the few whose page arrived before the kick took the
-/// vCPU out of the guest (a race the host must lose gracefully: it then injects nothing).
+/// Every fault was made async, but for a few that timing may leave synchronous: the page
+/// arrived before the kick took the vCPU out of the guest, or the kick found the vCPU
+/// delivering an event or with interrupts off (a tick), or still on its way. Never for the
+/// policy's or the protocol's reasons.
 fn assert_all_async(host: &Value) {
     let (faults, injected) = (u(&host["faults"]), u(&host["injected"]));
     assert_eq!(injected + u(&host["synchronous"]), faults, "{host}");
-    assert_eq!(u(&host["sync"]["present"]), faults - injected, "{host}");
+    for reason in ["disabled", "fast", "full"] {
+        assert_eq!(u(&host["sync"][reason]), 0, "{reason}: {host}");
+    }
     assert!(injected >= faults * 9 / 10, "{host}");
 }
 
@@ -203,4 +207,34 @@ fn misprogrammed_async_pf_msrs_are_refused_as_kvm_refuses_them() {
         assert_all_async(host);
         assert_eq!(r["pages_verified"], PAGES, "{probe}: {r}");
     }
+}
+
+#[test]
+fn the_host_never_has_more_faults_outstanding_than_the_guests_table_holds() {
+    // 96 tasks on slow pages: without `--inject overflow`, the 65th concurrent fault stays
+    // synchronous at the host, so the guest's table never fills.
+    let run = run_guest(
+        &[
+            "--mem",
+            "512M",
+            "--latency",
+            "fixed:200ms",
+            "--fetchers",
+            "64",
+            "--seed",
+            SEED,
+            "--apf",
+            "vmm",
+        ],
+        &["scenario=mlp:96", "source=host", "seed=11", "pages=2"],
+    )
+    .succeeded();
+    let (r, host) = (run.result(), &run.report["user_apf"]);
+    assert_eq!(r["pages_verified"], 96 * 2, "{r}");
+    assert_eq!(u(&r["apf"]["full"]), 0, "{r}");
+    assert!(u(&r["apf"]["max_parked"]) <= 64, "{r}");
+    assert!(
+        u(&host["sync"]["full"]) > 0,
+        "the limit was never reached: {host}"
+    );
 }

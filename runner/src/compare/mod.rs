@@ -24,6 +24,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+use crate::cli::VmmKind;
 use crate::guest_arch::{GuestArch, Unsupported};
 use crate::lazy::{LatencyModel, MAX_FETCHERS};
 use crate::{guest_build, units};
@@ -209,7 +210,8 @@ pub enum Error {
 /// Runs the comparison (one per latency with `--latency-sweep`, one per k with an MLP sweep)
 /// and prints its tables; writes JSON, SVG and Markdown when asked.
 pub fn compare(args: CompareArgs) -> Result<(), Error> {
-    args.arch.ensure_supported()?;
+    // Every mode but QEMU's runs in the builtin VMM.
+    args.arch.ensure_supported(VmmKind::Builtin)?;
     let modes = modes(&args)?;
     if let Err(message) = args.check(&modes) {
         usage_error(&message);

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
-use crate::guest_arch::{GuestArch, Unsupported};
+use crate::guest_arch::GuestArch;
 
 /// The guest kernel's package, and the binary it builds.
 const GUEST_PACKAGE: &str = "guest-kernel";
@@ -25,8 +25,6 @@ const HOST_ONLY_ENV: [&str; 2] = ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Unsupported(#[from] Unsupported),
     #[error("cannot start the guest build ({program})")]
     Spawn {
         program: String,
@@ -42,7 +40,6 @@ pub enum Error {
 /// Builds the guest kernel for `arch` in release mode and returns its ELF. Cargo's output goes
 /// to our stderr: stdout carries only the guest console (or the path, for `build-guest`).
 pub fn build(arch: GuestArch) -> Result<PathBuf, Error> {
-    arch.ensure_supported()?;
     let workspace = workspace_root();
     let target = arch.target_triple();
     let mut cargo = build_command(&workspace, target);

@@ -16,6 +16,7 @@ const COPY_ATTEMPTS: u32 = 1000;
 
 /// Fetches queued pages until the queue stops.
 pub fn run(shared: &Shared) -> Result<(), Error> {
+    precise_timers();
     let mut page: Page = [0; PAGE_SIZE];
     while let Some(fault) = shared.queue.next() {
         let delay = shared.queue.delay(fault.latency);
@@ -30,6 +31,17 @@ pub fn run(shared: &Shared) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Timed waits on this thread end within a microsecond or so of their deadline instead of
+/// Linux's default 50 us of timer slack, which would add up to 50 us to every drawn latency
+/// (half of a 100 us fetch).
+fn precise_timers() {
+    /// The smallest slack `PR_SET_TIMERSLACK` takes (0 means "the default" there).
+    const SLACK_NS: libc::c_ulong = 1;
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and only changes this thread's timer
+    // slack. It cannot fail for a positive value, and failing would only cost precision.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, SLACK_NS) };
 }
 
 /// Copies `page` into the guest page at `gpa_page` and wakes its waiters. `false` if the page

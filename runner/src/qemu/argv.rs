@@ -30,7 +30,9 @@ impl Accel {
 
     fn cpu_model(self) -> &'static str {
         match self {
-            Accel::Kvm => "host,-arch-capabilities",
+            // +invtsc lets QEMU fill the timing leaf (vmware-cpuid-freq), so the guest need
+            // not measure its TSC against the PIT.
+            Accel::Kvm => "host,-arch-capabilities,+invtsc,vmware-cpuid-freq=on",
             Accel::Tcg => "max",
         }
     }
@@ -133,7 +135,10 @@ mod tests {
     fn kvm_boot() {
         let args = args_of(Accel::Kvm, "scenario=demo hz=100");
         assert_eq!(value_of(&args, "-accel"), "kvm");
-        assert_eq!(value_of(&args, "-cpu"), "host,-arch-capabilities");
+        assert_eq!(
+            value_of(&args, "-cpu"),
+            "host,-arch-capabilities,+invtsc,vmware-cpuid-freq=on"
+        );
         assert_eq!(value_of(&args, "-machine"), "pc");
         assert_eq!(value_of(&args, "-m"), "524288K");
         assert_eq!(value_of(&args, "-smp"), "1");
@@ -162,7 +167,7 @@ mod tests {
         let on = args_with_apf(Accel::Kvm, "", Some(ApfMode::Kvm));
         assert_eq!(
             value_of(&on, "-cpu"),
-            "host,-arch-capabilities,kvm-asyncpf=on,kvm-asyncpf-int=on"
+            "host,-arch-capabilities,+invtsc,vmware-cpuid-freq=on,kvm-asyncpf=on,kvm-asyncpf-int=on"
         );
         let off = args_with_apf(Accel::Kvm, "", Some(ApfMode::Off));
         assert!(value_of(&off, "-cpu").ends_with("kvm-asyncpf=off,kvm-asyncpf-int=off"));

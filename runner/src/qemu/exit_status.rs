@@ -1,5 +1,6 @@
 //! Reading the guest's exit status out of QEMU's: `isa-debug-exit` makes QEMU exit with
-//! `(status << 1) | 1`, so an odd code carries a status and an even one means the guest
+//! `(status << 1) | 1` (the aarch64 guest passes the same code to its semihosting exit), so
+//! an odd code carries a status and an even one means the guest
 //! stopped some other way (QEMU exits 0 on power-off and, with `-no-reboot`, on a reset or
 //! triple fault).
 

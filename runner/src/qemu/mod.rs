@@ -1,6 +1,8 @@
 //! `--vmm qemu`: boots the same kernel in QEMU/KVM (TCG where /dev/kvm is unusable), with the
-//! builtin VMM's console, exit status and timeout semantics.
+//! builtin VMM's console, exit status and timeout semantics; the aarch64 guest boots in
+//! `qemu-system-aarch64` under TCG.
 
+mod aarch64;
 mod argv;
 mod exit_status;
 mod output;
@@ -16,11 +18,12 @@ use argv::{Accel, Invocation};
 use exit_status::NoExitStatus;
 
 use crate::console::ConsoleSink;
+use crate::guest_arch::GuestArch;
 use crate::outcome::GuestOutcome;
 use crate::vmm::VmConfig;
 use crate::vmm::arch::{KernelError, validate_kernel};
 
-const QEMU: &str = "qemu-system-x86_64";
+const QEMU_X86_64: &str = "qemu-system-x86_64";
 const KVM_DEVICE: &str = "/dev/kvm";
 /// What QEMU exits with when it fails by itself; also what a guest exit status of 0 becomes.
 const QEMU_FAILURE_CODE: i32 = 1;
@@ -29,77 +32,78 @@ const QEMU_FAILURE_CODE: i32 = 1;
 pub enum Error {
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    #[error("{QEMU} is not installed (scripts/setup installs it)")]
-    NotInstalled(#[source] io::Error),
-    #[error("cannot start {QEMU}")]
-    Spawn(#[source] io::Error),
-    #[error("cannot start a thread to pass {QEMU}'s output through")]
-    OutputThread(#[source] io::Error),
-    #[error("cannot stop {QEMU} after the timeout")]
-    Kill(#[source] io::Error),
-    #[error("cannot wait for {QEMU}")]
-    Wait(#[source] io::Error),
-    #[error("{QEMU} failed (exit code {0}); its messages are above")]
-    Failed(i32),
-    #[error("{QEMU} ended abnormally ({0})")]
-    Abnormal(ExitStatus),
+    #[error(transparent)]
+    Aarch64Kernel(#[from] aarch64::KernelError),
+    #[error("{0} is not installed (scripts/setup installs it)")]
+    NotInstalled(&'static str, #[source] io::Error),
+    #[error("cannot start {0}")]
+    Spawn(&'static str, #[source] io::Error),
+    #[error("cannot start a thread to pass {0}'s output through")]
+    OutputThread(&'static str, #[source] io::Error),
+    #[error("cannot stop {0} after the timeout")]
+    Kill(&'static str, #[source] io::Error),
+    #[error("cannot wait for {0}")]
+    Wait(&'static str, #[source] io::Error),
+    #[error("{0} failed (exit code {1}); its messages are above")]
+    Failed(&'static str, i32),
+    #[error("{0} ended abnormally ({1})")]
+    Abnormal(&'static str, ExitStatus),
     #[error(transparent)]
     NoExitStatus(#[from] NoExitStatus),
     #[error("cannot pass the guest console through")]
     Console(#[source] io::Error),
 }
 
-/// Boots `config` in QEMU and waits for the guest's exit status, at most `timeout`.
+/// Boots `config`, an `arch` guest, in QEMU and waits for the guest's exit status, at most
+/// `timeout`.
 pub fn run(
+    arch: GuestArch,
     config: &VmConfig<'_>,
     console: &ConsoleSink,
     timeout: Duration,
     verbose: bool,
 ) -> Result<GuestOutcome, Error> {
-    // Same checks and messages as the builtin VMM, before QEMU gives its own.
-    validate_kernel(config.kernel, config.mem_size)?;
-    let accel = if kvm_usable() {
-        Accel::Kvm
-    } else {
-        eprintln!(
-            "runner: no usable {KVM_DEVICE}: falling back to TCG, timing numbers are not meaningful"
-        );
-        Accel::Tcg
+    let (program, args) = match arch {
+        GuestArch::X86_64 => (QEMU_X86_64, x86_64_args(config)?),
+        GuestArch::Aarch64 => {
+            aarch64::validate_kernel(config.kernel)?;
+            let args = aarch64::args(&aarch64::Invocation {
+                mem_size: config.mem_size,
+                vcpus: config.vcpus,
+                kernel: config.kernel,
+                cmdline: config.cmdline,
+            });
+            (aarch64::QEMU, args)
+        }
     };
-    let args = argv::args(&Invocation {
-        accel,
-        mem_size: config.mem_size,
-        vcpus: config.vcpus,
-        kernel: config.kernel,
-        cmdline: config.cmdline,
-        apf: config.apf,
-    });
     if verbose {
-        eprintln!("runner: {QEMU} {args:?}");
+        eprintln!("runner: {program} {args:?}");
     }
 
-    let mut qemu = Command::new(QEMU)
+    let mut qemu = Command::new(program)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|error| match error.kind() {
-            io::ErrorKind::NotFound => Error::NotInstalled(error),
-            _ => Error::Spawn(error),
+            io::ErrorKind::NotFound => Error::NotInstalled(program, error),
+            _ => Error::Spawn(program, error),
         })?;
     let (console_ended, console_end) = mpsc::channel();
     let stdout = qemu.stdout.take().expect("stdout is piped");
     let stderr = qemu.stderr.take().expect("stderr is piped");
-    let pumps = output::forward_console(stdout, console.clone(), console_ended)
-        .and_then(|console| output::forward_stderr(stderr, QEMU).map(|stderr| (console, stderr)));
+    let pumps =
+        output::forward_console(stdout, console.clone(), console_ended).and_then(|console| {
+            output::forward_stderr(stderr, program).map(|stderr| (console, stderr))
+        });
     let (console_pump, stderr_pump) = match pumps {
         Ok(pumps) => pumps,
         Err(error) => {
             // Nothing would drain its output; do not leave it running.
             let _ = qemu.kill();
             let _ = qemu.wait();
-            return Err(Error::OutputThread(error));
+            return Err(Error::OutputThread(program, error));
         }
     };
 
@@ -107,9 +111,9 @@ pub fn run(
     // drain its output) it must be stopped.
     let console_end = console_end.recv_timeout(timeout);
     if !matches!(console_end, Ok(Ok(()))) {
-        qemu.kill().map_err(Error::Kill)?;
+        qemu.kill().map_err(|error| Error::Kill(program, error))?;
     }
-    let status = qemu.wait().map_err(Error::Wait)?;
+    let status = qemu.wait().map_err(|error| Error::Wait(program, error))?;
     join(console_pump);
     let qemu_complained = join(stderr_pump);
 
@@ -124,10 +128,34 @@ pub fn run(
         Ok(Ok(())) | Err(RecvTimeoutError::Disconnected) => {}
     }
     match status.code() {
-        Some(QEMU_FAILURE_CODE) if qemu_complained => Err(Error::Failed(QEMU_FAILURE_CODE)),
+        Some(QEMU_FAILURE_CODE) if qemu_complained => {
+            Err(Error::Failed(program, QEMU_FAILURE_CODE))
+        }
         Some(code) => Ok(GuestOutcome::Exited(exit_status::guest_status(code)?)),
-        None => Err(Error::Abnormal(status)),
+        None => Err(Error::Abnormal(program, status)),
     }
+}
+
+/// The x86_64 guest's QEMU arguments: KVM where usable, after the builtin VMM's own checks
+/// of the kernel (same messages, before QEMU gives its own).
+fn x86_64_args(config: &VmConfig<'_>) -> Result<Vec<std::ffi::OsString>, Error> {
+    validate_kernel(config.kernel, config.mem_size)?;
+    let accel = if kvm_usable() {
+        Accel::Kvm
+    } else {
+        eprintln!(
+            "runner: no usable {KVM_DEVICE}: falling back to TCG, timing numbers are not meaningful"
+        );
+        Accel::Tcg
+    };
+    Ok(argv::args(&Invocation {
+        accel,
+        mem_size: config.mem_size,
+        vcpus: config.vcpus,
+        kernel: config.kernel,
+        cmdline: config.cmdline,
+        apf: config.apf,
+    }))
 }
 
 fn kvm_usable() -> bool {

@@ -31,14 +31,23 @@ impl GuestRun {
 }
 
 /// Runs `runner run --mem 128M --timeout 120s --kernel GUEST --report FILE <options> --
-/// <guest>` and reads its report (`null` if the runner wrote none).
+/// <guest>` (`--mem` from the options if they have it) and reads its report (`null` if the
+/// runner wrote none).
 pub fn run_guest(options: &[&str], guest: &[&str]) -> GuestRun {
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let report_path =
         std::env::temp_dir().join(format!("runner-report-{}-{n}.json", std::process::id()));
+    // 128M unless the options say otherwise.
+    let mem: &[&str] = if options.contains(&"--mem") {
+        &[]
+    } else {
+        &["--mem", "128M"]
+    };
     let out = runner()
-        .args(["run", "--mem", "128M", "--timeout", "120s", "--kernel"])
+        .arg("run")
+        .args(mem)
+        .args(["--timeout", "120s", "--kernel"])
         .arg(guest_elf())
         .arg("--report")
         .arg(&report_path)

@@ -110,8 +110,8 @@ pvh_start32:
 "#,
     note_type = const XEN_ELFNOTE_PHYS32_ENTRY,
     stack_size = const BOOT_STACK_SIZE,
-    bss_start = sym super::layout::__bss_start,
-    bss_end = sym super::layout::__bss_end,
+    bss_start = sym crate::arch::layout::__bss_start,
+    bss_end = sym crate::arch::layout::__bss_end,
     table_flags = const PageTableFlags::PRESENT.bits() | PageTableFlags::WRITABLE.bits(),
     huge_flags = const PageTableFlags::PRESENT.bits()
         | PageTableFlags::WRITABLE.bits()

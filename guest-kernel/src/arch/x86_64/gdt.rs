@@ -1,6 +1,6 @@
 //! GDT and TSS: the segments for ring 0 and ring 3, and the stacks the CPU switches to.
 
-use super::stack::Stack;
+use crate::arch::stack::Stack;
 use core::cell::UnsafeCell;
 use spin::Once;
 use x86_64::VirtAddr;

@@ -3,22 +3,22 @@
 mod apf;
 mod apic;
 mod boot;
+mod boot_info;
 mod context;
 mod cpu;
 mod entry;
 mod exit;
 mod gdt;
 mod idt;
-mod layout;
 mod msr;
 mod paging;
 mod pic;
 mod pit;
 mod serial;
-mod stack;
 mod trap;
 mod usercall;
 
+pub use boot_info::boot_info;
 pub use context::Context;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
 pub use exit::exit;
@@ -26,24 +26,14 @@ pub use paging::Regions;
 pub use serial::Serial;
 pub use usercall::{divide_by_zero, syscall};
 
-use core::ops::Range;
-use guest_kernel::apf::{MsrWrite, Refused};
+use crate::println;
+use guest_kernel::apf::{DISABLE, Outcome, Probe, Refused};
+use guest_kernel::cmdline::ApfTest;
 
 pub use apic::Calibration;
 
-/// Kernel image ranges (code, read-only data, data + .bss).
-pub fn image() -> (Range<u64>, Range<u64>, Range<u64>) {
-    (layout::text(), layout::rodata(), layout::kernel_data())
-}
-
-/// `len` bytes of physical memory at `paddr` (identity-mapped below 1 GiB during boot).
-///
-/// # Safety
-/// The range must be RAM the VMM initialised, not modified while the slice lives.
-pub unsafe fn physical(paddr: u64, len: usize) -> &'static [u8] {
-    // SAFETY: forwarded from the caller.
-    unsafe { core::slice::from_raw_parts(paddr as *const u8, len) }
-}
+/// Where guest-physical RAM starts (the PC memory map starts at 0).
+pub const RAM_START: u64 = 0;
 
 /// Descriptor tables and exception handlers (which include the system-call gate).
 pub fn init_cpu() {
@@ -64,24 +54,39 @@ pub fn init_interrupts() -> Option<Calibration> {
     apic::calibrate()
 }
 
-/// Whether the host offers KVM async page faults (CPUID), or why not.
-pub fn detect_async_pf() -> Result<(), apf_pv::x86::Unavailable> {
-    apf::detect()
+/// Whether the host offers KVM async page faults (CPUID): proof that it does, or why not.
+pub fn detect_async_pf() -> Result<AsyncPf, apf_pv::x86::Unavailable> {
+    apf::detect().map(|()| AsyncPf(()))
+}
+
+/// The host offers async PF (only [`detect_async_pf`] makes one).
+pub struct AsyncPf(());
+
+impl AsyncPf {
+    /// Makes `test`'s deliberately wrong MSR write (`apf-test`) and reports what the host
+    /// did with it. If the host took it, the probe goes on as the plan says and ends
+    /// disabled, so the real enable starts from a clean state either way.
+    pub fn probe(&self, test: ApfTest) -> Outcome {
+        let probe = Probe::new(test, apf::probe_area());
+        let result = apf::write(probe.tested);
+        match result {
+            Ok(()) => println!("apf-test: {}: accepted", probe.tested),
+            Err(refused) => println!("apf-test: {refused}"),
+        }
+        if result.is_ok() {
+            for w in probe.enable.into_iter().chain([DISABLE]) {
+                if let Err(refused) = apf::write(w) {
+                    println!("apf-test: then {refused}");
+                }
+            }
+        }
+        Outcome::from(&result)
+    }
 }
 
 /// Enables KVM async page faults (after [`detect_async_pf`]); the host may refuse (#GP).
 pub fn enable_async_pf() -> Result<(), Refused> {
     apf::enable()
-}
-
-/// One async PF MSR write the host may refuse: an `apf-test` probe's.
-pub fn write_async_pf_msr(w: MsrWrite) -> Result<(), Refused> {
-    apf::write(w)
-}
-
-/// Guest-physical address of the scratch area `apf-test` probes register.
-pub fn async_pf_probe_area() -> u64 {
-    apf::probe_area()
 }
 
 /// Turns KVM async page faults off.

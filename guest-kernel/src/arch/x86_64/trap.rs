@@ -1,8 +1,8 @@
 //! The saved user state and the one Rust entry point every stub calls.
 
 use super::gdt::{KERNEL_CS, KERNEL_SS};
-use super::stack::Stack;
 use super::{apf, apic, entry, msr};
+use crate::arch::stack::Stack;
 use crate::kernel::{self, Fault, Next};
 use apf_pv::x86::PageFault;
 use core::cell::UnsafeCell;

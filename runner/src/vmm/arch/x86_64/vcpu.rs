@@ -145,6 +145,14 @@ impl Vcpu {
             // SAFETY: gettid has no preconditions.
             apf.attach(self.index, unsafe { libc::gettid() });
         }
+        let result = self.run_loop(stop);
+        if let Some(apf) = &self.user_apf {
+            apf.detach(self.index);
+        }
+        result
+    }
+
+    fn run_loop(&mut self, stop: &AtomicBool) -> Result<VcpuStop, Error> {
         loop {
             if stop.load(Ordering::Acquire) {
                 return Ok(VcpuStop::Stopped);

@@ -6,19 +6,19 @@
 //!
 //! One lock covers every vCPU's protocol state, and the checks and writes that go with it:
 //! "is the page still missing" and "register its token" happen under the same lock as "the
-//! page arrived, ready its tokens", so no page-ready is lost between them.
+//! page arrived, ready its tokens", so no page-ready is lost between them. "Missing" is the
+//! host's own record of what the lazy memory server served (told under that lock), not the
+//! page's residency: a served page that got swapped out must not count as missing.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::KVM_PV_REASON_PAGE_NOT_PRESENT;
 use kvm_bindings::{KVM_VCPUEVENT_VALID_PAYLOAD, kvm_msi, kvm_vcpu_events};
 use kvm_ioctls::{VcpuFd, VmFd};
-use libc::c_void;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryError, GuestMemoryMmap, Permissions};
-use workloads::pages::PAGE_SIZE;
 
 use super::msr::{Place, Refused};
 use super::policy::Policy;
@@ -35,8 +35,8 @@ const AREA_TOKEN: u64 = 4;
 const PAGE_FAULT: u8 = 14;
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
-/// The privilege level of user code.
-const RING_3: u8 = 3;
+/// The privilege level of kernel code: faults there are never made async.
+const RING_0: u8 = 0;
 /// An MSI to the local APIC: address 0xFEE0_0000 with the destination APIC ID in bits 19:12;
 /// data = vector, fixed delivery, edge-triggered.
 const MSI_ADDRESS_BASE: u32 = 0xfee0_0000;
@@ -76,23 +76,38 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("cannot tell whether guest page {gpa:#x} is present")]
-    Mincore {
-        gpa: u64,
-        #[source]
-        source: io::Error,
-    },
 }
 
 struct Slot {
     apf: VcpuApf,
     /// The thread running the vCPU: fault messages name it.
     thread_id: Option<i32>,
+    /// When the pending kick was sent, to measure how long the vCPU takes to leave the guest.
+    kicked_at: Option<Instant>,
 }
 
 struct State {
     vcpus: Vec<Slot>,
+    /// Which pages of the lazy range have been served (told by the lazy memory server).
+    served: ServedPages,
     stats: UserApfStats,
+}
+
+/// One bit per page of the lazy range.
+struct ServedPages(Vec<u64>);
+
+impl ServedPages {
+    fn new(pages: usize) -> Self {
+        ServedPages(vec![0; pages.div_ceil(64)])
+    }
+
+    fn insert(&mut self, index: usize) {
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.0[index / 64] & (1 << (index % 64)) != 0
+    }
 }
 
 pub struct UserApf {
@@ -117,8 +132,10 @@ impl UserApf {
             .map(|id| Slot {
                 apf: VcpuApf::new(u16::from(id), inject.clone()),
                 thread_id: None,
+                kicked_at: None,
             })
             .collect();
+        let served = ServedPages::new(lazy.pages());
         UserApf {
             policy,
             vm,
@@ -126,6 +143,7 @@ impl UserApf {
             lazy,
             state: Mutex::new(State {
                 vcpus,
+                served,
                 stats: UserApfStats::default(),
             }),
         }
@@ -138,6 +156,15 @@ impl UserApf {
     /// vCPU `index` runs on thread `thread_id` from now on.
     pub fn attach(&self, index: usize, thread_id: i32) {
         self.lock().vcpus[index].thread_id = Some(thread_id);
+    }
+
+    /// vCPU `index`'s thread is leaving its run loop: no more kicks for it (its thread id
+    /// may be reused).
+    pub fn detach(&self, index: usize) {
+        let mut state = self.lock();
+        let slot = &mut state.vcpus[index];
+        slot.thread_id = None;
+        slot.apf.take_kick();
     }
 
     pub fn stats(&self) -> UserApfStats {
@@ -155,15 +182,25 @@ impl UserApf {
     /// still pending, inject "page not present" when the guest can take it.
     pub fn kicked(&self, index: usize, vcpu: &VcpuFd) -> Result<(), Error> {
         let mut guard = self.lock();
-        let State { vcpus, stats } = &mut *guard;
+        let State {
+            vcpus,
+            served,
+            stats,
+        } = &mut *guard;
         let slot = &mut vcpus[index];
         let Some(page) = slot.apf.take_kick() else {
             return Ok(());
         };
-        let events = match self.injectable(index, page, vcpu)? {
+        let started = Instant::now();
+        if let Some(kicked_at) = slot.kicked_at.take() {
+            stats.kick_wait += started.duration_since(kicked_at);
+        }
+        let present = served.contains(self.lazy.index(page));
+        let events = match self.injectable(index, present, vcpu)? {
             Ok(events) => events,
             Err(reason) => {
                 stats.count_sync(reason);
+                slot.apf.stay_synchronous(page, reason);
                 return Ok(());
             }
         };
@@ -176,24 +213,26 @@ impl UserApf {
         vcpu.set_vcpu_events(&not_present(events, token))
             .map_err(|source| Error::Inject { index, source })?;
         stats.injected += 1;
+        stats.inject_time += started.elapsed();
         // A faulty host (--inject wake-all, disable-reenable) may have queued a broadcast.
         self.deliver(index, slot, stats)
     }
 
-    /// Whether the guest can take a "page not present" for `page` now, as KVM's
-    /// `kvm_can_deliver_async_pf` decides (ring 3 only: SEND_ALWAYS is not honoured, a ring-0
-    /// access cannot be kicked out of KVM's emulator). Gives the events to inject into.
+    /// Whether the guest can take a "page not present" for a page (`present`: served
+    /// already) now, as KVM's `kvm_can_deliver_async_pf` decides (CPL != 0 only:
+    /// SEND_ALWAYS is not honoured, and a ring-0 access cannot be kicked out of KVM's
+    /// emulator anyway). Gives the events to inject into.
     fn injectable(
         &self,
         index: usize,
-        page: u64,
+        present: bool,
         vcpu: &VcpuFd,
     ) -> Result<Result<kvm_vcpu_events, SyncReason>, Error> {
-        if self.present(page)? {
+        if present {
             return Ok(Err(SyncReason::Present));
         }
         let read = |source| Error::ReadState { index, source };
-        if vcpu.get_sregs().map_err(read)?.ss.dpl != RING_3 {
+        if vcpu.get_sregs().map_err(read)?.ss.dpl == RING_0 {
             return Ok(Err(SyncReason::Ring0));
         }
         let events = vcpu.get_vcpu_events().map_err(read)?;
@@ -211,47 +250,41 @@ impl UserApf {
         Ok(Ok(events))
     }
 
-    /// Whether guest page `gpa_page` of the lazy range is in RAM. The lazy range is private
-    /// anonymous memory filled only by `UFFDIO_COPY`, so resident means served.
-    fn present(&self, gpa_page: u64) -> Result<bool, Error> {
-        let host = self.lazy.host(gpa_page) as *mut c_void;
-        let mut resident = 0u8;
-        // SAFETY: `host` is the page-aligned start of one page of the lazy window, which stays
-        // mapped while the VM exists; `mincore` writes one byte per page of the length given
-        // (one page) into `resident`.
-        let status = unsafe { libc::mincore(host, PAGE_SIZE, &mut resident) };
-        if status != 0 {
-            return Err(Error::Mincore {
-                gpa: gpa_page,
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(resident & 1 != 0)
-    }
-
     /// A guest write to an async PF MSR; `false` refuses it (#GP), as KVM would.
     pub fn write_msr(&self, index: usize, msr: u32, value: u64) -> Result<bool, Error> {
-        let mut guard = self.lock();
-        let State { vcpus, stats } = &mut *guard;
-        let slot = &mut vcpus[index];
-        match slot
-            .apf
-            .write_msr(msr, value, |gpa, len| self.place(gpa, len))
-        {
-            Err(refused) => {
-                stats.refused_msr_writes += 1;
-                report_refusal(index, msr, value, refused);
-                return Ok(false);
+        let refused = {
+            let mut guard = self.lock();
+            let State { vcpus, stats, .. } = &mut *guard;
+            let slot = &mut vcpus[index];
+            match slot
+                .apf
+                .write_msr(msr, value, |gpa, len| self.place(gpa, len))
+            {
+                Err(refused) => {
+                    stats.refused_msr_writes += 1;
+                    Some(refused)
+                }
+                Ok(MsrEffect::None) => None,
+                Ok(MsrEffect::Disabled { dropped }) => {
+                    stats.dropped += dropped as u64;
+                    None
+                }
+                Ok(MsrEffect::Enabled) => {
+                    self.deliver(index, slot, stats)?;
+                    None
+                }
+                Ok(MsrEffect::Acked) => {
+                    stats.acks += 1;
+                    self.deliver(index, slot, stats)?;
+                    None
+                }
             }
-            Ok(MsrEffect::None) => {}
-            Ok(MsrEffect::Disabled { dropped }) => stats.dropped += dropped as u64,
-            Ok(MsrEffect::Enabled) => self.deliver(index, slot, stats)?,
-            Ok(MsrEffect::Acked) => {
-                stats.acks += 1;
-                self.deliver(index, slot, stats)?;
-            }
+        };
+        // Reported once the lock is dropped: stderr may block.
+        if let Some(refused) = refused {
+            report_refusal(index, msr, value, refused);
         }
-        Ok(true)
+        Ok(refused.is_none())
     }
 
     /// A guest read of an async PF MSR.
@@ -301,9 +334,17 @@ impl UserApf {
             .apf
             .vector()
             .expect("async PF is on only with a vector");
-        self.vm
+        let delivered = self
+            .vm
             .signal_msi(msi(index, vector))
             .map_err(|source| Error::Msi { index, source })?;
+        if delivered == 0 {
+            // The guest's APIC refused it (disabled): as KVM does, keep it for later.
+            self.write_area(index, area + AREA_TOKEN, 0)?;
+            slot.apf.undeliverable(token);
+            stats.msi_blocked += 1;
+            return Ok(());
+        }
         stats.ready += 1;
         if token == BROADCAST {
             stats.broadcasts += 1;
@@ -330,22 +371,36 @@ impl FaultObserver for UserApf {
         expected: Duration,
     ) -> Result<(), ObserverError> {
         let mut guard = self.lock();
-        let State { vcpus, stats } = &mut *guard;
+        let State {
+            vcpus,
+            served,
+            stats,
+        } = &mut *guard;
         let Some(index) = vcpus.iter().position(|s| s.thread_id == Some(thread_id)) else {
             stats.other_threads += 1;
             return Ok(());
         };
         stats.faults += 1;
+        if served.contains(self.lazy.index(gpa_page)) {
+            // A stale message: the page is in and the vCPU already woken.
+            stats.count_sync(SyncReason::Present);
+            return Ok(());
+        }
         let wants_async = self.policy.wants_async(expected);
         match vcpus[index].apf.fault(gpa_page, wants_async) {
             Err(reason) => stats.count_sync(reason),
             Ok(()) => {
                 stats.kicks += 1;
-                kick::kick_thread(thread_id).map_err(|source| Error::Kick {
-                    index,
-                    thread_id,
-                    source,
-                })?;
+                vcpus[index].kicked_at = Some(Instant::now());
+                match kick::kick_thread(thread_id) {
+                    // The vCPU thread ended between its fault and the kick: nothing to do.
+                    Err(error) if error.raw_os_error() == Some(libc::ESRCH) => {}
+                    result => result.map_err(|source| Error::Kick {
+                        index,
+                        thread_id,
+                        source,
+                    })?,
+                }
             }
         }
         Ok(())
@@ -353,7 +408,12 @@ impl FaultObserver for UserApf {
 
     fn served(&self, gpa_page: u64) -> Result<(), ObserverError> {
         let mut guard = self.lock();
-        let State { vcpus, stats } = &mut *guard;
+        let State {
+            vcpus,
+            served,
+            stats,
+        } = &mut *guard;
+        served.insert(self.lazy.index(gpa_page));
         for (index, slot) in vcpus.iter_mut().enumerate() {
             if slot.apf.served(gpa_page) > 0 {
                 self.deliver(index, slot, stats)?;
@@ -380,7 +440,11 @@ fn not_present(mut events: kvm_vcpu_events, token: Token) -> kvm_vcpu_events {
 
 /// The page-ready interrupt for vCPU `index` (its APIC ID).
 fn msi(index: usize, vector: u8) -> kvm_msi {
-    let destination = u32::try_from(index).expect("vCPU indexes fit APIC IDs");
+    // 0xFF is the broadcast destination.
+    let destination = u32::try_from(index)
+        .ok()
+        .filter(|&id| id < 0xff)
+        .expect("vCPU indexes below 255 are APIC IDs");
     kvm_msi {
         address_lo: MSI_ADDRESS_BASE | destination << MSI_DESTINATION_SHIFT,
         data: u32::from(vector),

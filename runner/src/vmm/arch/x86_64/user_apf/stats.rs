@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use super::vcpu_state::SyncReason;
 use crate::inject::Inject;
@@ -26,8 +27,16 @@ pub struct UserApfStats {
     pub dropped: u64,
     /// Guest MSR writes refused with #GP.
     pub refused_msr_writes: u64,
+    /// Page-ready MSIs the guest's APIC refused (kept and sent again later).
+    pub msi_blocked: u64,
     /// Faults left synchronous, by reason.
     pub sync: BTreeMap<SyncReason, u64>,
+    /// From sending each kick to its vCPU being out of the guest, summed: the first part of
+    /// this VMM's cost per async fault.
+    pub kick_wait: Duration,
+    /// From then to the "page not present" being injected (the checks and ioctls), summed
+    /// over the faults injected.
+    pub inject_time: Duration,
     /// Misbehaviour put in on purpose (`--inject`): how often each was applied.
     pub injected_faults: BTreeMap<Inject, u64>,
 }
@@ -41,7 +50,18 @@ impl UserApfStats {
         self.sync.values().sum()
     }
 
+    /// Mean kick wait per kick and injection time per injected fault.
+    fn means(&self) -> (Duration, Duration) {
+        let per = |total: Duration, n: u64| total / u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        (
+            per(self.kick_wait, self.kicks),
+            per(self.inject_time, self.injected),
+        )
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let (kick_mean, inject_mean) = self.means();
         let sync: serde_json::Map<_, _> = SyncReason::ALL
             .iter()
             .map(|&reason| {
@@ -59,6 +79,9 @@ impl UserApfStats {
             "acks": self.acks,
             "dropped": self.dropped,
             "refused_msr_writes": self.refused_msr_writes,
+            "msi_blocked": self.msi_blocked,
+            "kick_wait_mean_ns": ns(kick_mean),
+            "inject_mean_ns": ns(inject_mean),
             "synchronous": self.synchronous(),
             "sync": sync,
             "injected_faults": self.injected_faults.iter()
@@ -85,8 +108,11 @@ impl fmt::Display for UserApfStats {
         }
         write!(
             f,
-            "); {} kicks, {} page-ready ({} broadcast), {} acks, {} dropped, {} refused MSR writes",
+            "); {} kicks (mean {:?} to leave the guest, {:?} to inject), {} page-ready \
+             ({} broadcast), {} acks, {} dropped, {} refused MSR writes",
             self.kicks,
+            self.means().0,
+            self.means().1,
             self.ready,
             self.broadcasts,
             self.acks,
@@ -124,11 +150,21 @@ mod tests {
             SyncReason::ALL.len()
         );
         assert_eq!(json["injected"], 2);
+        let timed = UserApfStats {
+            kicks: 4,
+            kick_wait: Duration::from_micros(100),
+            injected: 2,
+            inject_time: Duration::from_micros(20),
+            ..Default::default()
+        };
+        assert_eq!(timed.to_json()["kick_wait_mean_ns"], 25_000);
+        assert_eq!(timed.to_json()["inject_mean_ns"], 10_000);
         assert_eq!(json["injected_faults"], serde_json::json!({}));
         assert_eq!(
             stats.to_string(),
             "5 vCPU faults: 2 injected not-present, 3 synchronous (fast 2, present 1); \
-             0 kicks, 0 page-ready (0 broadcast), 0 acks, 0 dropped, 0 refused MSR writes"
+             0 kicks (mean 0ns to leave the guest, 0ns to inject), 0 page-ready (0 broadcast), \
+             0 acks, 0 dropped, 0 refused MSR writes"
         );
         stats.injected_faults.insert(Inject::DropReady, 3);
         assert_eq!(stats.to_json()["injected_faults"]["drop-ready"], 3);

@@ -99,6 +99,10 @@ pub struct VcpuApf {
     last_ready: Option<Token>,
     /// A page-ready held back by `--inject reorder` until the next page arrives.
     held: Option<Token>,
+    /// A page this vCPU must wait for synchronously, and why: the guest could not take a
+    /// not-present for it (ring 0, interrupts off), and re-kicking every repeated fault on it
+    /// would only spin. Cleared when the page arrives.
+    stay_sync: Option<(u64, SyncReason)>,
     faulty: FaultyHost,
 }
 
@@ -154,6 +158,7 @@ impl VcpuApf {
             ready_unacked: false,
             last_ready: None,
             held: None,
+            stay_sync: None,
             faulty: FaultyHost {
                 asked: inject,
                 ..Default::default()
@@ -185,10 +190,15 @@ impl VcpuApf {
         if !wants_async {
             return Err(SyncReason::Fast);
         }
+        if let Some((page, reason)) = self.stay_sync
+            && page == gpa_page
+        {
+            return Err(reason);
+        }
         if self.kick.is_some() {
             return Err(SyncReason::KickPending);
         }
-        if self.outstanding.len() >= MAX_OUTSTANDING {
+        if self.in_guest() >= MAX_OUTSTANDING {
             if !self.faulty.asked.contains(&Inject::Overflow) {
                 return Err(SyncReason::Full);
             }
@@ -198,9 +208,34 @@ impl VcpuApf {
         Ok(())
     }
 
+    /// Faults the guest is still waiting for, as KVM counts them against its limit: a token
+    /// leaves only once its page-ready was sent and acknowledged.
+    fn in_guest(&self) -> usize {
+        let ready = self.ready.iter().filter(|&&t| t != BROADCAST).count();
+        let unacked = self.ready_unacked && self.last_ready != Some(BROADCAST);
+        self.outstanding.len() + ready + usize::from(self.held.is_some()) + usize::from(unacked)
+    }
+
     /// The vCPU is out of the guest after a kick: the page it was kicked for, if any.
     pub fn take_kick(&mut self) -> Option<u64> {
         self.kick.take()
+    }
+
+    /// The guest could not take a not-present for `gpa_page` for `reason`: its repeated
+    /// faults on that page stay synchronous until the page arrives (transient reasons, such
+    /// as an event being delivered, are worth another kick and are not remembered).
+    pub fn stay_synchronous(&mut self, gpa_page: u64, reason: SyncReason) {
+        if matches!(reason, SyncReason::Ring0 | SyncReason::InterruptsOff) {
+            self.stay_sync = Some((gpa_page, reason));
+        }
+    }
+
+    /// The page-ready `token` could not be delivered (the guest's APIC refused the MSI):
+    /// it goes back to the front of the queue, to be sent on the next occasion.
+    pub fn undeliverable(&mut self, token: Token) {
+        self.ready_unacked = false;
+        self.last_ready = None;
+        self.ready.push_front(token);
     }
 
     /// Sends "page not present" for `gpa_page`: the token to inject.
@@ -223,6 +258,9 @@ impl VcpuApf {
 
     /// `gpa_page` is in guest RAM: its tokens become page-ready. Returns how many.
     pub fn served(&mut self, gpa_page: u64) -> usize {
+        if self.stay_sync.is_some_and(|(page, _)| page == gpa_page) {
+            self.stay_sync = None;
+        }
         let (arrived, waiting) = self
             .outstanding
             .drain(..)
@@ -298,6 +336,7 @@ impl VcpuApf {
                         self.area = None;
                         self.kick = None;
                         self.held = None;
+                        self.stay_sync = None;
                         self.ready.clear();
                         self.ready_unacked = false;
                         let dropped = self.outstanding.len();
@@ -433,6 +472,8 @@ mod tests {
         }
         assert_eq!(vcpu.fault(PAGE, true), Err(SyncReason::Full));
         vcpu.served(PAGE);
+        assert!(vcpu.next_ready(true).is_some());
+        ack(&mut vcpu);
         assert_eq!(vcpu.fault(PAGE, true), Ok(()), "a slot freed up");
     }
 
@@ -588,5 +629,66 @@ mod tests {
             vcpu.not_present(PAGE + i * 0x1000);
         }
         assert_eq!(vcpu.injected()[&Inject::Overflow], 2);
+    }
+
+    #[test]
+    fn tokens_count_against_the_limit_until_their_page_ready_is_acknowledged() {
+        let mut vcpu = enabled();
+        for i in 0..MAX_OUTSTANDING as u64 {
+            vcpu.not_present(PAGE + i * 0x1000);
+        }
+        for i in 0..MAX_OUTSTANDING as u64 {
+            vcpu.served(PAGE + i * 0x1000);
+        }
+        // Every page arrived, but the guest still waits for 64 page-readies.
+        assert_eq!(vcpu.fault(PAGE, true), Err(SyncReason::Full));
+        assert!(vcpu.next_ready(true).is_some());
+        assert_eq!(
+            vcpu.fault(PAGE, true),
+            Err(SyncReason::Full),
+            "sent, not yet acknowledged"
+        );
+        ack(&mut vcpu);
+        assert_eq!(vcpu.fault(PAGE, true), Ok(()), "one slot is free");
+    }
+
+    #[test]
+    fn a_page_the_guest_cannot_take_async_stays_synchronous_until_it_arrives() {
+        let mut vcpu = enabled();
+        vcpu.stay_synchronous(PAGE, SyncReason::Ring0);
+        assert_eq!(
+            vcpu.fault(PAGE, true),
+            Err(SyncReason::Ring0),
+            "no kick storm"
+        );
+        assert_eq!(
+            vcpu.fault(PAGE + 0x1000, true),
+            Ok(()),
+            "other pages still go async"
+        );
+        vcpu.take_kick();
+        vcpu.served(PAGE);
+        assert_eq!(vcpu.fault(PAGE, true), Ok(()));
+        vcpu.take_kick();
+        vcpu.stay_synchronous(PAGE, SyncReason::EventPending);
+        assert_eq!(
+            vcpu.fault(PAGE, true),
+            Ok(()),
+            "a transient reason is worth a new kick"
+        );
+    }
+
+    #[test]
+    fn an_undeliverable_page_ready_is_sent_again_first() {
+        let mut vcpu = enabled();
+        let first = vcpu.not_present(PAGE);
+        let second = vcpu.not_present(PAGE + 0x1000);
+        vcpu.served(PAGE);
+        vcpu.served(PAGE + 0x1000);
+        assert_eq!(vcpu.next_ready(true), Some(first));
+        vcpu.undeliverable(first);
+        assert_eq!(vcpu.next_ready(true), Some(first));
+        ack(&mut vcpu);
+        assert_eq!(vcpu.next_ready(true), Some(second));
     }
 }

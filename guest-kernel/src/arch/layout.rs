@@ -1,5 +1,6 @@
-//! Addresses the linker script defines; they split the image into user-readable code and
-//! read-only data, and supervisor-only kernel data.
+//! Addresses the linker scripts (`<arch>/link.ld`) define; they split the image into
+//! user-readable code and read-only data, and supervisor-only kernel data. Every arch's
+//! script defines the same symbols.
 
 use core::ops::Range;
 
@@ -35,4 +36,9 @@ pub fn rodata() -> Range<u64> {
 pub fn kernel_data() -> Range<u64> {
     // SAFETY: only the addresses of linker symbols are taken.
     unsafe { addr(&__kdata_start)..addr(&__kernel_end) }
+}
+
+/// Kernel image ranges (code, read-only data, data + .bss).
+pub fn image() -> (Range<u64>, Range<u64>, Range<u64>) {
+    (text(), rodata(), kernel_data())
 }

@@ -1,0 +1,105 @@
+//! GICv3 (Arm IHI 0069): the distributor, CPU 0's redistributor and the system-register CPU
+//! interface, set up for Group 1 interrupts at EL1 (QEMU `virt` without EL3 has one security
+//! state, GICD_CTLR.DS = 1).
+
+use super::platform::{GICD_BASE, GICR_BASE};
+use core::arch::asm;
+use core::ptr::NonNull;
+use volatile::VolatilePtr;
+
+/// GICD_CTLR (IHI 0069 12.9.4, DS = 1 layout): ARE (bit 4) and EnableGrp1 (bit 1); RWP
+/// (bit 31) is set while a write is taking effect.
+const GICD_CTLR: u64 = 0x0000;
+const GICD_CTLR_ARE: u32 = 1 << 4;
+const GICD_CTLR_ENABLE_GRP1: u32 = 1 << 1;
+const GICD_CTLR_RWP: u32 = 1 << 31;
+/// GICR_WAKER (12.11.43): clear ProcessorSleep, then wait for ChildrenAsleep to clear.
+const GICR_WAKER: u64 = 0x0014;
+const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+/// The redistributor's second frame (SGI_base) holds the SGI/PPI registers.
+const SGI_BASE: u64 = 0x1_0000;
+const GICR_IGROUPR0: u64 = SGI_BASE + 0x0080;
+const GICR_ISENABLER0: u64 = SGI_BASE + 0x0100;
+/// One priority byte per INTID.
+const GICR_IPRIORITYR: u64 = SGI_BASE + 0x0400;
+/// Priority of the interrupts we use: any value below the PMR's passes.
+const PRIORITY: u8 = 0x80;
+/// ICC_SRE_EL1: SRE, DFB, DIB (system-register interface, bypasses disabled).
+const ICC_SRE_ENABLE: u64 = 0b111;
+/// ICC_PMR_EL1: let every priority through.
+const ICC_PMR_ALL: u64 = 0xFF;
+/// ICC_IGRPEN1_EL1: Group 1 interrupts on.
+const ICC_IGRPEN1_ENABLE: u64 = 1;
+/// INTID field of ICC_IAR1_EL1.
+const INTID_MASK: u64 = 0xFF_FFFF;
+/// INTIDs 1020-1023 are special (spurious): nothing to handle or end.
+const SPECIAL_INTIDS: core::ops::RangeInclusive<u32> = 1020..=1023;
+/// PPIs are INTIDs 16-31, all in the redistributor's first 32-bit registers.
+const PPI_LAST: u32 = 31;
+
+/// A GIC register at `addr`, mapped as a device by the boot map and the final tables.
+fn register<T>(addr: u64) -> VolatilePtr<'static, T> {
+    let ptr = NonNull::new(addr as *mut T).expect("GIC registers are not at address 0");
+    // SAFETY: `addr` is a GIC register of the virt machine, device-mapped for EL1, aligned
+    // for `T`, and nothing else in the kernel accesses the GIC.
+    unsafe { VolatilePtr::new(ptr) }
+}
+
+/// Enables the distributor (affinity routing, Group 1), wakes CPU 0's redistributor and
+/// turns on the CPU interface. Every interrupt stays disabled until [`enable_ppi`].
+pub fn init() {
+    register::<u32>(GICD_BASE + GICD_CTLR).write(GICD_CTLR_ARE);
+    wait_for_distributor();
+    register::<u32>(GICD_BASE + GICD_CTLR).write(GICD_CTLR_ARE | GICD_CTLR_ENABLE_GRP1);
+    wait_for_distributor();
+    let waker = register::<u32>(GICR_BASE + GICR_WAKER);
+    waker.update(|w| w & !WAKER_PROCESSOR_SLEEP);
+    while waker.read() & WAKER_CHILDREN_ASLEEP != 0 {
+        core::hint::spin_loop();
+    }
+    // SAFETY: GICv3 CPU interface registers (present: `missing_feature` checked); they only
+    // affect interrupt delivery to this CPU, which is masked in the kernel.
+    unsafe {
+        asm!(
+            "msr ICC_SRE_EL1, {sre}",
+            "isb",
+            "msr ICC_PMR_EL1, {pmr}",
+            "msr ICC_IGRPEN1_EL1, {grpen}",
+            "isb",
+            sre = in(reg) ICC_SRE_ENABLE,
+            pmr = in(reg) ICC_PMR_ALL,
+            grpen = in(reg) ICC_IGRPEN1_ENABLE,
+            options(nostack)
+        );
+    }
+}
+
+fn wait_for_distributor() {
+    while register::<u32>(GICD_BASE + GICD_CTLR).read() & GICD_CTLR_RWP != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Enables private interrupt `intid` (a PPI) in Group 1 on CPU 0.
+pub fn enable_ppi(intid: u32) {
+    assert!(intid <= PPI_LAST, "INTID {intid} is not a PPI");
+    register::<u8>(GICR_BASE + GICR_IPRIORITYR + u64::from(intid)).write(PRIORITY);
+    register::<u32>(GICR_BASE + GICR_IGROUPR0).update(|groups| groups | 1 << intid);
+    register::<u32>(GICR_BASE + GICR_ISENABLER0).write(1 << intid);
+}
+
+/// Takes the highest-priority pending interrupt; `None` if it was spurious.
+pub fn acknowledge() -> Option<u32> {
+    let iar: u64;
+    // SAFETY: reading ICC_IAR1_EL1 acknowledges the interrupt; the caller ends it.
+    unsafe { asm!("mrs {}, ICC_IAR1_EL1", out(reg) iar, options(nostack)) };
+    let intid = (iar & INTID_MASK) as u32;
+    (!SPECIAL_INTIDS.contains(&intid)).then_some(intid)
+}
+
+/// Ends interrupt `intid` (priority drop and deactivation: ICC_CTLR_EL1.EOImode is 0).
+pub fn end_of_interrupt(intid: u32) {
+    // SAFETY: `intid` was acknowledged and not yet ended.
+    unsafe { asm!("msr ICC_EOIR1_EL1, {}", in(reg) u64::from(intid), options(nostack)) };
+}

@@ -1,0 +1,209 @@
+//! The async PF watchdog: when a task parked on "page not present" has not been woken within
+//! the timeout (`apf-watchdog=MS`), it is retried: released without a page-ready, it resumes
+//! at its faulting instruction and touches the page again. A present page lets it go on; a
+//! missing one faults afresh under a new token. So a page-ready the host lost (or never
+//! sent) costs one timeout instead of a task stranded for good.
+//!
+//! The timer tick calls [`Watchdog::expire`], and on our KVM every ring-0 instruction of the
+//! tick is emulated (~1 us each). So the watchdog keeps a lower bound of every armed deadline
+//! and the tick only compares against it; it scans the tasks only once that bound has
+//! passed, which in a healthy run (every page-ready on time) happens about once per timeout.
+//!
+//! Times are in whatever unit the caller uses consistently (the kernel: TSC ticks, so a
+//! park and a tick read the counter and nothing more).
+
+use crate::sched::TaskId;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::RangeInclusive;
+
+/// Timeouts `apf-watchdog=MS` accepts, in milliseconds: at least one (the timer tick is the
+/// finest resolution anyway), at most a minute (a longer one is as good as none).
+pub const TIMEOUT_RANGE_MS: RangeInclusive<u64> = 1..=60_000;
+
+/// The default timeout, in milliseconds. A retry of a page still on its way is harmless but
+/// not free (a second fault and token, about a millisecond of emulated kernel work here), so
+/// the default sits well above every healthy wait: fetch latencies of 30 us to 10 ms, and a
+/// 100x latency spike at 2 ms. Yet it bounds what a lost page-ready costs to about a second,
+/// instead of a task stranded until the run times out.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1_000;
+
+const _: () = assert!(
+    *TIMEOUT_RANGE_MS.start() <= DEFAULT_TIMEOUT_MS
+        && DEFAULT_TIMEOUT_MS <= *TIMEOUT_RANGE_MS.end()
+);
+
+/// Deadlines of parked tasks and the retries made so far.
+#[derive(Debug)]
+pub struct Watchdog {
+    /// How long a task may stay parked.
+    timeout: u64,
+    /// Each task's deadline while it is parked on async PF, indexed by task id.
+    deadlines: Vec<Option<u64>>,
+    /// No later than every armed deadline (`None`: nothing is armed). Disarming leaves it
+    /// be: a stale bound costs one scan, which then recomputes it.
+    earliest: Option<u64>,
+    retries: u64,
+}
+
+impl Watchdog {
+    /// A watchdog for tasks `0..tasks`, retrying those parked longer than `timeout`.
+    pub fn new(tasks: usize, timeout: u64) -> Self {
+        Self {
+            timeout,
+            deadlines: vec![None; tasks],
+            earliest: None,
+            retries: 0,
+        }
+    }
+
+    /// Task `id` parked at `now`: it is due for a retry at `now + timeout`.
+    pub fn arm(&mut self, id: TaskId, now: u64) {
+        let deadline = now.saturating_add(self.timeout);
+        self.deadlines[id] = Some(deadline);
+        self.earliest = Some(self.earliest.map_or(deadline, |e| e.min(deadline)));
+    }
+
+    /// Task `id` was woken (its page-ready, a broadcast, or a release): no retry is due.
+    pub fn disarm(&mut self, id: TaskId) {
+        self.deadlines[id] = None;
+    }
+
+    /// Timer tick: if a deadline may have passed, reads `now` and passes every task whose
+    /// deadline has to `retry`, which releases it and says whether it was still parked (only
+    /// those count as retries). With nothing armed, `now` is not even read.
+    pub fn expire(&mut self, now: impl FnOnce() -> u64, mut retry: impl FnMut(TaskId) -> bool) {
+        let Some(earliest) = self.earliest else {
+            return;
+        };
+        let now = now();
+        if now < earliest {
+            return;
+        }
+        let mut next = None;
+        for (id, slot) in self.deadlines.iter_mut().enumerate() {
+            match *slot {
+                Some(deadline) if deadline <= now => {
+                    *slot = None;
+                    if retry(id) {
+                        self.retries += 1;
+                    }
+                }
+                Some(deadline) => next = Some(next.map_or(deadline, |n: u64| n.min(deadline))),
+                None => {}
+            }
+        }
+        self.earliest = next;
+    }
+
+    /// Tasks retried so far (released while still parked).
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a tick at `now`, retrying every expired task; returns them in id order.
+    fn tick(w: &mut Watchdog, now: u64) -> Vec<TaskId> {
+        let mut expired = Vec::new();
+        w.expire(
+            || now,
+            |id| {
+                expired.push(id);
+                true
+            },
+        );
+        expired
+    }
+
+    #[test]
+    fn a_task_is_retried_once_its_wait_reaches_the_timeout() {
+        let mut w = Watchdog::new(3, 100);
+        w.arm(1, 1_000);
+        assert!(tick(&mut w, 1_099).is_empty());
+        assert_eq!(tick(&mut w, 1_100), [1]);
+        assert!(tick(&mut w, 5_000).is_empty(), "retried once only");
+        assert_eq!(w.retries(), 1);
+    }
+
+    #[test]
+    fn only_expired_tasks_are_retried_and_the_rest_stay_armed() {
+        let mut w = Watchdog::new(4, 100);
+        w.arm(0, 50);
+        w.arm(2, 10);
+        w.arm(3, 200);
+        assert_eq!(tick(&mut w, 160), [0, 2]);
+        assert!(tick(&mut w, 299).is_empty());
+        assert_eq!(tick(&mut w, 300), [3]);
+        assert_eq!(w.retries(), 3);
+    }
+
+    #[test]
+    fn woken_tasks_are_not_retried() {
+        let mut w = Watchdog::new(2, 100);
+        w.arm(0, 0);
+        w.arm(1, 0);
+        w.disarm(0);
+        assert_eq!(tick(&mut w, 100), [1]);
+        // Parking again re-arms from the new park time.
+        w.arm(0, 150);
+        assert!(tick(&mut w, 249).is_empty());
+        assert_eq!(tick(&mut w, 250), [0]);
+    }
+
+    #[test]
+    fn the_tick_reads_no_time_while_nothing_is_armed_and_scans_only_when_due() {
+        let mut w = Watchdog::new(2, 100);
+        w.expire(
+            || panic!("time read with nothing armed"),
+            |_| unreachable!(),
+        );
+        w.arm(0, 0);
+        w.disarm(0);
+        // The stale bound costs one scan, which finds nothing and clears it.
+        assert!(tick(&mut w, 100).is_empty());
+        w.expire(
+            || panic!("time read after the bound was cleared"),
+            |_| unreachable!(),
+        );
+        w.arm(1, 0);
+        let mut scanned = false;
+        w.expire(
+            || 99,
+            |_| {
+                scanned = true;
+                true
+            },
+        );
+        assert!(!scanned, "nothing is due before the earliest deadline");
+    }
+
+    #[test]
+    fn a_later_park_never_delays_an_earlier_deadline() {
+        let mut w = Watchdog::new(2, 100);
+        w.arm(0, 0);
+        w.arm(1, 500);
+        assert_eq!(tick(&mut w, 100), [0]);
+        assert_eq!(tick(&mut w, 600), [1]);
+    }
+
+    #[test]
+    fn releases_of_tasks_no_longer_parked_are_not_counted() {
+        let mut w = Watchdog::new(2, 10);
+        w.arm(0, 0);
+        w.arm(1, 0);
+        w.expire(|| 10, |id| id == 1);
+        assert_eq!(w.retries(), 1);
+    }
+
+    #[test]
+    fn deadlines_saturate_instead_of_wrapping() {
+        let mut w = Watchdog::new(1, 100);
+        w.arm(0, u64::MAX - 10);
+        assert!(tick(&mut w, u64::MAX - 1).is_empty());
+        assert_eq!(tick(&mut w, u64::MAX), [0]);
+    }
+}
