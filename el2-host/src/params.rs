@@ -1,6 +1,6 @@
 //! The host's command line, read through semihosting `SYS_GET_CMDLINE` (QEMU builds it from
-//! the `-kernel` path and `-append`): `key=value` words; words without `=` (the image
-//! path QEMU puts first) are ignored.
+//! the `-kernel` path and `-append`): `key=value` words before ` -- ` (the guest's words
+//! follow it); words without `=` (the image path QEMU puts first) are ignored.
 //!
 //! | key | values | default |
 //! |---|---|---|

@@ -30,9 +30,13 @@ pub fn command_line(buffer: &mut [u8]) -> Option<&str> {
     core::str::from_utf8(buffer.get(..length)?).ok()
 }
 
-/// Ends QEMU with `status` as its exit code.
-pub fn exit(status: u32) -> ! {
-    let mut block = [ADP_STOPPED_APPLICATION_EXIT, u64::from(status)];
+/// Ends QEMU with exit code `(status << 1) | 1`, the project's convention for guest statuses
+/// (the x86 guest's `isa-debug-exit` does it in hardware, the aarch64 guest by hand, and the
+/// runner decodes it, runner/src/qemu/exit_status.rs): odd codes carry a status, even ones
+/// mean QEMU stopped for another reason.
+pub fn exit(status: u8) -> ! {
+    let code = (u64::from(status) << 1) | 1;
+    let mut block = [ADP_STOPPED_APPLICATION_EXIT, code];
     call(SYS_EXIT_EXTENDED, block.as_mut_ptr());
     // Without `-semihosting` the call traps instead; nothing else can end the machine.
     loop {

@@ -12,7 +12,7 @@ use workloads::pages::{self, PAGE_SIZE, WORDS};
 /// PSCI `SYSTEM_OFF` (Arm DEN 0022).
 const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 /// Exit status of a failed check.
-const FAILED: u32 = 1;
+const FAILED: u8 = 1;
 /// Longest command line read.
 const COMMAND_LINE_MAX: usize = 1024;
 

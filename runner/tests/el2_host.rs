@@ -42,6 +42,8 @@ fn images() -> &'static (PathBuf, PathBuf) {
 }
 
 struct Boot {
+    /// The guest's or the host's exit status, decoded from QEMU's `(status << 1) | 1`
+    /// (`None` if QEMU's code was even: no status).
     status: Option<i32>,
     stdout: String,
 }
@@ -67,7 +69,29 @@ impl Boot {
 
 /// Boots host and payload with the host's `-append` words and the payload's after ` -- `.
 fn boot(host: &str, payload: &str) -> Boot {
-    let (host_image, payload_image) = images();
+    boot_guest(&images().1, host, payload)
+}
+
+/// The real aarch64 guest kernel, built once with `runner build-guest --arch aarch64`.
+fn guest_kernel() -> &'static PathBuf {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(["build-guest", "--arch", "aarch64"])
+            .output()
+            .expect("runner runs");
+        assert!(
+            out.status.success(),
+            "build-guest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+/// Boots the host with `guest` staged, the host's words and the guest's after ` -- `.
+fn boot_guest(guest: &Path, host: &str, guest_words: &str) -> Boot {
+    let host_image = &images().0;
     let out = Command::new("timeout")
         .args([
             "60",
@@ -81,14 +105,18 @@ fn boot(host: &str, payload: &str) -> Boot {
         .arg("-device")
         .arg(format!(
             "loader,file={},addr={STAGING},force-raw=on",
-            payload_image.display()
+            guest.display()
         ))
         .arg("-append")
-        .arg(format!("{host} -- {payload}"))
+        .arg(format!("{host} -- {guest_words}"))
         .output()
         .expect("qemu-system-aarch64 runs (scripts/setup installs it)");
     Boot {
-        status: out.status.code(),
+        status: out
+            .status
+            .code()
+            .filter(|code| code % 2 == 1)
+            .map(|code| code >> 1),
         stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
     }
 }
@@ -228,4 +256,35 @@ fn the_guests_timer_interrupts_are_forwarded() {
         .unwrap();
     assert!((20_000..200_000).contains(&micros), "{line}");
     assert_eq!(b.number("guest: async PF:", "not_present"), 10);
+}
+
+#[test]
+fn the_aarch64_guest_kernel_runs_its_tasks_at_el0_on_host_served_pages() {
+    let pages = 256;
+    let b = boot_guest(
+        guest_kernel(),
+        "mode=off latency=fixed:50us seed=9",
+        &format!("scenario=mem pages={pages} seed=9 source=host"),
+    );
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    // The host gave the guest its own RAM size and only the guest's words.
+    b.line("el2: device tree: Patched { memory: true, bootargs: true }");
+    assert!(b.line("kernel: 496 MiB RAM").contains("scenario mem"));
+    let result: serde_json::Value =
+        serde_json::from_str(b.line("RESULT ").trim_start_matches("RESULT ")).expect("JSON");
+    assert_eq!(result["pages_touched"], pages);
+    assert_eq!(result["pages_verified"], pages, "{result}");
+}
+
+#[test]
+fn the_aarch64_guest_kernel_preempts_its_tasks_with_the_forwarded_timer() {
+    let b = boot_guest(guest_kernel(), "mode=off", "scenario=demo");
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    let result: serde_json::Value =
+        serde_json::from_str(b.line("RESULT ").trim_start_matches("RESULT ")).expect("JSON");
+    assert!(
+        result["sched"]["preemptions"].as_u64().unwrap() > 0,
+        "{result}"
+    );
+    assert!(b.line("spin-a:").contains("(correct)"));
 }

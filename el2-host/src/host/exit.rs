@@ -1,6 +1,7 @@
-//! How the host ends QEMU: semihosting `SYS_EXIT_EXTENDED` with one of these statuses (QEMU
-//! exits with it). A guest that exits through semihosting itself bypasses the host and
-//! decides the status alone; a guest that powers off (PSCI `SYSTEM_OFF`) gets 0.
+//! How the host ends QEMU: semihosting `SYS_EXIT_EXTENDED` with one of these statuses, which
+//! QEMU's exit code carries as `(status << 1) | 1`, as the guests' do. A guest that exits
+//! through semihosting itself (the aarch64 guest kernel) bypasses the host and decides the
+//! status alone; a guest that powers off (PSCI `SYSTEM_OFF`) gets 0.
 
 use super::stats::Stats;
 use crate::arch::aarch64::console::println;
@@ -8,7 +9,7 @@ use el2_host::semihosting;
 
 /// The host's exit statuses. 3-5 mean what the guest kernel's do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
+#[repr(u8)]
 pub enum Status {
     /// The guest powered off (PSCI `SYSTEM_OFF`).
     GuestOff = 0,
@@ -30,6 +31,6 @@ pub fn exit(status: Status, stats: Option<&Stats>) -> ! {
     if let Some(stats) = stats {
         println!("{stats}");
     }
-    println!("exit {}", status as u32);
-    semihosting::exit(status as u32)
+    println!("exit {}", status as u8);
+    semihosting::exit(status as u8)
 }

@@ -3,6 +3,7 @@
 
 mod async_pf;
 mod control_block;
+mod device_tree;
 mod exit;
 mod global;
 mod guest_memory;
@@ -15,6 +16,7 @@ use crate::arch::aarch64::sysreg::{current_el, read_sysreg};
 use crate::arch::aarch64::vectors::{self, Entry};
 use crate::arch::aarch64::{boot, counter, gic, hyp_timer, vcpu};
 use el2_host::apf::{self, AsyncPf};
+use el2_host::dtb;
 use el2_host::esr::{GuestExit, fault_ipa};
 use el2_host::frame::Frame;
 use el2_host::hypercall::Call;
@@ -54,7 +56,7 @@ extern "C" fn host_main() -> ! {
     }
     let mut buffer = [0; COMMAND_LINE_MAX];
     let line = semihosting::command_line(&mut buffer).unwrap_or("");
-    let host_words = line.split(" -- ").next().unwrap_or("");
+    let host_words = line.split(dtb::SEPARATOR).next().unwrap_or("");
     let params = match Params::parse(host_words) {
         Ok(params) => params,
         Err(error) => {
@@ -71,6 +73,7 @@ extern "C" fn host_main() -> ! {
         params.lazy.end,
         counter::frequency()
     );
+    device_tree::patch();
     let entry = match loader::load(&params.lazy) {
         Ok(entry) => entry,
         Err(error) => {
