@@ -1,0 +1,81 @@
+//! Async page faults (`mode=apf`, `arm64-apf-sdei-abi.md` §2.5-2.7): a lazy fault becomes a
+//! "page not present" SDEI event while the fetch runs; when its latency has elapsed (the
+//! EL2 timer fires, or any earlier exit notices) the page is mapped and "page ready" is
+//! sent through the control block and the PPI, one at a time, each after the guest's ACK.
+
+use super::Host;
+use super::control_block::{ControlBlock, Notification};
+use super::lazy;
+use crate::arch::aarch64::{counter, gic, hyp_timer};
+use el2_host::apf::PAGE_READY_INTID;
+use el2_host::frame::Frame;
+
+/// `SPSR_EL2.M[4:0]` and its value for AArch64 EL0.
+const SPSR_MODE_MASK: u64 = 0x1f;
+const SPSR_MODE_EL0T: u64 = 0b00000;
+
+impl Host {
+    /// Tries to serve the lazy fault on `page` asynchronously; `false` if it must be served
+    /// synchronously (async PF off, or not allowed now: §2.7).
+    pub(super) fn try_not_present(&mut self, frame: &mut Frame, page: u64) -> bool {
+        if self.apf.fetches.find(page).is_some() {
+            // Already in flight: the guest re-faults until it completes (v4 does the same).
+            self.stats.refaults += 1;
+            return true;
+        }
+        let at_el0 = frame.spsr & SPSR_MODE_MASK == SPSR_MODE_EL0T;
+        let Some(control) = self.apf.control() else {
+            return false;
+        };
+        let block = ControlBlock::at(control.block);
+        if !self.apf.may_send_not_present(at_el0) || !self.sdei.deliverable() || !block.is_free() {
+            return false;
+        }
+        let deadline = self.lazy.start(&mut self.memory, page);
+        let Some(fetch) = self.apf.fetches.start(page, deadline) else {
+            unreachable!("may_send_not_present checked for a free slot");
+        };
+        block.write(Notification::NotPresent, fetch.token);
+        let delivered = self.sdei.deliver(frame);
+        debug_assert!(delivered, "deliverable was checked");
+        self.stats.not_present += 1;
+        true
+    }
+
+    /// Completes due fetches and sends the next page-ready; re-arms the EL2 timer for the
+    /// next deadline. Runs before every return to the guest.
+    pub(super) fn poll(&mut self) {
+        let now = counter::now();
+        while let Some(fetch) = self.apf.fetches.take_due(now) {
+            lazy::map(&mut self.memory, fetch.page);
+            self.apf.completed(fetch);
+        }
+        if self.apf.page_ready_pending() {
+            // The line stays high until IRQ_ACK: an EOI without ACK takes it again.
+            if gic::list_register_free() {
+                gic::raise(PAGE_READY_INTID);
+            }
+        } else if let Some(control) = self.apf.control() {
+            let block = ControlBlock::at(control.block);
+            if block.is_free()
+                && let Some(token) = self.apf.next_page_ready()
+            {
+                block.write(Notification::PageReady, token);
+                gic::raise(PAGE_READY_INTID);
+                self.stats.page_ready += 1;
+            }
+        }
+        hyp_timer::arm(self.apf.fetches.next_deadline());
+    }
+
+    /// The EL2 timer or another physical IRQ interrupted the guest.
+    pub(super) fn physical_irq(&mut self) {
+        while let Some(intid) = gic::acknowledge() {
+            if intid != hyp_timer::INTID {
+                panic!("physical IRQ {intid}: the host forwards none to the guest yet");
+            }
+            hyp_timer::arm(None);
+            gic::end(intid);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Latency models for one lazy page fetch, with the names and meaning of the x86 runner's
+//! `--latency` (runner/src/lazy/latency.rs): `fixed:D`, `uniform:LOW..HIGH`,
+//! `lognormal:MEDIAN,P99`, or a bare duration (fixed). Durations are integers with a `ns`,
+//! `us`, `ms` or `s` suffix. Times are nanoseconds; the host converts them to counter ticks.
+
+use crate::rng::Rng;
+use core::fmt;
+
+/// The standard normal distribution's 99th percentile: a lognormal's p99 is
+/// `median * exp(sigma * P99_Z)` (the runner's constant).
+const P99_Z: f64 = 2.3263;
+
+const FIXED: &str = "fixed";
+const UNIFORM: &str = "uniform";
+const LOGNORMAL: &str = "lognormal";
+const UNIFORM_SEPARATOR: &str = "..";
+const LOGNORMAL_SEPARATOR: &str = ",";
+
+/// Duration suffixes and their length in nanoseconds.
+const UNITS: [(&str, u64); 4] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+];
+
+/// Why a latency model did not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Not `fixed`, `uniform` or `lognormal`.
+    UnknownModel,
+    /// A model's parameters lack their separator.
+    Shape,
+    /// A duration has no digits, an unknown suffix, or overflows u64 nanoseconds.
+    Duration,
+    /// `uniform`'s lower bound is above its upper bound.
+    ReversedBounds,
+    /// `lognormal` with a zero median.
+    ZeroMedian,
+    /// `lognormal`'s p99 is below its median.
+    P99BelowMedian,
+}
+
+/// The time one page fetch takes, in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LatencyModel {
+    Fixed(u64),
+    Uniform {
+        low: u64,
+        high: u64,
+    },
+    /// `mu` and `sigma` of the underlying normal, over nanoseconds.
+    LogNormal {
+        median: u64,
+        p99: u64,
+        mu: f64,
+        sigma: f64,
+    },
+}
+
+/// Parses `12us`-style durations into nanoseconds.
+pub fn parse_duration(text: &str) -> Result<u64, Error> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| Error::Duration)?;
+    let (_, scale) = UNITS
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .ok_or(Error::Duration)?;
+    number.checked_mul(*scale).ok_or(Error::Duration)
+}
+
+impl LatencyModel {
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let Some((model, parameters)) = text.split_once(':') else {
+            return Ok(Self::Fixed(parse_duration(text)?));
+        };
+        let pair = |separator: &str| -> Result<(u64, u64), Error> {
+            let (first, second) = parameters.split_once(separator).ok_or(Error::Shape)?;
+            Ok((parse_duration(first)?, parse_duration(second)?))
+        };
+        match model {
+            FIXED => Ok(Self::Fixed(parse_duration(parameters)?)),
+            UNIFORM => {
+                let (low, high) = pair(UNIFORM_SEPARATOR)?;
+                if low > high {
+                    return Err(Error::ReversedBounds);
+                }
+                Ok(Self::Uniform { low, high })
+            }
+            LOGNORMAL => {
+                let (median, p99) = pair(LOGNORMAL_SEPARATOR)?;
+                if median == 0 {
+                    return Err(Error::ZeroMedian);
+                }
+                if p99 < median {
+                    return Err(Error::P99BelowMedian);
+                }
+                let mu = libm::log(median as f64);
+                let sigma = (libm::log(p99 as f64) - mu) / P99_Z;
+                Ok(Self::LogNormal {
+                    median,
+                    p99,
+                    mu,
+                    sigma,
+                })
+            }
+            _ => Err(Error::UnknownModel),
+        }
+    }
+
+    /// One fetch time in nanoseconds.
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        match *self {
+            Self::Fixed(nanos) => nanos,
+            Self::Uniform { low, high } => rng.range_inclusive(low, high),
+            Self::LogNormal { mu, sigma, .. } => {
+                // The float-to-int cast saturates; a lognormal sample is never negative.
+                libm::round(libm::exp(mu + sigma * standard_normal(rng))) as u64
+            }
+        }
+    }
+}
+
+/// Writes nanoseconds in the largest unit that shows them exactly, as `parse_duration`
+/// reads them back.
+fn write_duration(f: &mut fmt::Formatter<'_>, nanos: u64) -> fmt::Result {
+    let (name, scale) = UNITS
+        .iter()
+        .rev()
+        .find(|(_, scale)| nanos.is_multiple_of(*scale))
+        .copied()
+        .unwrap_or(UNITS[0]);
+    write!(f, "{}{name}", nanos / scale)
+}
+
+impl fmt::Display for LatencyModel {
+    /// As typed: `fixed:10us`, `uniform:1ms..5ms`, `lognormal:1ms,10ms`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Fixed(nanos) => {
+                write!(f, "{FIXED}:")?;
+                write_duration(f, nanos)
+            }
+            Self::Uniform { low, high } => {
+                write!(f, "{UNIFORM}:")?;
+                write_duration(f, low)?;
+                f.write_str(UNIFORM_SEPARATOR)?;
+                write_duration(f, high)
+            }
+            Self::LogNormal { median, p99, .. } => {
+                write!(f, "{LOGNORMAL}:")?;
+                write_duration(f, median)?;
+                f.write_str(LOGNORMAL_SEPARATOR)?;
+                write_duration(f, p99)
+            }
+        }
+    }
+}
+
+/// One standard normal draw (Box-Muller; `1 - unit()` keeps the logarithm finite).
+fn standard_normal(rng: &mut Rng) -> f64 {
+    let radius = libm::sqrt(-2.0 * libm::log(1.0 - rng.unit()));
+    radius * libm::cos(core::f64::consts::TAU * rng.unit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn quantile(samples: &mut [u64], q: f64) -> u64 {
+        samples.sort_unstable();
+        samples[((samples.len() - 1) as f64 * q).round() as usize]
+    }
+
+    fn within(actual: u64, expected: u64, tolerance: f64) -> bool {
+        (actual as f64 - expected as f64).abs() <= expected as f64 * tolerance
+    }
+
+    #[test]
+    fn the_runners_names_parse() {
+        assert_eq!(
+            LatencyModel::parse("fixed:10ms"),
+            Ok(LatencyModel::Fixed(10 * MS))
+        );
+        assert_eq!(LatencyModel::parse("30us"), Ok(LatencyModel::Fixed(30_000)));
+        assert_eq!(LatencyModel::parse("0ns"), Ok(LatencyModel::Fixed(0)));
+        assert_eq!(
+            LatencyModel::parse("uniform:1ms..5ms"),
+            Ok(LatencyModel::Uniform {
+                low: MS,
+                high: 5 * MS
+            })
+        );
+        assert!(matches!(
+            LatencyModel::parse("lognormal:1ms,10ms"),
+            Ok(LatencyModel::LogNormal {
+                median: MS,
+                p99: 10_000_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn malformed_models_are_refused() {
+        assert_eq!(LatencyModel::parse("gamma:1ms"), Err(Error::UnknownModel));
+        assert_eq!(LatencyModel::parse("uniform:1ms,5ms"), Err(Error::Shape));
+        assert_eq!(LatencyModel::parse("fixed:10"), Err(Error::Duration));
+        assert_eq!(LatencyModel::parse("fast"), Err(Error::Duration));
+        assert_eq!(
+            LatencyModel::parse("fixed:99999999999999999999ms"),
+            Err(Error::Duration)
+        );
+        assert_eq!(
+            LatencyModel::parse("uniform:5ms..1ms"),
+            Err(Error::ReversedBounds)
+        );
+        assert_eq!(
+            LatencyModel::parse("lognormal:0ms,1ms"),
+            Err(Error::ZeroMedian)
+        );
+        assert_eq!(
+            LatencyModel::parse("lognormal:10ms,1ms"),
+            Err(Error::P99BelowMedian)
+        );
+    }
+
+    #[test]
+    fn models_print_as_typed() {
+        for text in [
+            "fixed:10ms",
+            "uniform:1ms..5ms",
+            "lognormal:1ms,10ms",
+            "fixed:0s",
+            "fixed:1500us",
+        ] {
+            assert_eq!(LatencyModel::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(
+            LatencyModel::parse("30us").unwrap().to_string(),
+            "fixed:30us"
+        );
+    }
+
+    #[test]
+    fn uniform_samples_stay_in_bounds() {
+        let model = LatencyModel::parse("uniform:1ms..5ms").unwrap();
+        let mut rng = Rng::new(42);
+        let samples: Vec<u64> = (0..10_000).map(|_| model.sample(&mut rng)).collect();
+        assert!(samples.iter().all(|s| (MS..=5 * MS).contains(s)));
+        assert!(within(samples.iter().sum::<u64>() / 10_000, 3 * MS, 0.05));
+    }
+
+    #[test]
+    fn lognormal_samples_have_the_median_and_p99() {
+        let model = LatencyModel::parse("lognormal:1ms,10ms").unwrap();
+        let mut rng = Rng::new(42);
+        let mut samples: Vec<u64> = (0..50_000).map(|_| model.sample(&mut rng)).collect();
+        assert!(within(quantile(&mut samples, 0.5), MS, 0.10));
+        assert!(within(quantile(&mut samples, 0.99), 10 * MS, 0.10));
+    }
+
+    #[test]
+    fn lognormal_with_equal_median_and_p99_is_fixed() {
+        let model = LatencyModel::parse("lognormal:2ms,2ms").unwrap();
+        let mut rng = Rng::new(1);
+        assert!((0..100).all(|_| model.sample(&mut rng) == 2 * MS));
+    }
+}
