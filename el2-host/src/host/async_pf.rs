@@ -68,14 +68,17 @@ impl Host {
         hyp_timer::arm(self.apf.fetches.next_deadline());
     }
 
-    /// The EL2 timer or another physical IRQ interrupted the guest.
+    /// The EL2 timer, or the guest's own timer (forwarded to it), interrupted the guest.
     pub(super) fn physical_irq(&mut self) {
         while let Some(intid) = gic::acknowledge() {
-            if intid != hyp_timer::INTID {
-                panic!("physical IRQ {intid}: the host forwards none to the guest yet");
+            match intid {
+                hyp_timer::INTID => {
+                    hyp_timer::arm(None);
+                    gic::end(intid);
+                }
+                gic::GUEST_TIMER_INTID => gic::forward(intid),
+                other => panic!("physical IRQ {other}: the host forwards only the guest's timer"),
             }
-            hyp_timer::arm(None);
-            gic::end(intid);
         }
     }
 }

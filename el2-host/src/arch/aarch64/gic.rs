@@ -4,6 +4,13 @@
 //! `ICC_*` accesses reach the virtual interface (`HCR_EL2.IMO`/`FMO`); the host's, at EL2,
 //! the physical one. QEMU's `virt` without EL3 implements one security state
 //! (`GICD_CTLR.DS` = 1), whose Group 1 interrupts are IRQs.
+//!
+//! The guest's own timer interrupt is physical (the guest enables it in the redistributor
+//! it programs directly) and, with `IMO`, reaches EL2: the host forwards it as a virtual
+//! interrupt linked to the physical one (list register `HW` bit), so the guest's EOI
+//! deactivates the physical interrupt, which cannot fire again until then. That needs
+//! `EOImode` = 1 at the physical interface: the host's EOI only drops priority, and its
+//! own interrupts are deactivated explicitly (`ICC_DIR_EL1`).
 
 use super::sysreg::{isb, read_sysreg, write_sysreg};
 use el2_host::memory_map::{GICD, GICR};
@@ -17,6 +24,9 @@ const ICH_HCR_EN: u64 = 1;
 const PMR_ALL: u64 = 0xff;
 /// `ICC_IGRPEN1_EL1.Enable`.
 const IGRPEN1_ON: u64 = 1;
+/// `ICC_CTLR_EL1.EOImode` (bit 1): `ICC_EOIR1_EL1` drops priority only, `ICC_DIR_EL1`
+/// deactivates.
+const ICC_CTLR_EOIMODE_SPLIT: u64 = 1 << 1;
 
 /// `GICD_CTLR` (offset 0): `EnableGrp1` (bit 1) and `ARE` (bit 4, affinity routing, which
 /// the system register interface needs), with `DS` = 1.
@@ -48,6 +58,14 @@ const LR_PENDING_ACTIVE: u64 = 0b11 << LR_STATE_SHIFT;
 const LR_VINTID_MASK: u64 = 0xffff_ffff;
 const LR_GROUP1: u64 = 1 << 60;
 const LR_PRIORITY: u64 = 0xa0 << 48;
+/// `HW` (bit 61): the virtual interrupt is linked to physical `pINTID` (bits 44:32), which
+/// the guest's deactivation of the virtual one deactivates.
+const LR_HW: u64 = 1 << 61;
+const LR_PINTID_SHIFT: u32 = 32;
+
+/// The guest's virtual timer (`ARCH_TIMER_VIRT_IRQ` in QEMU `virt`: PPI 11, INTID 27), the
+/// one physical interrupt the host forwards.
+pub const GUEST_TIMER_INTID: u32 = 27;
 
 fn mmio(address: u64) -> *mut u32 {
     address as *mut u32
@@ -73,6 +91,7 @@ pub fn init(ppi: u32) {
     write_sysreg!("icc_sre_el2", ICC_SRE_EL2);
     isb();
     write_sysreg!("icc_pmr_el1", PMR_ALL);
+    write_sysreg!("icc_ctlr_el1", ICC_CTLR_EOIMODE_SPLIT);
     write_sysreg!("icc_igrpen1_el1", IGRPEN1_ON);
     write_sysreg!("ich_vmcr_el2", 0);
     write_sysreg!("ich_hcr_el2", ICH_HCR_EN);
@@ -86,9 +105,29 @@ pub fn acknowledge() -> Option<u32> {
     (intid < FIRST_SPECIAL_INTID).then_some(intid as u32)
 }
 
-/// Ends a physical IRQ (`EOImode` = 0: priority drop and deactivation).
+/// Ends a physical IRQ of the host's own: priority drop, then deactivation (`EOImode` = 1).
 pub fn end(intid: u32) {
     write_sysreg!("icc_eoir1_el1", u64::from(intid));
+    write_sysreg!("icc_dir_el1", u64::from(intid));
+    isb();
+}
+
+/// Hands the acknowledged physical IRQ `intid` to the guest: drops its priority, leaving it
+/// active, and makes the same INTID pending for the guest through list register 1
+/// (register 0 carries the page-ready PPI), linked to the physical one. The register is
+/// free: the physical interrupt stays active, so cannot be taken again, until the guest
+/// ends the last one forwarded.
+pub fn forward(intid: u32) {
+    write_sysreg!("icc_eoir1_el1", u64::from(intid));
+    write_sysreg!(
+        "ich_lr1_el2",
+        LR_PENDING
+            | LR_HW
+            | LR_GROUP1
+            | LR_PRIORITY
+            | u64::from(intid) << LR_PINTID_SHIFT
+            | u64::from(intid)
+    );
     isb();
 }
 
