@@ -1,6 +1,7 @@
 //! Boots the real aarch64 guest kernel at EL1 under the arm64 EL2 host (`scripts/el2-run`,
 //! QEMU TCG with `virtualization=on`) and checks what it printed: the demo, lazy pages the
-//! host serves from its generator (verified by the guest with the same seed).
+//! host serves from its generator (verified by the guest with the same seed), and async
+//! page faults (`mode=apf` with `apf=on`) counted alike on both sides.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,16 @@ impl Boot {
     fn result(&self) -> Value {
         let line = self.line("RESULT ");
         serde_json::from_str(line.trim_start_matches("RESULT ")).expect("RESULT is JSON")
+    }
+
+    /// `key=N` of the host's statistics line.
+    fn host_stat(&self, key: &str) -> u64 {
+        let line = self.line("el2: STATS");
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+            .parse()
+            .expect("a number")
     }
 }
 
@@ -110,15 +121,45 @@ fn pages_from_another_seed_fail_verification() {
     assert_eq!(b.result()["pages_verified"], 0);
 }
 
-/// The seed scenario (one CPU task, one memory task over 256 lazy pages) at 1 ms per page.
+/// The seed scenario (one CPU task, one memory task over 256 lazy pages) at 1 ms per page,
+/// `off` and then with async PF.
 #[test]
-fn seed_scenario_off() {
-    let b = boot(
-        &["mode=off", "latency=fixed:1ms", "seed=4"],
-        &["scenario=seed", "source=host", "seed=4", "apf=off"],
-    );
-    assert_eq!(b.guest_status, Some(0), "{}", b.stdout);
-    let r = b.result();
-    assert_eq!(r["pages_verified"], 256);
+fn seed_scenario_off_and_with_async_pf() {
+    let pages = 256;
+    let host = |mode| [mode, "latency=fixed:1ms", "seed=4"];
+    let guest = |apf| ["scenario=seed", "source=host", "seed=4", apf];
+
+    let off = boot(&host("mode=off"), &guest("apf=off"));
+    assert_eq!(off.guest_status, Some(0), "{}", off.stdout);
+    let r = off.result();
+    assert_eq!(r["pages_verified"], pages);
     assert_eq!(r["apf"]["state"], "off");
+    assert_eq!(r["apf"]["not_present"], 0);
+
+    let on = boot(&host("mode=apf"), &guest("apf=on"));
+    assert_eq!(on.guest_status, Some(0), "{}", on.stdout);
+    let r = on.result();
+    assert_eq!(r["pages_verified"], pages);
+    let apf = &r["apf"];
+    assert_eq!(apf["state"], "on");
+    // Every page: one not-present the host injected, one page-ready, one park and wake.
+    assert_eq!(apf["not_present"], pages);
+    assert_eq!(apf["ready"], pages);
+    assert_eq!(apf["broadcasts"], 1, "the one that follows ENABLE");
+    assert_eq!(apf["unknown_tokens"], 0);
+    assert_eq!(r["sched"]["parks"], pages);
+    assert_eq!(on.host_stat("not_present"), pages);
+    assert_eq!(on.host_stat("page_ready"), pages + 1);
+    assert_eq!(on.host_stat("sync_faults"), 0);
+}
+
+#[test]
+fn apf_on_without_the_host_offering_it_exits_5() {
+    let b = boot(&["mode=off"], &["scenario=cpu", "cpu=1000", "apf=on"]);
+    assert_eq!(b.guest_status, Some(5), "{}", b.stdout);
+    assert!(
+        b.line("kernel: apf=on").contains("KVM_FEATURES bit 2"),
+        "{}",
+        b.stdout
+    );
 }
