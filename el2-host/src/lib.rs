@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod apf;
+pub mod device_tree;
 pub mod elf;
 pub mod esr;
 pub mod frame;

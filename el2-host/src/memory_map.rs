@@ -31,9 +31,11 @@ pub const HOST_REGION: Range<u64> = RAM_END - 16 * MIB..RAM_END;
 /// segments into guest RAM. Keep this value in sync with `link.ld`.
 pub const GUEST_ELF_STAGING: Range<u64> = RAM_END - 8 * MIB..RAM_END;
 
-/// Guest RAM: everything below the host's region, identity-mapped. (QEMU puts its DTB for a
-/// bare-metal image at `RAM_BASE`; the guest may overwrite it.)
+/// Guest RAM: everything below the host's region, identity-mapped.
 pub const GUEST_RAM: Range<u64> = RAM_BASE..HOST_REGION.start;
+/// Where QEMU puts its device tree for a bare-metal image: the start of RAM, which is the
+/// guest's. The guest kernel reads it (RAM size, command line); other guests may overwrite it.
+pub const GUEST_DEVICE_TREE: u64 = RAM_BASE;
 /// Where the guest kernel puts workload data: 64 MiB into RAM, as on x86 (`WORKLOAD_BASE`
 /// of the runner and guest-kernel). The default lazy region runs from here to the end of
 /// guest RAM.

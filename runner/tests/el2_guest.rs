@@ -99,6 +99,16 @@ fn demo_runs_under_the_el2_host() {
     );
     assert!(r["sched"]["preemptions"].as_u64().unwrap() > 0);
     assert_eq!(r["unexpected_interrupts"], 0);
+    // QEMU's device tree says 512 MiB; the host keeps the top 16 MiB for itself.
+    b.line("kernel: 496 MiB RAM");
+}
+
+#[test]
+fn workload_data_must_fit_below_the_host_region() {
+    // 437.5 MiB of pages above the 64 MiB mark: more than the 432 MiB the host leaves.
+    let b = boot(&["mode=off"], &["scenario=mem", "pages=112000"]);
+    assert_eq!(b.guest_status, Some(5), "{}", b.stdout);
+    assert!(b.line("kernel: 'mem' needs").contains("at least 502 MiB"));
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Copies the guest ELF that QEMU staged raw (`-device loader,...,force-raw=on`) into guest
-//! RAM and returns its entry point.
+//! RAM and returns its entry point; tells the guest how much RAM it has.
 
 use core::fmt;
 use core::ops::Range;
+use el2_host::device_tree::{self, HEADER_SIZE};
 use el2_host::elf::{self, Elf};
-use el2_host::memory_map::{GUEST_ELF_STAGING, in_guest_ram};
+use el2_host::memory_map::{GUEST_DEVICE_TREE, GUEST_ELF_STAGING, GUEST_RAM, in_guest_ram};
 
 /// Why the guest could not be loaded.
 pub enum Error {
@@ -52,4 +53,22 @@ pub fn load(lazy: &Range<u64>) -> Result<u64, Error> {
         bss.fill(0);
     }
     Ok(elf.entry)
+}
+
+/// Makes the `/memory` node of QEMU's device tree (which describes all of `-m`) describe
+/// guest RAM only, without the host's region at the top.
+pub fn describe_guest_memory() -> Result<(), device_tree::Error> {
+    // SAFETY: the start of guest RAM, which the guest does not run yet; only the header is
+    // read before its size is known.
+    let header =
+        unsafe { core::slice::from_raw_parts(GUEST_DEVICE_TREE as *const u8, HEADER_SIZE) };
+    let size = device_tree::total_size(header)?;
+    let end = GUEST_DEVICE_TREE.saturating_add(size as u64);
+    if !in_guest_ram(&(GUEST_DEVICE_TREE..end)) {
+        return Err(device_tree::Error::Header);
+    }
+    // SAFETY: as above: the blob lies in guest RAM (checked), which nothing else uses
+    // before the guest is loaded.
+    let blob = unsafe { core::slice::from_raw_parts_mut(GUEST_DEVICE_TREE as *mut u8, size) };
+    device_tree::limit_memory(blob, &GUEST_RAM)
 }

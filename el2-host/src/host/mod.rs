@@ -71,6 +71,11 @@ extern "C" fn host_main() -> ! {
         params.lazy.end,
         counter::frequency()
     );
+    if let Err(error) = loader::describe_guest_memory() {
+        // Before loading: a guest image may cover the device tree, which it then does not
+        // need.
+        println!("device tree at the start of RAM left alone: {error:?}");
+    }
     let entry = match loader::load(&params.lazy) {
         Ok(entry) => entry,
         Err(error) => {
