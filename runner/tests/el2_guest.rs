@@ -173,3 +173,24 @@ fn apf_on_without_the_host_offering_it_exits_5() {
         b.stdout
     );
 }
+
+/// `runner run --vmm el2` starts the same pair: the runner's exit status is the guest's.
+#[test]
+fn runner_vmm_el2_with_async_pf() {
+    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["run", "--arch", "aarch64", "--vmm", "el2", "--kernel"])
+        .arg(guest_elf())
+        .args(["--latency", "200us", "--seed", "6", "--apf", "el2", "--"])
+        .args(["scenario=mem", "source=host", "seed=6", "pages=32"])
+        .output()
+        .expect("runner runs");
+    let b = Boot {
+        guest_status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    };
+    assert_eq!(b.guest_status, Some(0), "{}", b.stdout);
+    let r = b.result();
+    assert_eq!(r["pages_verified"], 32);
+    assert_eq!(r["apf"]["not_present"], 32);
+    assert_eq!(b.host_stat("not_present"), 32);
+}
