@@ -194,3 +194,18 @@ fn runner_vmm_el2_with_async_pf() {
     assert_eq!(r["apf"]["not_present"], 32);
     assert_eq!(b.host_stat("not_present"), 32);
 }
+
+/// `apf-test=bad-area` on arm64: an ENABLE whose control block is not RAM, which the host
+/// refuses; the real enable follows.
+#[test]
+fn the_host_refuses_a_control_block_outside_ram() {
+    let b = boot(
+        &["mode=apf"],
+        &["scenario=cpu", "cpu=1000", "apf=on", "apf-test=bad-area"],
+    );
+    assert_eq!(b.guest_status, Some(0), "{}", b.stdout);
+    assert!(b.line("apf-test:").contains("INVALID_PARAMETER"));
+    let apf = &b.result()["apf"];
+    assert_eq!(apf["test"], "refused");
+    assert_eq!(apf["state"], "on");
+}
