@@ -1,6 +1,8 @@
 //! The host's command line, read through semihosting `SYS_GET_CMDLINE` (QEMU builds it from
-//! the `-kernel` path and `-append`): `key=value` words; words without `=` (the image
-//! path QEMU puts first) are ignored.
+//! the `-kernel` path and `-append`, or from `-semihosting-config arg=...`, which
+//! `scripts/el2-run` uses so that `-append`, the device tree's bootargs, holds only the guest
+//! kernel's words): `key=value` words; words without `=` (the image path or program name
+//! put first) are ignored.
 //!
 //! | key | values | default |
 //! |---|---|---|
