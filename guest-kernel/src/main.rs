@@ -18,13 +18,6 @@ mod console;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
-#[cfg_attr(
-    target_arch = "aarch64",
-    expect(
-        dead_code,
-        reason = "the async PF entry points have no aarch64 caller until its protocol exists"
-    )
-)]
 mod kernel;
 #[cfg(target_os = "none")]
 mod panic;

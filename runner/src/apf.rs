@@ -20,6 +20,9 @@ pub enum ApfMode {
     /// As `vmm`, but a fault whose page is expected within --async-threshold stays
     /// synchronous (cheaper than the not-present/ready round trip).
     Adaptive,
+    /// The arm64 EL2 host (`--vmm el2`) delivers them with the v4 protocol (SDEI and a PPI)
+    /// for faults taken at EL0; the guest is told `apf=on`.
+    El2,
 }
 
 impl ApfMode {
@@ -27,7 +30,7 @@ impl ApfMode {
     pub fn guest_word(self) -> &'static str {
         match self {
             ApfMode::Off => "apf=off",
-            ApfMode::Kvm | ApfMode::Vmm | ApfMode::Adaptive => "apf=on",
+            ApfMode::Kvm | ApfMode::Vmm | ApfMode::Adaptive | ApfMode::El2 => "apf=on",
         }
     }
 
@@ -41,15 +44,16 @@ impl ApfMode {
         match self {
             ApfMode::Off => Some("kvm-asyncpf=off,kvm-asyncpf-int=off"),
             ApfMode::Kvm => Some("kvm-asyncpf=on,kvm-asyncpf-int=on"),
-            ApfMode::Vmm | ApfMode::Adaptive => None,
+            ApfMode::Vmm | ApfMode::Adaptive | ApfMode::El2 => None,
         }
     }
 
     /// `eax` of the KVM feature leaf as the guest should see it. The userspace modes show
-    /// KVM's bits too: the guest's MSR accesses come to this VMM instead of KVM.
+    /// KVM's bits too: the guest's MSR accesses come to this VMM instead of KVM. `el2` is
+    /// arm64's and never reaches an x86 VMM (`run` refuses it there).
     pub fn kvm_features(self, supported: u32) -> u32 {
         match self {
-            ApfMode::Off => supported & !ASYNC_PF_FEATURES,
+            ApfMode::Off | ApfMode::El2 => supported & !ASYNC_PF_FEATURES,
             ApfMode::Kvm | ApfMode::Vmm | ApfMode::Adaptive => supported,
         }
     }

@@ -41,6 +41,9 @@ pub enum VmmKind {
     /// qemu-system-x86_64 with KVM (TCG if /dev/kvm is unusable); qemu-system-aarch64 with
     /// TCG for aarch64 guests.
     Qemu,
+    /// Our arm64 EL2 host (`el2-host`) in qemu-system-aarch64 TCG: aarch64 guests, lazy
+    /// memory with --latency, async PF with --apf el2.
+    El2,
 }
 
 #[derive(Debug, Args)]
@@ -62,7 +65,7 @@ pub struct RunArgs {
     pub timeout: Duration,
     /// Make guest RAM lazy: each page is fetched on first touch, taking a time drawn from
     /// MODEL: `fixed:D`, `uniform:LOW..HIGH`, `lognormal:MEDIAN,P99`, or a bare duration D
-    /// (fixed); durations in ns, us, ms or s. Builtin VMM only.
+    /// (fixed); durations in ns, us, ms or s. Builtin VMM, or the EL2 host (--vmm el2).
     #[arg(long, value_name = "MODEL")]
     pub latency: Option<LatencyModel>,
     /// Concurrent page fetches with --latency (1: a serial device).
@@ -104,8 +107,9 @@ pub struct RunArgs {
     /// Async page faults: `off` hides KVM's async PF CPUID bits and tells the guest `apf=off`;
     /// `kvm` advertises them and tells the guest `apf=on` (KVM delivers them); `vmm` and
     /// `adaptive` (builtin VMM with --latency) have this VMM deliver them instead, `adaptive`
-    /// only for faults expected to take --async-threshold or longer [default: leave the CPUID
-    /// and the guest command line as they are].
+    /// only for faults expected to take --async-threshold or longer; `el2` has the arm64 EL2
+    /// host deliver them (--vmm el2) [default: leave the CPUID and the guest command line as
+    /// they are].
     #[arg(long, value_enum, value_name = "MODE")]
     pub apf: Option<crate::apf::ApfMode>,
     /// With --apf adaptive: a fault whose page is expected sooner than this stays synchronous

@@ -13,11 +13,15 @@ pub enum GuestArch {
 
 /// The architecture cannot run in the VMM asked for.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{0} guests run only under --vmm qemu (the builtin KVM VMM, and with it lazy memory, \
-     snapshots and compare, is x86_64-only)"
-)]
-pub struct Unsupported(&'static str);
+pub enum Unsupported {
+    #[error(
+        "{0} guests run only under --vmm qemu or el2 (the builtin KVM VMM, and with it \
+         snapshots and compare, is x86_64-only)"
+    )]
+    NotBuiltin(&'static str),
+    #[error("--vmm el2 (the arm64 EL2 host) runs aarch64 guests only")]
+    El2IsArm64,
+}
 
 impl GuestArch {
     /// The name used on the command line and in messages.
@@ -28,11 +32,14 @@ impl GuestArch {
         }
     }
 
-    /// Fails for an architecture `vmm` cannot boot: aarch64 guests run in QEMU (TCG) only.
+    /// Fails for an architecture `vmm` cannot boot: aarch64 guests run in QEMU (TCG), bare
+    /// or under the EL2 host, which runs nothing else.
     pub fn ensure_supported(self, vmm: VmmKind) -> Result<(), Unsupported> {
         match (self, vmm) {
-            (GuestArch::X86_64, _) | (GuestArch::Aarch64, VmmKind::Qemu) => Ok(()),
-            (GuestArch::Aarch64, VmmKind::Builtin) => Err(Unsupported(self.name())),
+            (GuestArch::X86_64, VmmKind::Builtin | VmmKind::Qemu)
+            | (GuestArch::Aarch64, VmmKind::Qemu | VmmKind::El2) => Ok(()),
+            (GuestArch::Aarch64, VmmKind::Builtin) => Err(Unsupported::NotBuiltin(self.name())),
+            (GuestArch::X86_64, VmmKind::El2) => Err(Unsupported::El2IsArm64),
         }
     }
 
@@ -50,18 +57,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn aarch64_runs_under_qemu_only() {
+    fn aarch64_runs_under_qemu_and_el2_only() {
         for vmm in [VmmKind::Builtin, VmmKind::Qemu] {
             assert!(GuestArch::X86_64.ensure_supported(vmm).is_ok());
         }
         assert!(GuestArch::Aarch64.ensure_supported(VmmKind::Qemu).is_ok());
+        assert!(GuestArch::Aarch64.ensure_supported(VmmKind::El2).is_ok());
+        assert!(matches!(
+            GuestArch::X86_64.ensure_supported(VmmKind::El2),
+            Err(Unsupported::El2IsArm64)
+        ));
         let error = GuestArch::Aarch64
             .ensure_supported(VmmKind::Builtin)
             .unwrap_err();
         assert!(
             error
                 .to_string()
-                .starts_with("aarch64 guests run only under --vmm qemu"),
+                .starts_with("aarch64 guests run only under --vmm qemu or el2"),
             "{error}"
         );
     }

@@ -10,8 +10,8 @@ use crate::cli::{RunArgs, SnapshotArgs, VmmKind};
 use crate::console::ConsoleSink;
 use crate::guest_arch::Unsupported;
 use crate::inject::{Inject, Injections};
-use crate::lazy::LazyConfig;
 use crate::lazy::source::PageSource;
+use crate::lazy::{LazyConfig, LazyRegion};
 use crate::outcome::{GuestOutcome, RunReport};
 use crate::vmm::VmConfig;
 use crate::{guest_build, guest_cmdline, qemu, snapshot, vmm};
@@ -34,8 +34,17 @@ pub enum Error {
     },
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
-    #[error("--latency needs the builtin VMM: its userfaultfd handler serves lazy memory")]
+    #[error(
+        "--latency needs the builtin VMM (its userfaultfd handler serves lazy memory) or the \
+         EL2 host (--vmm el2)"
+    )]
     LazyNeedsBuiltin,
+    #[error("--apf el2 needs --vmm el2, which takes only --apf off or el2")]
+    El2ApfMismatch,
+    #[error("{0} is the builtin VMM's; the EL2 host (--vmm el2) has none")]
+    NotForEl2(&'static str),
+    #[error("--vmm el2 runs the guest in the host's 496 MiB: --mem must be 512M (QEMU's -m)")]
+    El2MemSize,
     #[error("snapshot needs the builtin VMM: it saves the RAM it maps")]
     SnapshotNeedsBuiltin,
     #[error(
@@ -84,9 +93,10 @@ pub fn snapshot(args: SnapshotArgs) -> Result<RunReport, Error> {
 fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
     // Cheap checks first, so a typo does not wait for a guest build.
     args.arch.ensure_supported(args.vmm)?;
-    if args.latency.is_some() && args.vmm != VmmKind::Builtin {
+    if args.latency.is_some() && args.vmm == VmmKind::Qemu {
         return Err(Error::LazyNeedsBuiltin);
     }
+    check_el2(&args)?;
     let async_threshold = async_threshold(&args)?;
     let inject = injections(&args)?;
     let mut words = args.cmdline.clone();
@@ -129,6 +139,15 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
             user_apf: None,
             snapshot: None,
         },
+        VmmKind::El2 => {
+            let host = guest_build::build_el2_host()?;
+            RunReport {
+                outcome: qemu::run_el2(&config, &host, &console, args.timeout, args.verbose)?,
+                lazy: None,
+                user_apf: None,
+                snapshot: None,
+            }
+        }
     };
     if args.verbose {
         if let Some(stats) = &report.lazy {
@@ -146,6 +165,37 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         })?;
     }
     Ok(report)
+}
+
+/// `--apf el2` and `--vmm el2` go together, and the EL2 host has only what it implements:
+/// its own RAM size, one fetcher, the workload region lazy, pages from the seed.
+fn check_el2(args: &RunArgs) -> Result<(), Error> {
+    let el2 = args.vmm == VmmKind::El2;
+    let apf_fits = match args.apf {
+        None | Some(ApfMode::Off) => true,
+        Some(ApfMode::El2) => el2,
+        Some(ApfMode::Kvm | ApfMode::Vmm | ApfMode::Adaptive) => !el2,
+    };
+    if !apf_fits {
+        return Err(Error::El2ApfMismatch);
+    }
+    if !el2 {
+        return Ok(());
+    }
+    if args.mem != qemu::EL2_MEM_SIZE {
+        return Err(Error::El2MemSize);
+    }
+    let unsupported = [
+        (args.fetchers != 1, "--fetchers"),
+        (args.lazy != LazyRegion::Workload, "--lazy all"),
+        (args.restore.is_some(), "--restore"),
+        (args.readahead != 0, "--readahead"),
+        (!args.inject.is_empty(), "--inject"),
+    ];
+    match unsupported.into_iter().find(|(given, _)| *given) {
+        Some((_, option)) => Err(Error::NotForEl2(option)),
+        None => Ok(()),
+    }
 }
 
 /// The adaptive policy's threshold; checks that the userspace async PF modes have the lazy
@@ -262,6 +312,28 @@ mod tests {
                 Err(Error::ThresholdWithoutAdaptive)
             ));
         }
+    }
+
+    #[test]
+    fn el2_takes_its_own_apf_mode_and_options() {
+        let el2 = |extra: &[&str]| {
+            let mut args = vec!["--arch", "aarch64", "--vmm", "el2"];
+            args.extend_from_slice(extra);
+            check_el2(&run_args(&args))
+        };
+        assert!(el2(&["--latency", "1ms", "--seed", "3", "--apf", "el2"]).is_ok());
+        assert!(el2(&["--apf", "off"]).is_ok());
+        assert!(matches!(el2(&["--apf", "kvm"]), Err(Error::El2ApfMismatch)));
+        assert!(matches!(
+            check_el2(&run_args(&["--apf", "el2"])),
+            Err(Error::El2ApfMismatch)
+        ));
+        assert!(matches!(el2(&["--mem", "256M"]), Err(Error::El2MemSize)));
+        assert!(matches!(
+            el2(&["--latency", "1ms", "--fetchers", "2"]),
+            Err(Error::NotForEl2("--fetchers"))
+        ));
+        assert!(check_el2(&run_args(&["--apf", "kvm"])).is_ok());
     }
 
     #[test]

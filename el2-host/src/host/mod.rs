@@ -196,9 +196,15 @@ impl Host {
             Call::AsyncPf if apf_offered => {
                 let [_, sub, x2, x3, ..] = frame.call_args();
                 let memory = &self.memory;
+                let was_on = self.apf.control().is_some();
                 let (status, value) = self.apf.call(sub, x2, x3, |gpa| memory.is_plain_ram(gpa));
                 frame.x[0] = status as u64;
                 frame.x[1] = value;
+                if was_on && self.apf.control().is_none() {
+                    // The guest kernel turns async PF off last thing before it exits through
+                    // semihosting, which ends QEMU without the host: report the counts now.
+                    println!("{}", self.stats);
+                }
             }
             call => frame.set_results(call.answer(apf_offered)),
         }

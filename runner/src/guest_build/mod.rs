@@ -12,6 +12,8 @@ use crate::guest_arch::GuestArch;
 
 /// The guest kernel's package, and the binary it builds.
 const GUEST_PACKAGE: &str = "guest-kernel";
+/// The arm64 EL2 host's package and binary (`--vmm el2`), built like an aarch64 guest.
+const EL2_HOST_PACKAGE: &str = "el2-host";
 /// Overrides where the workspace is, for a runner binary used outside its source tree.
 const WORKSPACE_ENV: &str = "APF_WORKSPACE";
 /// The guest's own target directory: host builds and the `-Zbuild-std` guest build must not
@@ -40,9 +42,17 @@ pub enum Error {
 /// Builds the guest kernel for `arch` in release mode and returns its ELF. Cargo's output goes
 /// to our stderr: stdout carries only the guest console (or the path, for `build-guest`).
 pub fn build(arch: GuestArch) -> Result<PathBuf, Error> {
+    build_package(GUEST_PACKAGE, arch.target_triple())
+}
+
+/// Builds the arm64 EL2 host (`--vmm el2`) and returns its ELF.
+pub fn build_el2_host() -> Result<PathBuf, Error> {
+    build_package(EL2_HOST_PACKAGE, GuestArch::Aarch64.target_triple())
+}
+
+fn build_package(package: &str, target: &str) -> Result<PathBuf, Error> {
     let workspace = workspace_root();
-    let target = arch.target_triple();
-    let mut cargo = build_command(&workspace, target);
+    let mut cargo = build_command(&workspace, package, target);
     let status = cargo
         .stdout(io::stderr())
         .status()
@@ -53,7 +63,7 @@ pub fn build(arch: GuestArch) -> Result<PathBuf, Error> {
     if !status.success() {
         return Err(Error::Failed { status });
     }
-    let elf = elf_path(&workspace, target);
+    let elf = elf_path(&workspace, package, target);
     if !elf.is_file() {
         return Err(Error::Missing(elf));
     }
@@ -70,18 +80,11 @@ fn workspace_root() -> PathBuf {
     }
 }
 
-fn build_command(workspace: &Path, target: &str) -> Command {
+fn build_command(workspace: &Path, package: &str, target: &str) -> Command {
     let mut cargo = Command::new(workspace.join(GUEST_CARGO));
     cargo
         .current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            GUEST_PACKAGE,
-            "--target",
-            target,
-        ])
+        .args(["build", "--release", "-p", package, "--target", target])
         .arg("--target-dir")
         .arg(workspace.join(GUEST_TARGET_DIR));
     for name in HOST_ONLY_ENV {
@@ -90,12 +93,12 @@ fn build_command(workspace: &Path, target: &str) -> Command {
     cargo
 }
 
-fn elf_path(workspace: &Path, target: &str) -> PathBuf {
+fn elf_path(workspace: &Path, package: &str, target: &str) -> PathBuf {
     workspace
         .join(GUEST_TARGET_DIR)
         .join(target)
         .join("release")
-        .join(GUEST_PACKAGE)
+        .join(package)
 }
 
 #[cfg(test)]
@@ -106,7 +109,7 @@ mod tests {
     #[test]
     fn build_command_builds_the_guest_package_through_guest_cargo() {
         let workspace = Path::new("/ws");
-        let cargo = build_command(workspace, "x86_64-unknown-none");
+        let cargo = build_command(workspace, GUEST_PACKAGE, "x86_64-unknown-none");
         assert_eq!(cargo.get_program(), "/ws/scripts/guest-cargo");
         assert_eq!(cargo.get_current_dir(), Some(workspace));
         assert_eq!(
@@ -129,8 +132,12 @@ mod tests {
     #[test]
     fn elf_lands_in_the_guest_target_dir() {
         assert_eq!(
-            elf_path(Path::new("/ws"), "x86_64-unknown-none"),
+            elf_path(Path::new("/ws"), GUEST_PACKAGE, "x86_64-unknown-none"),
             Path::new("/ws/target/guest/x86_64-unknown-none/release/guest-kernel")
+        );
+        assert_eq!(
+            elf_path(Path::new("/ws"), EL2_HOST_PACKAGE, "aarch64-unknown-none"),
+            Path::new("/ws/target/guest/aarch64-unknown-none/release/el2-host")
         );
     }
 }

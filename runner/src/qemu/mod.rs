@@ -1,9 +1,10 @@
 //! `--vmm qemu`: boots the same kernel in QEMU/KVM (TCG where /dev/kvm is unusable), with the
 //! builtin VMM's console, exit status and timeout semantics; the aarch64 guest boots in
-//! `qemu-system-aarch64` under TCG.
+//! `qemu-system-aarch64` under TCG, bare or under our EL2 host (`--vmm el2`).
 
 mod aarch64;
 mod argv;
+mod el2;
 mod exit_status;
 mod output;
 
@@ -15,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use argv::{Accel, Invocation};
+pub use el2::MEM_SIZE as EL2_MEM_SIZE;
 use exit_status::NoExitStatus;
 
 use crate::console::ConsoleSink;
@@ -52,6 +54,8 @@ pub enum Error {
     NoExitStatus(#[from] NoExitStatus),
     #[error("cannot pass the guest console through")]
     Console(#[source] io::Error),
+    #[error("the EL2 host stopped the run (its exit status {0}); its messages are above")]
+    El2Host(u8),
 }
 
 /// Boots `config`, an `arch` guest, in QEMU and waits for the guest's exit status, at most
@@ -76,6 +80,43 @@ pub fn run(
             (aarch64::QEMU, args)
         }
     };
+    launch(program, args, console, timeout, verbose)
+}
+
+/// Boots `config`, an aarch64 guest, under the EL2 host ELF `host` (`--vmm el2`) and waits
+/// for the guest's exit status, at most `timeout`. The host's own exits are errors.
+pub fn run_el2(
+    config: &VmConfig<'_>,
+    host: &std::path::Path,
+    console: &ConsoleSink,
+    timeout: Duration,
+    verbose: bool,
+) -> Result<GuestOutcome, Error> {
+    aarch64::validate_kernel(config.kernel)?;
+    let args = el2::args(&el2::Invocation {
+        host,
+        guest: config.kernel,
+        guest_cmdline: config.cmdline,
+        lazy: config.lazy.as_ref(),
+        apf: config.apf,
+    });
+    let outcome = launch(el2::QEMU, args, console, timeout, verbose);
+    // The host's statuses overlap the guest's encoded ones: its last line tells them apart.
+    match el2::host_exit(console.last_line().as_deref()) {
+        Some(status) => Err(Error::El2Host(status)),
+        None => outcome,
+    }
+}
+
+/// Runs `program` with `args`, passing its console through, and reads the guest's exit
+/// status from its exit code.
+fn launch(
+    program: &'static str,
+    args: Vec<std::ffi::OsString>,
+    console: &ConsoleSink,
+    timeout: Duration,
+    verbose: bool,
+) -> Result<GuestOutcome, Error> {
     if verbose {
         eprintln!("runner: {program} {args:?}");
     }

@@ -36,7 +36,7 @@ const INTID_MASK: u64 = 0xFF_FFFF;
 /// INTIDs 1020-1023 are special (spurious): nothing to handle or end.
 const SPECIAL_INTIDS: core::ops::RangeInclusive<u32> = 1020..=1023;
 /// PPIs are INTIDs 16-31, all in the redistributor's first 32-bit registers.
-const PPI_LAST: u32 = 31;
+pub const PPIS: core::ops::RangeInclusive<u32> = 16..=31;
 
 /// A GIC register at `addr`, mapped as a device by the boot map and the final tables.
 fn register<T>(addr: u64) -> VolatilePtr<'static, T> {
@@ -83,7 +83,7 @@ fn wait_for_distributor() {
 
 /// Enables private interrupt `intid` (a PPI) in Group 1 on CPU 0.
 pub fn enable_ppi(intid: u32) {
-    assert!(intid <= PPI_LAST, "INTID {intid} is not a PPI");
+    assert!(PPIS.contains(&intid), "INTID {intid} is not a PPI");
     register::<u8>(GICR_BASE + GICR_IPRIORITYR + u64::from(intid)).write(PRIORITY);
     register::<u32>(GICR_BASE + GICR_IGROUPR0).update(|groups| groups | 1 << intid);
     register::<u32>(GICR_BASE + GICR_ISENABLER0).write(1 << intid);

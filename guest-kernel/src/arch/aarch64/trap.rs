@@ -1,7 +1,7 @@
 //! The saved state of an interrupted context and the one Rust entry point every vector calls.
 
 use super::entry::{self, SPSR_EL0T, SPSR_MODE_MASK};
-use super::{exception, gic, timer};
+use super::{apf, exception, gic, timer};
 use crate::arch::stack::Stack;
 use crate::kernel::{self, Fault, Next};
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable};
@@ -113,12 +113,25 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame, vector: u64) -> *mut TrapFrame
     resume(next)
 }
 
-/// An interrupt from the GIC: the timer tick, or one nobody asked for.
+/// An interrupt from the GIC: the timer tick, async PF's page-ready, or one nobody asked
+/// for; or the entry an async PF "page not present" completes through (see `apf`).
 fn interrupt() -> Next {
+    if let Some(token) = apf::take_not_present() {
+        return kernel::apf_not_present(token);
+    }
     let Some(intid) = gic::acknowledge() else {
         return kernel::next();
     };
-    if intid == timer::INTID {
+    if apf::is_page_ready(intid) {
+        // Slot cleared and IRQ_ACK made first: an EOI with the line still high would take
+        // the same page-ready again.
+        let token = apf::take_page_ready();
+        gic::end_of_interrupt(intid);
+        match token {
+            Some(token) => kernel::apf_ready(token),
+            None => kernel::next(),
+        }
+    } else if intid == timer::INTID {
         // The timer's line is level-triggered: it drops once the deadline moves, which must
         // happen before the interrupt ends or it is pending again at once.
         timer::rearm();
