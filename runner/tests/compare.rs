@@ -216,6 +216,7 @@ fn bad_combinations_are_usage_errors() {
         &["--modes", "off,kvm", "--async-threshold", "100us"],
         &["--readahead", "100000"],
         &["--scenario", "mlp:1,65"],
+        &["--arch", "aarch64", "--fetchers", "4"],
     ] {
         let out = runner()
             .arg("compare")
@@ -240,7 +241,7 @@ fn modes_are_checked_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode 'kvmm'"));
 
-    // Every mode runs on x86_64; aarch64 (QEMU only) is refused before a run.
+    // KVM's async PF is x86's: an aarch64 comparison has off and el2.
     let out = runner()
         .args(["compare", "--arch", "aarch64", "--modes", "off,kvm"])
         .args(["--kernel", "/nonexistent"])
@@ -249,7 +250,39 @@ fn modes_are_checked_before_anything_runs() {
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("aarch64 guests run only under --vmm qemu"),
+        stderr.contains("mode kvm is not available for aarch64"),
         "{stderr}"
     );
+}
+
+/// The aarch64 guest under the arm64 EL2 host, async PF off and delivered by the host.
+#[test]
+fn an_aarch64_comparison_runs_under_the_el2_host() {
+    let json = temp("aarch64.json");
+    let out = runner()
+        .args(["compare", "--arch", "aarch64", "--scenario", "seed"])
+        .args(["--latency", "fixed:2ms", "--repeat", "1", "--pages", "16"])
+        .args(["--cpu-work", "2000000", "--seed", "5", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(json).unwrap();
+    assert_eq!(j["arch"], "aarch64", "{j}");
+    let runs = j["runs"].as_array().unwrap();
+    let modes: Vec<_> = runs.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["off", "el2"], "{j}");
+    for run in runs {
+        assert_eq!(run["pages_verified"], run["pages_touched"], "{run}");
+    }
+    // The host delivered one not-present and one ready per page to the el2 run only.
+    assert_eq!(runs[0]["apf_not_present"], 0, "{j}");
+    assert_eq!(runs[1]["apf_not_present"], 16, "{j}");
+    assert_eq!(runs[1]["apf_ready"], 16, "{j}");
 }

@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::cli::VmmKind;
 use crate::guest_arch::{GuestArch, Unsupported};
 use crate::lazy::{LatencyModel, MAX_FETCHERS};
+use crate::qemu::EL2_MEM_SIZE;
 use crate::{guest_build, units};
 pub use mode::Mode;
 use record::RunRecord;
@@ -128,11 +129,26 @@ impl CompareArgs {
                 self.scenario
             ));
         }
+        if self.arch == GuestArch::Aarch64 {
+            let builtin_only = [
+                (self.fetchers.is_some_and(|n| n != 1), "--fetchers"),
+                (self.tuning.readahead.is_some(), "--readahead"),
+                (!self.tuning.inject.is_empty(), "--inject"),
+            ];
+            if let Some((_, option)) = builtin_only.iter().find(|(given, _)| *given) {
+                return Err(format!(
+                    "{option} is the x86 VMM's: the arm64 EL2 host fetches one page at a time"
+                ));
+            }
+        }
         self.tuning.check(modes)
     }
 
-    /// `--fetchers`, or its default for `scenario`.
+    /// `--fetchers`, or its default for `scenario` (the EL2 host has one fetcher).
     fn fetchers_for(&self, scenario: Scenario) -> u8 {
+        if self.arch == GuestArch::Aarch64 {
+            return 1;
+        }
         self.fetchers.unwrap_or(match scenario {
             Scenario::Mlp(k) => u8::try_from(k).unwrap_or(MAX_FETCHERS).min(MAX_FETCHERS),
             _ => 1,
@@ -210,8 +226,7 @@ pub enum Error {
 /// Runs the comparison (one per latency with `--latency-sweep`, one per k with an MLP sweep)
 /// and prints its tables; writes JSON, SVG and Markdown when asked.
 pub fn compare(args: CompareArgs) -> Result<(), Error> {
-    // Every mode but QEMU's runs in the builtin VMM.
-    args.arch.ensure_supported(VmmKind::Builtin)?;
+    args.arch.ensure_supported(lazy_vmm(args.arch).0)?;
     let modes = modes(&args)?;
     if let Err(message) = args.check(&modes) {
         usage_error(&message);
@@ -469,19 +484,33 @@ impl Runner<'_> {
             what: "the runner binary".to_owned(),
             source,
         })?;
+        let (_, vmm) = lazy_vmm(args.arch);
+        let mem_mib = mem_mib(scenario, size.pages)?;
         let mut command = Command::new(exe);
         command
             .arg("run")
-            .args(["--vmm", "builtin", "--arch", args.arch.name()])
+            .args(["--vmm", vmm, "--arch", args.arch.name()])
             .arg("--kernel")
             .arg(&self.kernel)
-            .arg("--mem")
-            .arg(format!("{}M", mem_mib(scenario, size.pages)?))
             .arg("--timeout")
             .arg(format!("{}ms", args.timeout.as_millis()))
             .args(["--latency", &self.latency.to_string()])
-            .args(["--fetchers", &args.fetchers_for(scenario).to_string()])
-            .args(["--seed", &args.seed.to_string()])
+            .args(["--seed", &args.seed.to_string()]);
+        match args.arch {
+            GuestArch::X86_64 => command
+                .args(["--mem", &format!("{mem_mib}M")])
+                .args(["--fetchers", &args.fetchers_for(scenario).to_string()]),
+            // The EL2 host is built for one RAM size and keeps its top for itself.
+            GuestArch::Aarch64 if mem_mib > EL2_GUEST_MIB => {
+                return Err(Error::TooBig {
+                    scenario,
+                    pages: size.pages,
+                    mib: mem_mib,
+                });
+            }
+            GuestArch::Aarch64 => command.args(["--mem", &format!("{}M", EL2_MEM_SIZE >> 20)]),
+        };
+        command
             .args(args.tuning.run_args(mode))
             .arg("--report")
             .arg(report)
@@ -490,6 +519,18 @@ impl Runner<'_> {
         Ok(command)
     }
 }
+
+/// The VMM with lazy memory for `arch`, and its `--vmm` name: our KVM VMM on x86_64, the
+/// EL2 host in QEMU on aarch64.
+fn lazy_vmm(arch: GuestArch) -> (VmmKind, &'static str) {
+    match arch {
+        GuestArch::X86_64 => (VmmKind::Builtin, "builtin"),
+        GuestArch::Aarch64 => (VmmKind::El2, "el2"),
+    }
+}
+
+/// RAM the EL2 host leaves its guest (it keeps the top 16 MiB of 512 MiB).
+const EL2_GUEST_MIB: u64 = 496;
 
 /// The guest command line of one run (the async PF mode is added by `runner run --apf`).
 fn guest_words(scenario: Scenario, size: Size, seed: u64) -> Vec<String> {

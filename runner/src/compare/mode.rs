@@ -17,13 +17,16 @@ pub enum Mode {
     Vmm,
     /// Our VMM decides per fault between a synchronous and an async fault.
     Adaptive,
+    /// arm64: our EL2 host delivers async PF (SDEI + PPI) to the aarch64 guest.
+    El2,
 }
 
-const NAMES: [(&str, Mode); 4] = [
+const NAMES: [(&str, Mode); 5] = [
     ("off", Mode::Off),
     ("kvm", Mode::Kvm),
     ("vmm", Mode::Vmm),
     ("adaptive", Mode::Adaptive),
+    ("el2", Mode::El2),
 ];
 
 impl Mode {
@@ -36,7 +39,7 @@ impl Mode {
     pub fn supported(arch: GuestArch) -> &'static [Mode] {
         match arch {
             GuestArch::X86_64 => &[Mode::Off, Mode::Kvm, Mode::Vmm, Mode::Adaptive],
-            GuestArch::Aarch64 => &[],
+            GuestArch::Aarch64 => &[Mode::Off, Mode::El2],
         }
     }
 }
@@ -49,7 +52,7 @@ impl fmt::Display for Mode {
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mode '{0}' (known: off, kvm, vmm, adaptive)")]
+#[error("unknown mode '{0}' (known: off, kvm, vmm, adaptive, el2)")]
 pub struct UnknownMode(String);
 
 impl FromStr for Mode {
@@ -81,5 +84,7 @@ mod tests {
     #[test]
     fn off_is_supported_first() {
         assert_eq!(Mode::supported(GuestArch::X86_64).first(), Some(&Mode::Off));
+        assert_eq!(Mode::supported(GuestArch::Aarch64), [Mode::Off, Mode::El2]);
+        assert!(!Mode::El2.is_userspace(), "the EL2 host is not our x86 VMM");
     }
 }

@@ -115,6 +115,7 @@ fn apf_flag(mode: Mode) -> &'static str {
         Mode::Kvm => "kvm",
         Mode::Vmm => "vmm",
         Mode::Adaptive => "adaptive",
+        Mode::El2 => "el2",
     }
 }
 
@@ -138,6 +139,7 @@ mod tests {
             (Mode::Kvm, "kvm"),
             (Mode::Vmm, "vmm"),
             (Mode::Adaptive, "adaptive"),
+            (Mode::El2, "el2"),
         ] {
             assert_eq!(none.run_args(mode), ["--apf", flag]);
         }
