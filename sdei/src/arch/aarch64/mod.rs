@@ -1,8 +1,8 @@
-//! AArch64 EL1 client side: `hvc` as the conduit (KVM guests) and the entry trampoline
+//! AArch64 EL1 client side: `hvc` and `smc` as the conduits and the entry trampoline
 //! that turns an SDEI dispatch into a call of a Rust [`Handler`].
 
+mod conduit;
 mod entry;
-mod hvc;
 
+pub use conduit::{Hvc, Smc};
 pub use entry::{COMPLETE_FAILED_BRK, FRAME_SIZE, Handler, entry_point, register_handler};
-pub use hvc::Hvc;
