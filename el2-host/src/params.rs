@@ -8,7 +8,9 @@
 //! | `latency` | a [`LatencyModel`] name, as the runner's `--latency` | `0ns` |
 //! | `seed` | u64: lazy page contents and latency draws | `1` |
 //! | `lazy` | `workload` (from [`WORKLOAD_BASE`] to the end of guest RAM) or `none` | `workload` |
+//! | `inject` | `NAME[,NAME...]`: faults to inject ([`Inject`](crate::inject::Inject) names, as the runner's `--inject`) | none |
 
+use crate::inject::Injections;
 use crate::latency::{self, LatencyModel};
 use crate::memory_map::{GUEST_RAM, WORKLOAD_BASE};
 use core::ops::Range;
@@ -30,6 +32,8 @@ pub struct Params {
     pub seed: u64,
     /// Guest-physical range served lazily; empty for `lazy=none`.
     pub lazy: Range<u64>,
+    /// Faults to inject.
+    pub inject: Injections,
 }
 
 /// Why the command line was refused; the word is kept for the message.
@@ -38,6 +42,8 @@ pub enum Error<'a> {
     UnknownKey(&'a str),
     BadValue(&'a str),
     Latency(&'a str, latency::Error),
+    /// `inject=` named no such fault (the name is kept).
+    UnknownInjection(&'a str),
 }
 
 impl Default for Params {
@@ -47,6 +53,7 @@ impl Default for Params {
             latency: LatencyModel::Fixed(0),
             seed: 1,
             lazy: WORKLOAD_BASE..GUEST_RAM.end,
+            inject: Injections::default(),
         }
     }
 }
@@ -78,6 +85,9 @@ impl Params {
                         _ => return Err(Error::BadValue(word)),
                     }
                 }
+                "inject" => {
+                    params.inject = Injections::parse(value).map_err(Error::UnknownInjection)?
+                }
                 _ => return Err(Error::UnknownKey(word)),
             }
         }
@@ -97,7 +107,10 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let p = Params::parse("el2 mode=apf latency=uniform:1us..5us seed=9 lazy=none").unwrap();
+        let p = Params::parse(
+            "el2 mode=apf latency=uniform:1us..5us seed=9 lazy=none inject=spikes,wake-all",
+        )
+        .unwrap();
         assert_eq!(p.mode, Mode::Apf);
         assert_eq!(
             p.latency,
@@ -108,6 +121,7 @@ mod tests {
         );
         assert_eq!(p.seed, 9);
         assert!(p.lazy.is_empty());
+        assert_eq!(p.inject.to_string(), "wake-all,spikes");
     }
 
     #[test]
@@ -118,6 +132,10 @@ mod tests {
         assert_eq!(
             Params::parse("latency=9"),
             Err(Error::Latency("latency=9", latency::Error::Duration))
+        );
+        assert_eq!(
+            Params::parse("inject=reorder,sideways"),
+            Err(Error::UnknownInjection("sideways"))
         );
     }
 }
