@@ -156,9 +156,29 @@ impl Faulty {
         self.asked
     }
 
+    /// A fetch's latency in nanoseconds: `nanos`, or [`SPIKE_FACTOR`] times it for every
+    /// 16th fetch under `inject=spikes`.
+    pub fn fetch_latency(&mut self, nanos: u64) -> u64 {
+        if self.apply(Inject::Spikes) {
+            nanos.saturating_mul(SPIKE_FACTOR)
+        } else {
+            nanos
+        }
+    }
+
     /// How often `inject` was applied.
     pub fn applied(&self, inject: Inject) -> u64 {
         self.applied[inject as usize]
+    }
+}
+
+impl fmt::Display for Faulty {
+    /// ` name=applied` for each fault asked for (nothing if none), for the `STATS` line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for inject in self.asked.iter() {
+            write!(f, " {}={}", inject.name(), self.applied(inject))?;
+        }
+        Ok(())
     }
 }
 
@@ -215,5 +235,17 @@ mod tests {
             "not asked for"
         );
         assert_eq!(faulty.applied(Inject::WakeAll), 0);
+        assert_eq!(faulty.to_string(), " drop-ready=3 overflow=5");
+        assert_eq!(Faulty::default().to_string(), "");
+    }
+
+    #[test]
+    fn every_16th_fetch_spikes() {
+        let mut faulty = Faulty::new(Injections::parse("spikes").unwrap());
+        let latencies: Vec<u64> = (0..32).map(|_| faulty.fetch_latency(7)).collect();
+        assert_eq!(latencies[15], 700);
+        assert_eq!(latencies[31], 700);
+        assert_eq!(latencies.iter().filter(|&&l| l == 7).count(), 30);
+        assert_eq!(Faulty::default().fetch_latency(7), 7, "not asked for");
     }
 }

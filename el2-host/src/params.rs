@@ -10,9 +10,10 @@
 //! | `lazy` | `workload` (from [`WORKLOAD_BASE`] to the end of guest RAM) or `none` | `workload` |
 //! | `inject` | `NAME[,NAME...]`: faults to inject ([`Inject`](crate::inject::Inject) names, as the runner's `--inject`) | none |
 
-use crate::inject::Injections;
+use crate::inject::{Inject, Injections};
 use crate::latency::{self, LatencyModel};
 use crate::memory_map::{GUEST_RAM, WORKLOAD_BASE};
+use core::fmt;
 use core::ops::Range;
 
 /// How lazy-page faults are served.
@@ -44,6 +45,22 @@ pub enum Error<'a> {
     Latency(&'a str, latency::Error),
     /// `inject=` named no such fault (the name is kept).
     UnknownInjection(&'a str),
+}
+
+impl fmt::Display for Error<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnknownKey(word) => write!(f, "unknown key in {word:?}"),
+            Error::BadValue(word) => write!(f, "bad value in {word:?}"),
+            Error::Latency(word, error) => write!(f, "{word:?}: {error:?}"),
+            Error::UnknownInjection(name) => {
+                write!(f, "inject= names no fault {name:?}; known:")?;
+                Inject::ALL
+                    .iter()
+                    .try_for_each(|inject| write!(f, " {}", inject.name()))
+            }
+        }
+    }
 }
 
 impl Default for Params {
@@ -136,6 +153,11 @@ mod tests {
         assert_eq!(
             Params::parse("inject=reorder,sideways"),
             Err(Error::UnknownInjection("sideways"))
+        );
+        assert_eq!(
+            Error::UnknownInjection("sideways").to_string(),
+            "inject= names no fault \"sideways\"; known: duplicate-ready unknown-token \
+             reorder drop-ready wake-all disable-reenable spikes overflow"
         );
     }
 }
