@@ -7,7 +7,7 @@ mod ready_queue;
 mod tokens;
 
 pub use ready_queue::ReadyQueue;
-pub use tokens::{Fetch, Outstanding, SLOTS, TABLE};
+pub use tokens::{Fetch, Outstanding, SLOTS, TABLE, UNKNOWN_TOKEN};
 
 use crate::inject::{Faulty, Inject, Injections};
 
@@ -28,9 +28,6 @@ pub const BROADCAST: u32 = u32::MAX;
 /// `ENABLE` takes the value's bits 31:0 in `x2` and 63:32 in `x3`.
 const ENABLE_HIGH_SHIFT: u32 = 32;
 const LOW_32_BITS: u64 = 0xffff_ffff;
-/// The token `inject=unknown-token` sends: it names vCPU 4095 (bits 11:0), which this
-/// one-vCPU host never gives a token, as the x86 runner's does.
-pub const UNKNOWN_TOKEN: u32 = (1 << 12) | 0xfff;
 
 /// An enabled guest's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

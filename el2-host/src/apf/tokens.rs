@@ -10,6 +10,11 @@ pub const TABLE: usize = 2 * SLOTS;
 const ID_SHIFT: u32 = 12;
 /// Our only vCPU.
 const VCPU_ID: u32 = 0;
+/// The highest vCPU id a token can name (bits 11:0 all set).
+const LAST_VCPU_ID: u32 = (1 << ID_SHIFT) - 1;
+/// A token this host never issues, for `inject=unknown-token`: it names vCPU 4095 (as the
+/// x86 runner's does), and every token here names vCPU 0.
+pub const UNKNOWN_TOKEN: u32 = (1 << ID_SHIFT) | LAST_VCPU_ID;
 
 /// One fetch in flight: its page and when its latency has elapsed (counter ticks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
