@@ -14,6 +14,7 @@ pub mod elf;
 pub mod esr;
 pub mod frame;
 pub mod hypercall;
+pub mod inject;
 pub mod latency;
 pub mod list_registers;
 pub mod memory_map;

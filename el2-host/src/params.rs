@@ -8,9 +8,12 @@
 //! | `latency` | a [`LatencyModel`] name, as the runner's `--latency` | `0ns` |
 //! | `seed` | u64: lazy page contents and latency draws | `1` |
 //! | `lazy` | `workload` (from [`WORKLOAD_BASE`] to the end of guest RAM) or `none` | `workload` |
+//! | `inject` | `NAME[,NAME...]`: faults to inject ([`Inject`](crate::inject::Inject) names, as the runner's `--inject`) | none |
 
+use crate::inject::{Inject, Injections};
 use crate::latency::{self, LatencyModel};
 use crate::memory_map::{GUEST_RAM, WORKLOAD_BASE};
+use core::fmt;
 use core::ops::Range;
 
 /// How lazy-page faults are served.
@@ -30,6 +33,8 @@ pub struct Params {
     pub seed: u64,
     /// Guest-physical range served lazily; empty for `lazy=none`.
     pub lazy: Range<u64>,
+    /// Faults to inject.
+    pub inject: Injections,
 }
 
 /// Why the command line was refused; the word is kept for the message.
@@ -38,6 +43,24 @@ pub enum Error<'a> {
     UnknownKey(&'a str),
     BadValue(&'a str),
     Latency(&'a str, latency::Error),
+    /// `inject=` named no such fault (the name is kept).
+    UnknownInjection(&'a str),
+}
+
+impl fmt::Display for Error<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnknownKey(word) => write!(f, "unknown key in {word:?}"),
+            Error::BadValue(word) => write!(f, "bad value in {word:?}"),
+            Error::Latency(word, error) => write!(f, "{word:?}: {error:?}"),
+            Error::UnknownInjection(name) => {
+                write!(f, "inject= names no fault {name:?}; known:")?;
+                Inject::ALL
+                    .iter()
+                    .try_for_each(|inject| write!(f, " {}", inject.name()))
+            }
+        }
+    }
 }
 
 impl Default for Params {
@@ -47,6 +70,7 @@ impl Default for Params {
             latency: LatencyModel::Fixed(0),
             seed: 1,
             lazy: WORKLOAD_BASE..GUEST_RAM.end,
+            inject: Injections::default(),
         }
     }
 }
@@ -78,6 +102,9 @@ impl Params {
                         _ => return Err(Error::BadValue(word)),
                     }
                 }
+                "inject" => {
+                    params.inject = Injections::parse(value).map_err(Error::UnknownInjection)?
+                }
                 _ => return Err(Error::UnknownKey(word)),
             }
         }
@@ -97,7 +124,10 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let p = Params::parse("el2 mode=apf latency=uniform:1us..5us seed=9 lazy=none").unwrap();
+        let p = Params::parse(
+            "el2 mode=apf latency=uniform:1us..5us seed=9 lazy=none inject=spikes,wake-all",
+        )
+        .unwrap();
         assert_eq!(p.mode, Mode::Apf);
         assert_eq!(
             p.latency,
@@ -108,6 +138,7 @@ mod tests {
         );
         assert_eq!(p.seed, 9);
         assert!(p.lazy.is_empty());
+        assert_eq!(p.inject.to_string(), "wake-all,spikes");
     }
 
     #[test]
@@ -118,6 +149,15 @@ mod tests {
         assert_eq!(
             Params::parse("latency=9"),
             Err(Error::Latency("latency=9", latency::Error::Duration))
+        );
+        assert_eq!(
+            Params::parse("inject=reorder,sideways"),
+            Err(Error::UnknownInjection("sideways"))
+        );
+        assert_eq!(
+            Error::UnknownInjection("sideways").to_string(),
+            "inject= names no fault \"sideways\"; known: duplicate-ready unknown-token \
+             reorder drop-ready wake-all disable-reenable spikes overflow"
         );
     }
 }

@@ -7,6 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 const QEMU: &str = "qemu-system-aarch64";
+/// Seconds a boot may take before `timeout` stops QEMU.
+const BOOT_SECONDS: u32 = 60;
 /// Where the host expects QEMU to stage the guest ELF (el2-host's `GUEST_ELF_STAGING`).
 const STAGING: &str = "0x5f800000";
 
@@ -91,14 +93,15 @@ fn guest_kernel() -> &'static PathBuf {
 
 /// Boots the host with `guest` staged, the host's words and the guest's after ` -- `.
 fn boot_guest(guest: &Path, host: &str, guest_words: &str) -> Boot {
+    boot_within(BOOT_SECONDS, guest, host, guest_words)
+}
+
+/// As [`boot_guest`], stopping QEMU after `seconds`.
+fn boot_within(seconds: u32, guest: &Path, host: &str, guest_words: &str) -> Boot {
     let host_image = &images().0;
     let out = Command::new("timeout")
-        .args([
-            "60",
-            QEMU,
-            "-machine",
-            "virt,virtualization=on,gic-version=3",
-        ])
+        .arg(seconds.to_string())
+        .args([QEMU, "-machine", "virt,virtualization=on,gic-version=3"])
         .args(["-cpu", "max", "-m", "512M", "-nographic", "-semihosting"])
         .arg("-kernel")
         .arg(host_image)
@@ -195,6 +198,7 @@ fn apf_mode_sends_not_present_and_page_ready_for_every_page() {
     assert_eq!(b.number("guest: async PF:", "not_present"), pages);
     assert_eq!(b.number("guest: async PF:", "page_ready"), pages);
     assert_eq!(b.number("guest: async PF:", "broadcasts"), 1);
+    assert_eq!(b.number("guest: async PF:", "stray"), 0);
     assert_eq!(b.number("el2: STATS", "not_present"), pages);
     assert_eq!(b.number("el2: STATS", "page_ready"), pages + 1);
     assert_eq!(b.number("el2: STATS", "sync_faults"), 0);
@@ -287,4 +291,105 @@ fn the_aarch64_guest_kernel_preempts_its_tasks_with_the_forwarded_timer() {
         "{result}"
     );
     assert!(b.line("spin-a:").contains("(correct)"));
+}
+
+/// Boots the payload (async PF on, 100 pages at 100 us) under a host injecting `inject`;
+/// checks that it finished with every page verified and every wait answered.
+fn boot_injecting(inject: &str) -> Boot {
+    let b = boot(
+        &format!("mode=apf latency=fixed:100us seed=3 inject={inject}"),
+        "seed=3 pages=100 apf=1",
+    );
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    assert_eq!(b.number("guest: lazy pages", "verified"), 100);
+    assert_eq!(b.number("guest: async PF:", "not_present"), 100);
+    b
+}
+
+#[test]
+fn an_unknown_injection_is_refused_with_exit_3() {
+    let b = boot("mode=apf inject=reorder,sideways", "");
+    assert_eq!(b.status, Some(3), "{}", b.stdout);
+    assert!(
+        b.line("el2: bad command line")
+            .contains("no fault \"sideways\"; known: duplicate-ready")
+    );
+}
+
+#[test]
+fn repeated_and_unknown_page_readies_are_ignored_by_the_guest() {
+    for inject in ["duplicate-ready", "unknown-token"] {
+        let b = boot_injecting(inject);
+        // Every 8th of the 100 page-readies (and of the extra ones): 14.
+        let injected = b.number("el2: STATS", inject);
+        assert_eq!(injected, 14, "{inject}");
+        assert_eq!(b.number("guest: async PF:", "stray"), injected);
+        assert_eq!(b.number("guest: async PF:", "page_ready"), 100 + injected);
+        assert_eq!(b.number("el2: STATS", "page_ready"), 101 + injected);
+    }
+}
+
+#[test]
+fn wake_all_broadcasts_release_waiters_whose_page_readies_come_later() {
+    let b = boot_injecting("wake-all");
+    let wakes = b.number("el2: STATS", "wake-all");
+    assert_eq!(wakes, 100 / 16);
+    assert_eq!(b.number("guest: async PF:", "broadcasts"), 1 + wakes);
+    // Each woken access re-faulted on its page until it arrived; its page-ready still came.
+    assert!(b.number("el2: STATS", "refaults") > 0);
+    assert_eq!(b.number("guest: async PF:", "page_ready"), 100);
+    assert_eq!(b.number("guest: async PF:", "stray"), wakes);
+}
+
+#[test]
+fn disable_reenable_forgets_tokens_and_the_broadcast_releases_their_waiters() {
+    let b = boot_injecting("disable-reenable");
+    let resets = b.number("el2: STATS", "disable-reenable");
+    assert_eq!(resets, 100 / 32);
+    assert_eq!(b.number("guest: async PF:", "broadcasts"), 1 + resets);
+    // The token in flight at each reset never gets its page-ready.
+    assert_eq!(b.number("guest: async PF:", "page_ready"), 100 - resets);
+    assert_eq!(b.number("guest: async PF:", "stray"), 0);
+}
+
+#[test]
+fn reorder_and_overflow_never_apply_to_one_fault_at_a_time() {
+    // The payload waits for each page before touching the next: no other page is ever
+    // coming to release a held page-ready, and it never has 64 in flight.
+    let b = boot_injecting("reorder,overflow");
+    assert_eq!(b.number("el2: STATS", "reorder"), 0);
+    assert_eq!(b.number("el2: STATS", "overflow"), 0);
+    assert_eq!(b.number("guest: async PF:", "page_ready"), 100);
+    assert_eq!(b.number("guest: async PF:", "stray"), 0);
+}
+
+#[test]
+fn spikes_make_every_16th_fetch_100_times_slower() {
+    let (pages, micros) = (64, 100);
+    let b = boot(
+        &format!("mode=off latency=fixed:{micros}us seed=1 inject=spikes"),
+        &format!("seed=1 pages={pages}"),
+    );
+    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    let spikes = b.number("el2: STATS", "spikes");
+    assert_eq!(spikes, pages / 16);
+    let floor = ((pages - spikes) + spikes * 100) * micros * 1000;
+    let waited = b.number("el2: STATS", "waited_ns");
+    assert!(waited >= floor, "waited {waited} ns < {floor}");
+    assert!(waited < floor * 2, "waited {waited} ns, far above {floor}");
+}
+
+#[test]
+fn a_dropped_page_ready_strands_the_payload_and_the_host_says_so() {
+    // The payload has no watchdog: the access waiting for the 8th token (id 7) waits until
+    // QEMU is stopped.
+    let b = boot_within(
+        10,
+        &images().1,
+        "mode=apf latency=fixed:100us seed=3 inject=drop-ready",
+        "seed=3 pages=100 apf=1",
+    );
+    assert_eq!(b.status, None, "stopped by timeout: {}", b.stdout);
+    b.line("el2: inject: drop-ready dropped the page-ready of token 0x7000");
+    assert!(!b.stdout.contains("guest: lazy pages"), "{}", b.stdout);
 }

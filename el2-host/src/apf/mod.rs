@@ -1,12 +1,15 @@
 //! The host side of the v4 async PF protocol (`arm64-apf-sdei-abi.md` §2): the `0x86000002`
 //! sub-functions, which faults may become "page not present", and the page-ready queue.
-//! The guest's control block and the GIC are the arch side's; this decides what to write.
+//! The guest's control block and the GIC are the arch side's; this decides what to write,
+//! including the misbehaviour `inject=` asks for (see [`crate::inject`]).
 
 mod ready_queue;
 mod tokens;
 
 pub use ready_queue::ReadyQueue;
-pub use tokens::{Fetch, Outstanding, SLOTS};
+pub use tokens::{Fetch, Outstanding, SLOTS, TABLE, UNKNOWN_TOKEN};
+
+use crate::inject::{Faulty, Inject, Injections};
 
 use apf_pv::arm64::{
     ASYNC_PF_ENABLE, ASYNC_PF_IRQ, ASYNC_PF_IRQ_ACK, ASYNC_PF_SDEI, ASYNC_PF_SLOTS,
@@ -46,9 +49,33 @@ pub struct AsyncPf {
     ready: ReadyQueue,
     /// A page-ready was sent and not yet acknowledged: the PPI line is "high".
     page_ready_pending: bool,
+    /// The last page-ready sent, until its ACK (`inject=duplicate-ready` repeats it).
+    last_sent: Option<u32>,
+    /// A page-ready held back by `inject=reorder` until the next page arrives.
+    held: Option<u32>,
+    faulty: Faulty,
 }
 
 impl AsyncPf {
+    /// A host that misbehaves as `inject` asks (well-behaved if it is empty).
+    pub fn new(inject: Injections) -> Self {
+        Self {
+            faulty: Faulty::new(inject),
+            ..Self::default()
+        }
+    }
+
+    /// The faults asked for and how often each was applied; fetch faults (`spikes`) are
+    /// decided here too, for the host's one count.
+    pub fn faulty(&mut self) -> &mut Faulty {
+        &mut self.faulty
+    }
+
+    /// The faults asked for and their counts, for the summary.
+    pub fn injected(&self) -> &Faulty {
+        &self.faulty
+    }
+
     pub fn control(&self) -> Option<Control> {
         self.control
     }
@@ -71,6 +98,12 @@ impl AsyncPf {
             }
             ASYNC_PF_IRQ_ACK => {
                 self.page_ready_pending = false;
+                if let Some(token) = self.last_sent.take()
+                    && token != BROADCAST
+                    && self.faulty.apply(Inject::DuplicateReady)
+                {
+                    self.ready.push_front(token);
+                }
                 (SUCCESS, 0)
             }
             _ => (NOT_SUPPORTED, 0),
@@ -86,6 +119,8 @@ impl AsyncPf {
         }
         self.ready.clear();
         self.page_ready_pending = false;
+        self.last_sent = None;
+        self.held = None;
         if !enable {
             self.control = None;
             return SUCCESS;
@@ -105,27 +140,79 @@ impl AsyncPf {
     /// Whether a fault taken at EL0 (`at_el0`) or EL1 may be sent as not-present, as far as
     /// this state goes (§2.7; the caller also checks the control block's slot and SDEI).
     /// As in KVM, a fetch counts against the [`SLOTS`] limit until its page-ready is sent,
-    /// which also bounds the page-ready queue.
+    /// which also bounds the page-ready queue; `inject=overflow` goes on to the [`TABLE`].
     pub fn may_send_not_present(&self, at_el0: bool) -> bool {
-        self.control.is_some_and(|c| at_el0 || c.send_always)
-            && self.fetches.len() + self.ready.len() < SLOTS
+        let limit = if self.faulty.asked().contains(Inject::Overflow) {
+            TABLE
+        } else {
+            SLOTS
+        };
+        self.control.is_some_and(|c| at_el0 || c.send_always) && self.in_flight() < limit
     }
 
-    /// A fetch's page is in place: announce it if async PF is still on.
-    pub fn completed(&mut self, fetch: Fetch) {
-        if self.control.is_some() {
+    /// Fetches and page-readies not yet sent, as counted against the limit.
+    fn in_flight(&self) -> usize {
+        self.fetches.len() + self.ready.len() + usize::from(self.held.is_some())
+    }
+
+    /// Starts the fetch of `page` (due at `deadline`) that a not-present announces; the
+    /// caller has checked [`AsyncPf::may_send_not_present`]. Returns its token.
+    pub fn not_present(&mut self, page: u64, deadline: u64) -> u32 {
+        if self.in_flight() >= SLOTS {
+            self.faulty.apply(Inject::Overflow);
+        }
+        let Some(fetch) = self.fetches.start(page, deadline) else {
+            unreachable!("may_send_not_present kept within the table");
+        };
+        if self.faulty.apply(Inject::WakeAll) {
+            self.ready.push(BROADCAST);
+        }
+        if self.faulty.apply(Inject::DisableReenable) {
+            // Forgotten, as by a host reset (this token too); enabling again broadcasts.
+            self.fetches.forget_tokens();
+            self.ready.clear();
+            self.held = None;
+            self.ready.push(BROADCAST);
+        }
+        fetch.token
+    }
+
+    /// A fetch's page is in place: announce it if async PF is still on and the token was
+    /// not forgotten. Returns the token if `inject=drop-ready` dropped its page-ready.
+    /// Any completion releases a held page-ready, a forgotten fetch's too.
+    pub fn completed(&mut self, fetch: Fetch) -> Option<u32> {
+        self.control?;
+        let held = self.held.take();
+        let mut dropped = None;
+        if !fetch.announce {
+            // Forgotten by `inject=disable-reenable`: no page-ready.
+        } else if self.faulty.apply(Inject::DropReady) {
+            dropped = Some(fetch.token);
+        } else if !self.fetches.is_empty() && self.faulty.apply(Inject::Reorder) {
+            // Held only while another page is still coming, whose arrival releases it.
+            self.held = Some(fetch.token);
+        } else {
             self.ready.push(fetch.token);
         }
+        if let Some(token) = held {
+            self.ready.push(token);
+        }
+        dropped
     }
 
     /// The next page-ready token to send, if none is awaiting its ACK; marks it pending.
     /// The caller has checked that the control block's slot is free.
     pub fn next_page_ready(&mut self) -> Option<u32> {
-        if self.page_ready_pending {
+        if self.page_ready_pending || self.ready.is_empty() {
             return None;
         }
-        let token = self.ready.pop()?;
+        let token = if self.faulty.apply(Inject::UnknownToken) {
+            UNKNOWN_TOKEN
+        } else {
+            self.ready.pop()?
+        };
         self.page_ready_pending = true;
+        self.last_sent = Some(token);
         Some(token)
     }
 }
@@ -232,6 +319,140 @@ mod tests {
         );
         assert!(apf.next_page_ready().is_some());
         assert!(apf.may_send_not_present(true));
+    }
+
+    /// An enabled host injecting `names`, the enabling broadcast sent and acknowledged.
+    fn faulty(names: &str) -> AsyncPf {
+        let mut apf = AsyncPf::new(Injections::parse(names).unwrap());
+        let value = BLOCK | KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_SEND_ALWAYS;
+        apf.call(ASYNC_PF_ENABLE, value, 0, |_| true);
+        assert_eq!(apf.next_page_ready(), Some(BROADCAST));
+        ack(&mut apf);
+        apf
+    }
+
+    fn ack(apf: &mut AsyncPf) {
+        assert_eq!(apf.call(ASYNC_PF_IRQ_ACK, 0, 0, |_| true), (SUCCESS, 0));
+    }
+
+    /// Sends `n` not-presents, completes them in order and sends every page-ready, each
+    /// acknowledged: (tokens issued, page-readies sent, page-readies dropped).
+    fn round(apf: &mut AsyncPf, n: u64) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+        let tokens: Vec<u32> = (0..n).map(|i| apf.not_present(i << 12, 0)).collect();
+        let mut dropped = Vec::new();
+        while let Some(fetch) = apf.fetches.take_due(0) {
+            dropped.extend(apf.completed(fetch));
+        }
+        let mut sent = Vec::new();
+        while let Some(token) = apf.next_page_ready() {
+            sent.push(token);
+            ack(apf);
+        }
+        (tokens, sent, dropped)
+    }
+
+    #[test]
+    fn a_well_behaved_host_readies_every_token_once() {
+        let mut apf = faulty("spikes");
+        let (tokens, sent, dropped) = round(&mut apf, 40);
+        assert_eq!(sent, tokens);
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn drop_ready_loses_every_8th_page_ready() {
+        let mut apf = faulty("drop-ready");
+        let (tokens, sent, dropped) = round(&mut apf, 16);
+        assert_eq!(dropped, [tokens[7], tokens[15]]);
+        let kept: Vec<u32> = tokens
+            .into_iter()
+            .filter(|t| !dropped.contains(t))
+            .collect();
+        assert_eq!(sent, kept);
+        assert_eq!(apf.faulty().applied(Inject::DropReady), 2);
+    }
+
+    #[test]
+    fn duplicate_ready_repeats_every_8th_after_its_ack() {
+        let mut apf = faulty("duplicate-ready");
+        let (tokens, sent, _) = round(&mut apf, 8);
+        assert_eq!(sent.len(), 9);
+        assert_eq!(sent[7], tokens[7]);
+        assert_eq!(sent[8], tokens[7], "sent again");
+        assert_eq!(apf.faulty().applied(Inject::DuplicateReady), 1);
+    }
+
+    #[test]
+    fn unknown_token_precedes_every_8th() {
+        let mut apf = faulty("unknown-token");
+        let (tokens, sent, _) = round(&mut apf, 8);
+        // The enabling broadcast was the first page-ready, so the 8th is the 7th here.
+        assert_eq!(sent.len(), 9);
+        assert_eq!(sent[6], UNKNOWN_TOKEN);
+        assert!(!tokens.contains(&UNKNOWN_TOKEN));
+        assert_eq!(&sent[7..], &tokens[6..]);
+    }
+
+    #[test]
+    fn reorder_holds_every_8th_until_the_next_page_arrives() {
+        let mut apf = faulty("reorder");
+        let (tokens, sent, _) = round(&mut apf, 10);
+        let mut expected = tokens.clone();
+        expected.swap(7, 8);
+        assert_eq!(sent, expected);
+        assert_eq!(apf.faulty().applied(Inject::Reorder), 1);
+    }
+
+    #[test]
+    fn reorder_never_holds_the_last_page_ready() {
+        let mut apf = faulty("reorder");
+        let (tokens, sent, _) = round(&mut apf, 8);
+        assert_eq!(sent, tokens, "nothing else was coming: the 8th went out");
+        // One fault at a time, as a single-threaded guest makes them: never held.
+        for _ in 0..16 {
+            let token = apf.not_present(0, 0);
+            let fetch = apf.fetches.take_due(0).unwrap();
+            apf.completed(fetch);
+            assert_eq!(apf.next_page_ready(), Some(token));
+            ack(&mut apf);
+        }
+        assert_eq!(apf.faulty().applied(Inject::Reorder), 0);
+    }
+
+    #[test]
+    fn wake_all_broadcasts_while_tokens_stay_outstanding() {
+        let mut apf = faulty("wake-all");
+        let (tokens, sent, _) = round(&mut apf, 16);
+        assert_eq!(
+            sent[0], BROADCAST,
+            "after the 16th not-present, before any ready"
+        );
+        assert_eq!(&sent[1..], &tokens[..]);
+        assert_eq!(apf.faulty().applied(Inject::WakeAll), 1);
+    }
+
+    #[test]
+    fn disable_reenable_forgets_outstanding_tokens_and_broadcasts() {
+        let mut apf = faulty("disable-reenable");
+        let (tokens, sent, _) = round(&mut apf, 33);
+        assert_eq!(sent, [BROADCAST, tokens[32]], "the first 32 were forgotten");
+        assert_eq!(apf.faulty().applied(Inject::DisableReenable), 1);
+    }
+
+    #[test]
+    fn overflow_goes_past_64_in_flight_up_to_the_table() {
+        let mut apf = faulty("overflow");
+        for i in 0..TABLE as u64 {
+            assert!(apf.may_send_not_present(false));
+            apf.not_present(i << 12, 0);
+        }
+        assert!(!apf.may_send_not_present(false), "the table is full");
+        assert_eq!(
+            apf.faulty().applied(Inject::Overflow),
+            (TABLE - SLOTS) as u64
+        );
+        let (_, sent, _) = round(&mut apf, 0);
+        assert_eq!(sent.len(), TABLE, "every one readied");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Page-ready notifications waiting for the guest: tokens in completion order, sent one at a
 //! time (the next only after the guest's `IRQ_ACK`, §2.6).
 
-use super::tokens::SLOTS;
+use super::tokens::TABLE;
 
-/// Room for every fetch in flight plus the broadcast sent at enable.
-const CAPACITY: usize = SLOTS + 1;
+/// Room for every fetch the table holds, plus two the faulty host adds without a fetch: a
+/// broadcast (at enable, or `inject=wake-all`) and a repeated unknown token
+/// (`inject=unknown-token` with `duplicate-ready`).
+const CAPACITY: usize = TABLE + 2;
 
 /// A FIFO of tokens.
 pub struct ReadyQueue {
@@ -31,11 +33,19 @@ impl ReadyQueue {
     }
 
     /// Queues `token`. Cannot overflow: fetches in flight plus queued tokens stay within
-    /// [`SLOTS`] (`AsyncPf::may_send_not_present`), and the broadcast, queued only at
-    /// enable, finds the queue empty.
+    /// the table (`AsyncPf::may_send_not_present`), and [`CAPACITY`] leaves room for the
+    /// extras.
     pub fn push(&mut self, token: u32) {
         assert!(self.len < CAPACITY, "more page-ready tokens than fetches");
         self.tokens[(self.head + self.len) % CAPACITY] = token;
+        self.len += 1;
+    }
+
+    /// Queues `token` to be sent next (`inject=duplicate-ready`).
+    pub fn push_front(&mut self, token: u32) {
+        assert!(self.len < CAPACITY, "more page-ready tokens than fetches");
+        self.head = (self.head + CAPACITY - 1) % CAPACITY;
+        self.tokens[self.head] = token;
         self.len += 1;
     }
 
@@ -78,6 +88,17 @@ mod tests {
             assert!(queue.is_empty());
         }
         assert_eq!(queue.pop(), None);
+    }
+
+    #[test]
+    fn push_front_goes_first_across_the_wrap() {
+        let mut queue = ReadyQueue::new();
+        queue.push(1);
+        queue.push_front(0);
+        assert_eq!(
+            (queue.pop(), queue.pop(), queue.pop()),
+            (Some(0), Some(1), None)
+        );
     }
 
     #[test]

@@ -4,10 +4,17 @@
 
 /// `ASYNC_PF_PER_VCPU`: outstanding fetches per vCPU; beyond it faults are synchronous.
 pub const SLOTS: usize = 64;
+/// Fetches the table holds: twice [`SLOTS`], so `inject=overflow` can go past the limit.
+pub const TABLE: usize = 2 * SLOTS;
 /// Token bits 11:0 hold the vCPU id.
 const ID_SHIFT: u32 = 12;
 /// Our only vCPU.
 const VCPU_ID: u32 = 0;
+/// The highest vCPU id a token can name (bits 11:0 all set).
+const LAST_VCPU_ID: u32 = (1 << ID_SHIFT) - 1;
+/// A token this host never issues, for `inject=unknown-token`: it names vCPU 4095 (as the
+/// x86 runner's does), and every token here names vCPU 0.
+pub const UNKNOWN_TOKEN: u32 = (1 << ID_SHIFT) | LAST_VCPU_ID;
 
 /// One fetch in flight: its page and when its latency has elapsed (counter ticks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,18 +22,21 @@ pub struct Fetch {
     pub token: u32,
     pub page: u64,
     pub deadline: u64,
+    /// Its page-ready is due; cleared when the host forgets its tokens
+    /// (`inject=disable-reenable`), while the fetch itself runs on.
+    pub announce: bool,
 }
 
 /// The fetches in flight.
 pub struct Outstanding {
-    slots: [Option<Fetch>; SLOTS],
+    slots: [Option<Fetch>; TABLE],
     next_id: u16,
 }
 
 impl Outstanding {
     pub const fn new() -> Self {
         Self {
-            slots: [None; SLOTS],
+            slots: [None; TABLE],
             next_id: 0,
         }
     }
@@ -45,7 +55,8 @@ impl Outstanding {
         self.slots.iter().flatten().find(|f| f.page == page)
     }
 
-    /// Starts a fetch of `page` ending at `deadline`; `None` when all slots are taken.
+    /// Starts a fetch of `page` ending at `deadline`; `None` when the table is full (the
+    /// caller keeps to [`SLOTS`] unless asked to overflow).
     pub fn start(&mut self, page: u64, deadline: u64) -> Option<Fetch> {
         let slot = self.slots.iter_mut().find(|s| s.is_none())?;
         let token = (u32::from(self.next_id) << ID_SHIFT) | VCPU_ID;
@@ -54,6 +65,7 @@ impl Outstanding {
             token,
             page,
             deadline,
+            announce: true,
         };
         *slot = Some(fetch);
         Some(fetch)
@@ -72,9 +84,12 @@ impl Outstanding {
         self.slots.iter().flatten().map(|f| f.deadline).min()
     }
 
-    /// Drops every fetch (async PF disabled); returns them so their pages can be mapped.
-    pub fn take_all(&mut self) -> impl Iterator<Item = Fetch> + '_ {
-        self.slots.iter_mut().filter_map(Option::take)
+    /// Forgets every token in flight, as a host reset does: the fetches complete without a
+    /// page-ready.
+    pub fn forget_tokens(&mut self) {
+        for fetch in self.slots.iter_mut().flatten() {
+            fetch.announce = false;
+        }
     }
 }
 
@@ -98,12 +113,12 @@ mod tests {
     }
 
     #[test]
-    fn at_most_slots_in_flight() {
+    fn at_most_table_in_flight() {
         let mut fetches = Outstanding::new();
-        for i in 0..SLOTS as u64 {
+        for i in 0..TABLE as u64 {
             assert!(fetches.start(i << 12, i).is_some());
         }
-        assert_eq!(fetches.len(), SLOTS);
+        assert_eq!(fetches.len(), TABLE);
         assert_eq!(fetches.start(1 << 40, 0), None);
         assert_eq!(fetches.take_due(0).map(|f| f.page), Some(0));
         assert!(
@@ -122,7 +137,9 @@ mod tests {
         assert_eq!(fetches.take_due(19), None);
         assert_eq!(fetches.take_due(20).map(|f| f.page), Some(0x2000));
         assert_eq!(fetches.next_deadline(), Some(50));
-        assert_eq!(fetches.take_all().count(), 1);
+        fetches.forget_tokens();
+        let last = fetches.take_due(50).unwrap();
+        assert!(!last.announce, "forgotten, still completing");
         assert_eq!(fetches.next_deadline(), None);
     }
 

@@ -7,6 +7,7 @@
 use super::Host;
 use super::control_block::{ControlBlock, Notification};
 use super::lazy;
+use crate::arch::aarch64::console::println;
 use crate::arch::aarch64::{counter, gic, hyp_timer};
 use el2_host::apf::PAGE_READY_INTID;
 use el2_host::frame::Frame;
@@ -33,11 +34,9 @@ impl Host {
         if !self.apf.may_send_not_present(at_el0) || !self.sdei.deliverable() || !block.is_free() {
             return false;
         }
-        let deadline = self.lazy.start(&mut self.memory, page);
-        let Some(fetch) = self.apf.fetches.start(page, deadline) else {
-            unreachable!("may_send_not_present checked the slot limit");
-        };
-        block.write(Notification::NotPresent, fetch.token);
+        let deadline = self.lazy.start(&mut self.memory, page, self.apf.faulty());
+        let token = self.apf.not_present(page, deadline);
+        block.write(Notification::NotPresent, token);
         let delivered = self.sdei.deliver(frame);
         debug_assert!(delivered, "deliverable was checked");
         self.stats.not_present += 1;
@@ -50,7 +49,10 @@ impl Host {
         let now = counter::now();
         while let Some(fetch) = self.apf.fetches.take_due(now) {
             lazy::map(&mut self.memory, fetch.page);
-            self.apf.completed(fetch);
+            if let Some(token) = self.apf.completed(fetch) {
+                // Reported now: a guest left waiting for it may never reach the summary.
+                println!("inject: drop-ready dropped the page-ready of token {token:#x}");
+            }
         }
         if self.apf.page_ready_pending() {
             // The line stays high until IRQ_ACK: an EOI without ACK takes it again.

@@ -3,7 +3,7 @@
 //! through semihosting itself (the aarch64 guest kernel) bypasses the host and decides the
 //! status alone; a guest that powers off (PSCI `SYSTEM_OFF`) gets 0.
 
-use super::stats::Stats;
+use super::Host;
 use crate::arch::aarch64::console::println;
 use el2_host::semihosting;
 
@@ -26,10 +26,11 @@ pub enum Status {
     GuestError = 7,
 }
 
-/// Prints the summary line and ends QEMU with `status`.
-pub fn exit(status: Status, stats: Option<&Stats>) -> ! {
-    if let Some(stats) = stats {
-        println!("{stats}");
+/// Prints the summary line (the host's counts, then each injected fault's) and ends QEMU
+/// with `status`.
+pub fn exit(status: Status, host: Option<&Host>) -> ! {
+    if let Some(host) = host {
+        println!("{}{}", host.stats, host.apf.injected());
     }
     println!("exit {}", status as u8);
     semihosting::exit(status as u8)

@@ -4,6 +4,7 @@
 use super::guest_memory::GuestMemory;
 use super::stats::Stats;
 use crate::arch::aarch64::{counter, hyp_timer};
+use el2_host::inject::Faulty;
 use el2_host::latency::LatencyModel;
 use el2_host::params::Params;
 use el2_host::rng::Rng;
@@ -26,9 +27,10 @@ impl Lazy {
     }
 
     /// Starts fetching `page`: writes its contents (not mapped yet) and returns the counter
-    /// value at which the fetch completes.
-    pub fn start(&mut self, memory: &mut GuestMemory, page: u64) -> u64 {
-        let deadline = counter::now() + counter::ticks(self.latency.sample(&mut self.rng));
+    /// value at which the fetch completes; `faulty` decides whether it is a latency spike.
+    pub fn start(&mut self, memory: &mut GuestMemory, page: u64, faulty: &mut Faulty) -> u64 {
+        let latency = faulty.fetch_latency(self.latency.sample(&mut self.rng));
+        let deadline = counter::now() + counter::ticks(latency);
         let seed = self.seed;
         memory.fill(page, |words| pages::fill(seed, page / PAGE_SIZE, words));
         deadline
@@ -36,9 +38,15 @@ impl Lazy {
 
     /// Fetches `page` while the vCPU waits (`off` mode, or a fault async PF may not take),
     /// and maps it; the guest then re-executes the faulting access.
-    pub fn serve_sync(&mut self, memory: &mut GuestMemory, stats: &mut Stats, page: u64) {
+    pub fn serve_sync(
+        &mut self,
+        memory: &mut GuestMemory,
+        stats: &mut Stats,
+        page: u64,
+        faulty: &mut Faulty,
+    ) {
         let start = counter::now();
-        let deadline = self.start(memory, page);
+        let deadline = self.start(memory, page, faulty);
         hyp_timer::sleep_until(deadline);
         map(memory, page);
         stats.sync_faults += 1;

@@ -60,17 +60,18 @@ extern "C" fn host_main() -> ! {
     let params = match Params::parse(host_words) {
         Ok(params) => params,
         Err(error) => {
-            println!("bad command line {line:?}: {error:?}");
+            println!("bad command line {line:?}: {error}");
             exit(Status::BadCommandLine, None);
         }
     };
     println!(
-        "mode={:?} latency={} seed={} lazy={:#x}..{:#x} counter={} Hz",
+        "mode={:?} latency={} seed={} lazy={:#x}..{:#x} inject={} counter={} Hz",
         params.mode,
         params.latency,
         params.seed,
         params.lazy.start,
         params.lazy.end,
+        params.inject,
         counter::frequency()
     );
     device_tree::patch();
@@ -95,7 +96,7 @@ extern "C" fn host_main() -> ! {
         memory,
         lazy: Lazy::new(&params),
         sdei: Dispatcher::new(apf::SDEI_EVENT),
-        apf: AsyncPf::default(),
+        apf: AsyncPf::new(params.inject),
         stats: Stats::default(),
     });
     println!("entering the guest at {entry:#x} (EL1h)");
@@ -125,7 +126,7 @@ pub fn exception(frame: &mut Frame, entry: Entry) {
                 frame.elr,
                 read_sysreg!("far_el2")
             );
-            exit(Status::HostPanic, Some(&host.stats));
+            exit(Status::HostPanic, Some(host));
         }
     }
     host.poll();
@@ -150,7 +151,7 @@ impl Host {
                         "guest access to {ipa:#x} outside its memory ({abort:?}) at {:#x}",
                         frame.elr
                     );
-                    exit(Status::GuestError, Some(&self.stats));
+                    exit(Status::GuestError, Some(self));
                 }
             }
             other => {
@@ -158,7 +159,7 @@ impl Host {
                     "guest exception the host does not handle: {other:?} ESR {esr:#x} at {:#x}",
                     frame.elr
                 );
-                exit(Status::GuestError, Some(&self.stats));
+                exit(Status::GuestError, Some(self));
             }
         }
     }
@@ -175,7 +176,7 @@ impl Host {
             return;
         }
         self.lazy
-            .serve_sync(&mut self.memory, &mut self.stats, page);
+            .serve_sync(&mut self.memory, &mut self.stats, page, self.apf.faulty());
     }
 
     /// A hypercall: answered in `frame`'s `x0..x3`, or (SDEI completion) `frame` becomes
@@ -186,7 +187,7 @@ impl Host {
         match Call::classify(frame.x[0]) {
             Call::SystemOff => {
                 println!("guest powered off");
-                exit(Status::GuestOff, Some(&self.stats));
+                exit(Status::GuestOff, Some(self));
             }
             Call::Sdei => {
                 if let Effect::ExceptionReturnState { elr, spsr } = self.sdei.call(frame) {
@@ -214,5 +215,5 @@ impl Host {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("panic: {info}");
-    exit(Status::HostPanic, HOST.get().map(|host| &host.stats))
+    exit(Status::HostPanic, HOST.get().map(|host| &*host))
 }
