@@ -54,7 +54,7 @@ pub enum Error {
     UserApfNeedsLazyMemory(ApfMode),
     #[error("--async-threshold only applies to --apf adaptive")]
     ThresholdWithoutAdaptive,
-    #[error("--inject {0} needs --apf vmm or adaptive: only this VMM's async PF host misbehaves")]
+    #[error("--inject {0} needs --apf vmm, adaptive or el2: only our own async PF hosts misbehave")]
     InjectNeedsUserApf(&'static str),
     #[error("--inject spikes needs --latency: it slows lazy memory's fetches")]
     SpikesNeedLatency,
@@ -190,7 +190,6 @@ fn check_el2(args: &RunArgs) -> Result<(), Error> {
         (args.lazy != LazyRegion::Workload, "--lazy all"),
         (args.restore.is_some(), "--restore"),
         (args.readahead != 0, "--readahead"),
-        (!args.inject.is_empty(), "--inject"),
     ];
     match unsupported.into_iter().find(|(given, _)| *given) {
         Some((_, option)) => Err(Error::NotForEl2(option)),
@@ -213,7 +212,10 @@ fn async_threshold(args: &RunArgs) -> Result<Duration, Error> {
 
 /// The misbehaviour to inject, if the run has what each one acts on.
 fn injections(args: &RunArgs) -> Result<Injections, Error> {
-    let userspace = args.apf.is_some_and(ApfMode::is_userspace);
+    // Our x86 VMM's host and the arm64 EL2 host can misbehave; KVM cannot be made to.
+    let userspace = args
+        .apf
+        .is_some_and(|mode| mode.is_userspace() || mode == ApfMode::El2);
     for &inject in &args.inject {
         if inject.needs_userspace_apf() && !userspace {
             return Err(Error::InjectNeedsUserApf(inject.name()));

@@ -209,3 +209,48 @@ fn the_host_refuses_a_control_block_outside_ram() {
     assert_eq!(apf["test"], "refused");
     assert_eq!(apf["state"], "on");
 }
+
+/// `runner run --vmm el2 --inject`: the EL2 host misbehaves as our x86 VMM can, and the
+/// aarch64 guest finishes every task with every page verified, its watchdog retrying the
+/// tasks whose page-ready was dropped.
+#[test]
+fn the_guest_survives_a_misbehaving_el2_host() {
+    for inject in [
+        "drop-ready",
+        "duplicate-ready,unknown-token,reorder,wake-all,disable-reenable",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(["run", "--arch", "aarch64", "--vmm", "el2", "--kernel"])
+            .arg(guest_elf())
+            .args(["--latency", "fixed:2ms", "--seed", "3", "--apf", "el2"])
+            .args(["--inject", inject, "--"])
+            .args(["scenario=mlp:4", "source=host", "seed=3", "pages=32"])
+            .arg("apf-watchdog=50")
+            .output()
+            .expect("runner runs");
+        let b = Boot {
+            guest_status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        };
+        assert_eq!(b.guest_status, Some(0), "{inject}: {}", b.stdout);
+        let r = b.result();
+        assert_eq!(r["pages_verified"], 128, "{inject}: {r}");
+        for task in r["tasks"].as_array().unwrap() {
+            assert_eq!(task["status"], 0, "{inject}: {task}");
+        }
+        let apf = &r["apf"];
+        if inject == "drop-ready" {
+            let dropped = b
+                .stdout
+                .matches("drop-ready dropped the page-ready")
+                .count();
+            assert!(dropped > 0, "{}", b.stdout);
+            assert!(
+                apf["watchdog_retries"].as_u64().unwrap() >= dropped as u64,
+                "{inject}: {apf}"
+            );
+        } else {
+            assert!(apf["broadcasts"].as_u64().unwrap() > 1, "{inject}: {apf}");
+        }
+    }
+}

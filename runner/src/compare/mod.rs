@@ -133,7 +133,6 @@ impl CompareArgs {
             let builtin_only = [
                 (self.fetchers.is_some_and(|n| n != 1), "--fetchers"),
                 (self.tuning.readahead.is_some(), "--readahead"),
-                (!self.tuning.inject.is_empty(), "--inject"),
             ];
             if let Some((_, option)) = builtin_only.iter().find(|(given, _)| *given) {
                 return Err(format!(

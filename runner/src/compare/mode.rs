@@ -30,9 +30,10 @@ const NAMES: [(&str, Mode); 5] = [
 ];
 
 impl Mode {
-    /// Whether our VMM, not KVM, delivers this mode's async page faults.
-    pub fn is_userspace(self) -> bool {
-        matches!(self, Mode::Vmm | Mode::Adaptive)
+    /// Whether our own host (the x86 VMM or the arm64 EL2 host), not KVM, delivers this
+    /// mode's async page faults: only ours can be made to misbehave (`--inject`).
+    pub fn is_our_host(self) -> bool {
+        matches!(self, Mode::Vmm | Mode::Adaptive | Mode::El2)
     }
 
     /// The modes this build can run for `arch`, `off` first.
@@ -85,6 +86,6 @@ mod tests {
     fn off_is_supported_first() {
         assert_eq!(Mode::supported(GuestArch::X86_64).first(), Some(&Mode::Off));
         assert_eq!(Mode::supported(GuestArch::Aarch64), [Mode::Off, Mode::El2]);
-        assert!(!Mode::El2.is_userspace(), "the EL2 host is not our x86 VMM");
+        assert!(Mode::El2.is_our_host() && !Mode::Kvm.is_our_host());
     }
 }

@@ -47,12 +47,12 @@ impl Tuning {
                 modes.join(",")
             ));
         }
-        let userspace = modes.iter().any(|m| m.is_userspace());
+        let userspace = modes.iter().any(|m| m.is_our_host());
         if let Some(inject) = self.inject.iter().find(|i| i.needs_userspace_apf())
             && !userspace
         {
             return Err(format!(
-                "--inject {} needs a vmm or adaptive run among the modes",
+                "--inject {} needs a vmm, adaptive or el2 run among the modes",
                 inject.name()
             ));
         }
@@ -63,7 +63,7 @@ impl Tuning {
     fn injections(&self, mode: Mode) -> Vec<&'static str> {
         self.inject
             .iter()
-            .filter(|i| mode.is_userspace() || !i.needs_userspace_apf())
+            .filter(|i| mode.is_our_host() || !i.needs_userspace_apf())
             .map(|i| i.name())
             .collect()
     }

@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::apf::ApfMode;
+use crate::inject::Injections;
 use crate::lazy::LazyConfig;
 
 pub use super::aarch64::QEMU;
@@ -34,6 +35,8 @@ pub struct Invocation<'a> {
     pub guest_cmdline: &'a str,
     pub lazy: Option<&'a LazyConfig>,
     pub apf: Option<ApfMode>,
+    /// Host faults to inject (`--inject`; the host takes the same names).
+    pub inject: &'a Injections,
 }
 
 /// The host's command-line words (`el2-host/src/params.rs`): `mode=apf` only for
@@ -50,6 +53,10 @@ fn host_words(invocation: &Invocation<'_>) -> Vec<String> {
             words.push(format!("seed={}", lazy.seed));
         }
         None => words.push("lazy=none".to_owned()),
+    }
+    if !invocation.inject.is_empty() {
+        let names: Vec<_> = invocation.inject.iter().map(|i| i.name()).collect();
+        words.push(format!("inject={}", names.join(",")));
     }
     words
 }
@@ -117,12 +124,21 @@ mod tests {
     use crate::lazy::latency::LatencyModel;
 
     fn args_of(lazy: Option<&LazyConfig>, apf: Option<ApfMode>) -> Vec<String> {
+        args_injecting(lazy, apf, &Injections::new())
+    }
+
+    fn args_injecting(
+        lazy: Option<&LazyConfig>,
+        apf: Option<ApfMode>,
+        inject: &Injections,
+    ) -> Vec<String> {
         args(&Invocation {
             host: Path::new("/t/el2-host"),
             guest: Path::new("/t/guest-kernel"),
             guest_cmdline: "scenario=seed seed=4 apf=on",
             lazy,
             apf,
+            inject,
         })
         .into_iter()
         .map(|arg| arg.into_string().expect("UTF-8"))
@@ -164,6 +180,18 @@ mod tests {
     fn without_latency_nothing_is_lazy_and_apf_is_off() {
         let args = args_of(None, Some(ApfMode::Off));
         assert!(value_of(&args, "-append").starts_with("mode=off lazy=none -- "));
+    }
+
+    #[test]
+    fn injections_become_the_hosts_inject_word() {
+        use crate::inject::Inject;
+        let inject = Injections::from([Inject::DropReady, Inject::Spikes]);
+        let args = args_injecting(None, Some(ApfMode::El2), &inject);
+        assert!(
+            value_of(&args, "-append")
+                .starts_with("mode=apf lazy=none inject=drop-ready,spikes -- "),
+            "{args:?}"
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub fn run_el2(
         guest_cmdline: config.cmdline,
         lazy: config.lazy.as_ref(),
         apf: config.apf,
+        inject: &config.inject,
     });
     let outcome = launch(el2::QEMU, args, console, timeout, verbose);
     // The host's statuses overlap the guest's encoded ones: its last line tells them apart.
