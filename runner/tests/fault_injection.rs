@@ -145,7 +145,7 @@ fn injecting_without_our_vmms_host_is_refused() {
     assert_eq!(run.status, Some(125), "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("--inject drop-ready needs --apf vmm or adaptive"),
+            .contains("--inject drop-ready needs --apf vmm, adaptive or el2"),
         "{}",
         run.stderr
     );
