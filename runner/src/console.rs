@@ -1,5 +1,6 @@
 //! The guest console as the runner shows it: passed through to our stdout as it arrives, with
-//! the last line remembered for the timeout message.
+//! the last line remembered for the timeout message, and the last line that starts with a
+//! watched prefix (a host's summary among the guest's output) remembered for the report.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,13 +9,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// a buffer forever.
 const MAX_REMEMBERED_LINE: usize = 512;
 
-/// Remembers the last non-empty line of a byte stream.
+/// Remembers the last non-empty line of a byte stream, and the last one starting with
+/// `watch` (if set).
 #[derive(Debug, Default)]
 struct LastLine {
     /// The line being received, not yet terminated.
     current: Vec<u8>,
     /// The most recent non-empty terminated line.
     previous: Vec<u8>,
+    watch: Option<&'static str>,
+    /// The most recent terminated line that starts with `watch`.
+    watched: Option<Vec<u8>>,
 }
 
 impl LastLine {
@@ -23,6 +28,12 @@ impl LastLine {
             match byte {
                 b'\n' if !self.current.is_empty() => {
                     self.previous = std::mem::take(&mut self.current);
+                    if self
+                        .watch
+                        .is_some_and(|prefix| self.previous.starts_with(prefix.as_bytes()))
+                    {
+                        self.watched = Some(self.previous.clone());
+                    }
                 }
                 // Blank lines say nothing; serial consoles end lines with "\r\n".
                 b'\n' | b'\r' => {}
@@ -39,6 +50,11 @@ impl LastLine {
             .find(|line| !line.is_empty())
             .map(|line| String::from_utf8_lossy(line).into_owned())
     }
+
+    fn watched(&self) -> Option<String> {
+        let line = self.watched.as_deref()?;
+        Some(String::from_utf8_lossy(line).into_owned())
+    }
 }
 
 /// Where the guest's console output goes: the runner's stdout. Cloning shares the remembered
@@ -49,12 +65,27 @@ pub struct ConsoleSink {
 }
 
 impl ConsoleSink {
-    /// The last console line, if the guest printed anything.
-    pub fn last_line(&self) -> Option<String> {
+    /// A sink that also remembers the last complete line starting with `prefix`.
+    pub fn watching(prefix: &'static str) -> Self {
+        let sink = Self::default();
+        sink.lines().watch = Some(prefix);
+        sink
+    }
+
+    fn lines(&self) -> std::sync::MutexGuard<'_, LastLine> {
         self.last_line
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get()
+    }
+
+    /// The last console line, if the guest printed anything.
+    pub fn last_line(&self) -> Option<String> {
+        self.lines().get()
+    }
+
+    /// The last complete line that started with the prefix given to [`Self::watching`].
+    pub fn watched_line(&self) -> Option<String> {
+        self.lines().watched()
     }
 
     /// Pushes out a last line the guest left unterminated, once the guest has stopped.
@@ -67,10 +98,7 @@ impl Write for ConsoleSink {
     /// Rust's stdout is line-buffered: complete lines reach the reader as the guest prints them.
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         io::stdout().lock().write_all(bytes)?;
-        self.last_line
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(bytes);
+        self.lines().record(bytes);
         Ok(bytes.len())
     }
 
@@ -125,6 +153,27 @@ mod tests {
         let long = vec![b'x'; MAX_REMEMBERED_LINE * 2];
         let line = last_line_of(&[&long]).expect("a line");
         assert_eq!(line.len(), MAX_REMEMBERED_LINE);
+    }
+
+    #[test]
+    fn the_last_watched_line_is_kept_apart_from_the_last_line() {
+        let mut tracker = LastLine {
+            watch: Some("host: "),
+            ..LastLine::default()
+        };
+        assert_eq!(tracker.watched(), None);
+        tracker.record(b"host: one\r\nguest\nhost: tw");
+        assert_eq!(tracker.watched(), Some("host: one".to_owned()));
+        tracker.record(b"o\nguest: host: three\nlast");
+        assert_eq!(tracker.watched(), Some("host: two".to_owned()));
+        assert_eq!(tracker.get(), Some("last".to_owned()));
+    }
+
+    #[test]
+    fn without_a_prefix_nothing_is_watched() {
+        let mut tracker = LastLine::default();
+        tracker.record(b"host: one\n");
+        assert_eq!(tracker.watched(), None);
     }
 
     #[test]

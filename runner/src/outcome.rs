@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::lazy::LazyStats;
+use crate::qemu::El2HostStats;
 use crate::snapshot::Saved;
 use crate::units::format_duration;
 use crate::vmm::arch::UserApfStats;
@@ -33,13 +34,15 @@ pub struct RunReport {
     pub lazy: Option<LazyStats>,
     /// What the VMM's async PF host did (`--apf vmm|adaptive`).
     pub user_apf: Option<UserApfStats>,
+    /// What the arm64 EL2 host did (`--vmm el2`, once the guest enabled async PF).
+    pub el2_host: Option<El2HostStats>,
     pub snapshot: Option<Saved>,
 }
 
 impl RunReport {
     /// The `run --report` file: the guest's status (null if it timed out), the lazy memory
-    /// counts (null without lazy memory) and the VMM's async PF counts (null unless it
-    /// delivered async PF).
+    /// counts (null without lazy memory), the VMM's async PF counts (null unless it
+    /// delivered async PF) and the EL2 host's (null unless it reported them).
     pub fn to_json(&self) -> serde_json::Value {
         let (status, timed_out) = match &self.outcome {
             GuestOutcome::Exited(status) => (Some(*status), false),
@@ -50,6 +53,7 @@ impl RunReport {
             "timed_out": timed_out,
             "lazy": self.lazy.as_ref().map(LazyStats::to_json),
             "user_apf": self.user_apf.as_ref().map(UserApfStats::to_json),
+            "el2_host": self.el2_host.as_ref().map(El2HostStats::to_json),
         })
     }
 }

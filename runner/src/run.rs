@@ -130,21 +130,28 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         async_threshold,
         inject,
     };
-    let console = ConsoleSink::default();
+    let console = match args.vmm {
+        VmmKind::El2 => qemu::el2_console(),
+        VmmKind::Builtin | VmmKind::Qemu => ConsoleSink::default(),
+    };
     let report = match args.vmm {
         VmmKind::Builtin => vmm::run(&config, &console, args.timeout, args.verbose, save_to)?,
         VmmKind::Qemu => RunReport {
             outcome: qemu::run(args.arch, &config, &console, args.timeout, args.verbose)?,
             lazy: None,
             user_apf: None,
+            el2_host: None,
             snapshot: None,
         },
         VmmKind::El2 => {
             let host = guest_build::build_el2_host()?;
+            let (outcome, el2_host) =
+                qemu::run_el2(&config, &host, &console, args.timeout, args.verbose)?;
             RunReport {
-                outcome: qemu::run_el2(&config, &host, &console, args.timeout, args.verbose)?,
+                outcome,
                 lazy: None,
                 user_apf: None,
+                el2_host,
                 snapshot: None,
             }
         }
@@ -155,6 +162,9 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         }
         if let Some(stats) = &report.user_apf {
             eprintln!("runner: async PF by the VMM: {stats}");
+        }
+        if let Some(stats) = &report.el2_host {
+            eprintln!("runner: the EL2 host: {stats}");
         }
     }
     if let Some(path) = &args.report {

@@ -203,8 +203,9 @@ impl Host {
                 frame.x[1] = value;
                 if was_on && self.apf.control().is_none() {
                     // The guest kernel turns async PF off last thing before it exits through
-                    // semihosting, which ends QEMU without the host: report the counts now.
-                    println!("{}", self.stats);
+                    // semihosting, which ends QEMU without the host: report the counts (and
+                    // each injected fault's) now, as `exit` would.
+                    println!("{}{}", self.stats, self.apf.injected());
                 }
             }
             call => frame.set_results(call.answer(apf_offered)),

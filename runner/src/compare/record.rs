@@ -38,7 +38,8 @@ pub struct RunRecord {
     /// Async PF events the guest counted (absent from its result while it has none).
     pub apf_not_present: u64,
     pub apf_ready: u64,
-    /// Our VMM's async PF counters (runs in modes `vmm` and `adaptive`).
+    /// Our async PF host's counters: the VMM's (modes `vmm` and `adaptive`) or the EL2
+    /// host's (mode `el2`).
     pub user_apf: Option<UserApf>,
 }
 
@@ -68,6 +69,19 @@ impl UserApf {
             injected: count("injected"),
             ready: count("ready"),
             sync,
+            raw: value.clone(),
+        })
+    }
+
+    /// The EL2 host's counts (the run report's `el2_host`) in the same terms: its SDEI
+    /// not-present events are the injected ones, its PPIs the ready ones.
+    fn from_el2_host(value: &Value) -> Option<Self> {
+        let object = value.as_object()?;
+        let count = |key: &str| object.get(key).and_then(Value::as_u64).unwrap_or(0);
+        Some(UserApf {
+            injected: count("not_present"),
+            ready: count("page_ready"),
+            sync: count("sync_faults"),
             raw: value.clone(),
         })
     }
@@ -115,21 +129,26 @@ pub fn parse(console: &str, report: &Value) -> Result<RunRecord, Error> {
         Value::Null => Ok(0),
         lazy => lazy[key].as_u64().ok_or(Error::ReportMissing(path)),
     };
+    let el2_host = report["el2_host"].is_object();
+    let user_apf =
+        UserApf::parse(&report["user_apf"]).or_else(|| UserApf::from_el2_host(&report["el2_host"]));
     Ok(RunRecord {
         makespan_ns: end.saturating_sub(start),
         pages_touched: count("pages_touched")?,
         pages_verified: count("pages_verified")?,
-        // Without a lazy memory report (the EL2 host keeps its counts inside QEMU), the
-        // guest's touched pages stand in: each was served once.
-        faults_served: match &report["lazy"] {
-            Value::Null => count("pages_touched")?,
+        // Without a lazy memory report, the EL2 host's count (each lazy page it served went
+        // synchronously or as not-present), and without that (the guest never enabled async
+        // PF, so the host printed none) the guest's touched pages: each was served once.
+        faults_served: match (&report["lazy"], &user_apf) {
+            (Value::Null, Some(el2)) if el2_host => el2.injected + el2.sync,
+            (Value::Null, _) => count("pages_touched")?,
             _ => lazy("served_pages", "lazy.served_pages")?,
         },
         max_in_flight: lazy("max_in_flight", "lazy.max_in_flight")?,
         total_wait_ns: lazy("total_wait_ns", "lazy.total_wait_ns")?,
         apf_not_present: result["apf"]["not_present"].as_u64().unwrap_or(0),
         apf_ready: result["apf"]["ready"].as_u64().unwrap_or(0),
-        user_apf: UserApf::parse(&report["user_apf"]),
+        user_apf,
         tasks,
     })
 }
@@ -270,6 +289,19 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
             (r.pages_touched, 0, 0)
         );
         assert_eq!(r.user_apf, None);
+    }
+
+    #[test]
+    fn the_el2_hosts_counts_serve_as_our_hosts() {
+        let report = json!({"lazy": null, "user_apf": null, "el2_host": {
+            "sync_faults": 4, "not_present": 60, "page_ready": 61, "refaults": 2,
+            "injected_faults": {"reorder": 7}
+        }});
+        let r = parse(CONSOLE, &report).unwrap();
+        assert_eq!(r.faults_served, 64, "60 not present + 4 synchronous");
+        let u = r.user_apf.unwrap();
+        assert_eq!((u.injected, u.ready, u.sync), (60, 61, 4));
+        assert_eq!(u.raw["injected_faults"]["reorder"], 7);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod aarch64;
 mod argv;
 mod el2;
+mod el2_stats;
 mod exit_status;
 mod output;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use argv::{Accel, Invocation};
 pub use el2::MEM_SIZE as EL2_MEM_SIZE;
+pub use el2_stats::El2HostStats;
 use exit_status::NoExitStatus;
 
 use crate::console::ConsoleSink;
@@ -84,14 +86,16 @@ pub fn run(
 }
 
 /// Boots `config`, an aarch64 guest, under the EL2 host ELF `host` (`--vmm el2`) and waits
-/// for the guest's exit status, at most `timeout`. The host's own exits are errors.
+/// for the guest's exit status, at most `timeout`, with the host's counts if it printed them.
+/// The host's own exits are errors. `console` must be watching for [`STATS_PREFIX`]
+/// ([`el2_console`]).
 pub fn run_el2(
     config: &VmConfig<'_>,
     host: &std::path::Path,
     console: &ConsoleSink,
     timeout: Duration,
     verbose: bool,
-) -> Result<GuestOutcome, Error> {
+) -> Result<(GuestOutcome, Option<El2HostStats>), Error> {
     aarch64::validate_kernel(config.kernel)?;
     let args = el2::args(&el2::Invocation {
         host,
@@ -105,8 +109,24 @@ pub fn run_el2(
     // The host's statuses overlap the guest's encoded ones: its last line tells them apart.
     match el2::host_exit(console.last_line().as_deref()) {
         Some(status) => Err(Error::El2Host(status)),
-        None => outcome,
+        None => Ok((outcome?, el2_host_stats(console))),
     }
+}
+
+/// The console for [`run_el2`]: it keeps the host's last summary line.
+pub fn el2_console() -> ConsoleSink {
+    ConsoleSink::watching(el2_stats::STATS_PREFIX)
+}
+
+/// The host's last summary line, read; one we cannot read is said, and the run keeps its
+/// outcome without the counts.
+fn el2_host_stats(console: &ConsoleSink) -> Option<El2HostStats> {
+    let line = console.watched_line()?;
+    El2HostStats::parse(&line)
+        .inspect_err(|error| {
+            eprintln!("runner: cannot read the EL2 host's counts {line:?}: {error}")
+        })
+        .ok()
 }
 
 /// Runs `program` with `args`, passing its console through, and reads the guest's exit

@@ -150,6 +150,7 @@ pub fn run(
         outcome,
         lazy,
         user_apf: vm.user_apf().map(|apf| apf.stats()),
+        el2_host: None,
         snapshot,
     })
 }
