@@ -33,7 +33,11 @@
 //! handled: each [`wake`](WaiterTable::wake) for that token wakes one of them, the one that
 //! parked first, and a broadcast wakes all of them.
 //!
-//! Every operation is a linear scan over at most [`MAX_OUTSTANDING`] entries.
+//! Every operation is a linear scan over at most [`MAX_OUTSTANDING`] entries. A wake leaves a
+//! hole rather than shifting the waiters behind it: the handlers run in the guest kernel,
+//! where (on our KVM) every instruction is emulated, and a shift per page-ready cost tens of
+//! microseconds. Holes at the end are dropped at once; the rest are squeezed out, in order,
+//! only when a wait finds no free slot at the end.
 
 /// How many faults may wait at once: KVM's `ASYNC_PF_PER_VCPU`. The host never has more
 /// outstanding on one vCPU, so more waiters than this means tokens were lost.
@@ -94,9 +98,12 @@ struct Parked<W> {
 
 /// Parked waiters and early tokens, both in arrival order (oldest first).
 pub struct WaiterTable<W: Copy + Eq> {
-    /// `parked[..parked_len]` are `Some`, the rest `None`.
+    /// `parked[..parked_end]` holds the waiters in parking order, with holes (`None`) where
+    /// waiters left; `parked[parked_end - 1]` is occupied and everything after is `None`.
     parked: [Option<Parked<W>>; MAX_OUTSTANDING],
-    parked_len: usize,
+    parked_end: usize,
+    /// How many of `parked` are occupied.
+    parked_count: usize,
     /// `early[..early_len]` are tokens whose ready came before any wait for them.
     early: [Token; MAX_OUTSTANDING],
     early_len: usize,
@@ -108,7 +115,8 @@ impl<W: Copy + Eq> WaiterTable<W> {
     pub const fn new() -> Self {
         Self {
             parked: [None; MAX_OUTSTANDING],
-            parked_len: 0,
+            parked_end: 0,
+            parked_count: 0,
             early: [0; MAX_OUTSTANDING],
             early_len: 0,
             counters: Counters {
@@ -131,13 +139,17 @@ impl<W: Copy + Eq> WaiterTable<W> {
             self.counters.wake_before_wait += 1;
             return Wait::AlreadyReady;
         }
-        if self.parked_len == MAX_OUTSTANDING {
+        if self.parked_count == MAX_OUTSTANDING {
             self.counters.full += 1;
             return Wait::Full;
         }
-        self.parked[self.parked_len] = Some(Parked { token, waiter });
-        self.parked_len += 1;
-        self.counters.max_parked = self.counters.max_parked.max(self.parked_len as u64);
+        if self.parked_end == MAX_OUTSTANDING {
+            self.squeeze();
+        }
+        self.parked[self.parked_end] = Some(Parked { token, waiter });
+        self.parked_end += 1;
+        self.parked_count += 1;
+        self.counters.max_parked = self.counters.max_parked.max(self.parked_count as u64);
         Wait::Park
     }
 
@@ -164,13 +176,14 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// are forgotten; returns how many were woken.
     pub fn wake_all(&mut self, mut f: impl FnMut(W)) -> usize {
         self.counters.broadcasts += 1;
-        let woken = self.parked_len;
-        for parked in self.parked[..woken].iter_mut() {
+        let woken = self.parked_count;
+        for parked in self.parked[..self.parked_end].iter_mut() {
             if let Some(p) = parked.take() {
                 f(p.waiter);
             }
         }
-        self.parked_len = 0;
+        self.parked_end = 0;
+        self.parked_count = 0;
         self.early_len = 0;
         woken
     }
@@ -184,7 +197,7 @@ impl<W: Copy + Eq> WaiterTable<W> {
 
     /// How many waiters are parked.
     pub fn parked(&self) -> usize {
-        self.parked_len
+        self.parked_count
     }
 
     /// The event counts so far.
@@ -198,18 +211,32 @@ impl<W: Copy + Eq> WaiterTable<W> {
 
     /// Index of the first-parked waiter matching `pred`.
     fn position(&self, pred: impl Fn(&Parked<W>) -> bool) -> Option<usize> {
-        self.parked[..self.parked_len]
+        self.parked[..self.parked_end]
             .iter()
             .position(|p| p.as_ref().is_some_and(&pred))
     }
 
-    /// Removes the parked entry at `index`, keeping the rest in parking order.
+    /// Removes the occupied entry at `index`, leaving a hole; holes at the end go at once.
     fn remove_parked(&mut self, index: usize) -> Parked<W> {
         let removed = self.parked[index].take();
-        self.parked.copy_within(index + 1..self.parked_len, index);
-        self.parked_len -= 1;
-        self.parked[self.parked_len] = None;
-        removed.expect("entries below parked_len are occupied")
+        self.parked_count -= 1;
+        while self.parked_end > 0 && self.parked[self.parked_end - 1].is_none() {
+            self.parked_end -= 1;
+        }
+        removed.expect("position() returns occupied entries")
+    }
+
+    /// Moves the occupied entries to the front, in order, so that a wait finds a free slot
+    /// at the end.
+    fn squeeze(&mut self) {
+        let mut to = 0;
+        for from in 0..self.parked_end {
+            if let Some(parked) = self.parked[from].take() {
+                self.parked[to] = Some(parked);
+                to += 1;
+            }
+        }
+        self.parked_end = to;
     }
 
     /// Removes the early token at `index`, keeping the rest in arrival order.

@@ -226,3 +226,45 @@ fn usable_in_a_static() {
 fn wake_with_broadcast_token_is_a_caller_bug() {
     Table::new().wake(BROADCAST);
 }
+
+#[test]
+fn holes_left_by_wakes_keep_parking_order_when_squeezed_out() {
+    let mut table = Table::new();
+    let slots = MAX_OUTSTANDING as u32;
+    for waiter in 0..slots {
+        assert_eq!(table.wait(waiter, waiter), Wait::Park);
+    }
+    // Holes at the front and in the middle; the last slot stays occupied, so the next wait
+    // finds no free slot at the end and squeezes the holes out.
+    for waiter in [0, 5, 6, 40] {
+        assert_eq!(table.wake(waiter), Wake::Woke(waiter));
+    }
+    assert_eq!(table.wait(1000, 1000), Wait::Park);
+    // Same token for two waiters: the one that parked first wakes first, across a squeeze.
+    assert_eq!(table.wait(7, 2000), Wait::Park);
+    assert_eq!(table.wake(7), Wake::Woke(7));
+    assert_eq!(table.wake(7), Wake::Woke(2000));
+    assert_eq!(
+        table.parked(),
+        MAX_OUTSTANDING - 5 + 1,
+        "0, 5, 6, 7, 40 woken; 1000 parked"
+    );
+    let expected: Vec<u32> = (0..slots)
+        .filter(|w| ![0, 5, 6, 7, 40].contains(w))
+        .chain([1000])
+        .collect();
+    assert_eq!(drain(&mut table), expected);
+}
+
+#[test]
+fn waking_the_newest_waiters_frees_their_slots_at_once() {
+    let mut table = Table::new();
+    let slots = MAX_OUTSTANDING as u32;
+    for round in 0..3 * slots {
+        // Far more waits than slots: each is woken before the next, so no hole ever stays.
+        assert_eq!(table.wait(round, round), Wait::Park);
+        assert_eq!(table.wake(round), Wake::Woke(round));
+    }
+    assert_eq!(table.parked(), 0);
+    assert_eq!(table.counters().full, 0);
+}
