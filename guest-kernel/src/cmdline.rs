@@ -43,7 +43,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 ];
 
 /// Most memory tasks `mlp:k` may start.
-pub const MLP_MAX: u32 = 96;
+pub const MLP_MAX: u32 = workloads::mem::MAX_PARALLEL_TASKS;
 
 impl Scenario {
     fn parse(value: &str) -> Option<Self> {

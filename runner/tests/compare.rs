@@ -215,7 +215,7 @@ fn bad_combinations_are_usage_errors() {
         ["--scenario", "mlp:1,4", "--latency-sweep", "1ms,2ms"].as_slice(),
         &["--modes", "off,kvm", "--async-threshold", "100us"],
         &["--readahead", "100000"],
-        &["--scenario", "mlp:1,65"],
+        &["--scenario", "mlp:1,97"],
         &["--arch", "aarch64", "--fetchers", "4"],
     ] {
         let out = runner()

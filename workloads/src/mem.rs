@@ -3,6 +3,11 @@
 
 use crate::pages::{self, WORDS};
 
+/// Most memory tasks a scenario runs side by side (the guest's `mlp:k`, `compare --scenario
+/// mlp:k`): above the 64 faults async PF keeps outstanding per vCPU, so that a host that
+/// ignores that limit can fill the guest's waiter table.
+pub const MAX_PARALLEL_TASKS: u32 = 96;
+
 /// Orders in which [`touch`] visits the pages of its region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pattern {

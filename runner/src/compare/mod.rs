@@ -143,7 +143,8 @@ impl CompareArgs {
         self.tuning.check(modes)
     }
 
-    /// `--fetchers`, or its default for `scenario` (the EL2 host has one fetcher).
+    /// `--fetchers`, or its default for `scenario` (a knob of the x86 VMM's lazy memory; the
+    /// EL2 host has none).
     fn fetchers_for(&self, scenario: Scenario) -> u8 {
         if self.arch == GuestArch::Aarch64 {
             return 1;

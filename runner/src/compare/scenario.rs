@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Largest `k` of `mlp:k` (the guest's limit).
-const MLP_MAX: u32 = 64;
+const MLP_MAX: u32 = workloads::mem::MAX_PARALLEL_TASKS;
 
 /// One guest scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +42,9 @@ impl fmt::Display for Scenario {
     }
 }
 
-const EXPECTED: &str = "expected seed, cpu, mem, mlp:K or mlp:K1,K2,... with each K from 1 to 64";
+fn expected() -> String {
+    format!("expected seed, cpu, mem, mlp:K or mlp:K1,K2,... with each K from 1 to {MLP_MAX}")
+}
 
 /// What `--scenario` names: one scenario, or several `mlp:k` (in increasing k, each once).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,12 +60,12 @@ impl FromStr for Scenarios {
             "cpu" => one(Scenario::Cpu),
             "mem" => one(Scenario::Mem),
             _ => {
-                let list = s.strip_prefix("mlp:").ok_or(EXPECTED)?;
+                let list = s.strip_prefix("mlp:").ok_or_else(expected)?;
                 let mut ks = list
                     .split(',')
                     .map(|k| k.parse().ok().filter(|k| (1..=MLP_MAX).contains(k)))
                     .collect::<Option<Vec<u32>>>()
-                    .ok_or(EXPECTED)?;
+                    .ok_or_else(expected)?;
                 ks.sort_unstable();
                 ks.dedup();
                 Ok(Scenarios(ks.into_iter().map(Scenario::Mlp).collect()))
@@ -90,7 +92,7 @@ mod tests {
 
     #[test]
     fn scenarios_parse_and_print() {
-        for s in ["seed", "cpu", "mem", "mlp:1", "mlp:64"] {
+        for s in ["seed", "cpu", "mem", "mlp:1", "mlp:96"] {
             let one = s.parse::<Scenarios>().unwrap();
             assert_eq!(one.0.len(), 1, "{s}");
             assert_eq!(
@@ -98,7 +100,7 @@ mod tests {
                 (s.into(), s.into())
             );
         }
-        for bad in ["mlp:0", "mlp:65", "mlp:", "demo", ""] {
+        for bad in ["mlp:0", "mlp:97", "mlp:", "demo", ""] {
             assert!(bad.parse::<Scenarios>().is_err(), "{bad}");
         }
     }
@@ -112,7 +114,7 @@ mod tests {
             "increasing k, each once"
         );
         assert_eq!(list.to_string(), "mlp:1,4,16,32");
-        for bad in ["mlp:1,,4", "mlp:1,65", "mlp:1,x", "seed,mlp:1", "mlp:1,"] {
+        for bad in ["mlp:1,,4", "mlp:1,97", "mlp:1,x", "seed,mlp:1", "mlp:1,"] {
             let err = bad.parse::<Scenarios>().unwrap_err();
             assert!(err.contains("mlp:K1,K2"), "{bad}: {err}");
         }
