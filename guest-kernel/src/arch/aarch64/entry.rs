@@ -34,6 +34,16 @@ global_asm!(
     b trap_common
     .endm
 
+    /* `op` (stp or ldp) each register pair `a`, `b` listed, `reg` a, `reg` b, at
+       [`base`, #a * `size`]: the frame's x (8 bytes each, from sp) or q (16 bytes each,
+       from x2) array, whose register n is at n * size. */
+    .macro PAIRS op, reg, size, base, a, b, rest:vararg
+    \op \reg\a, \reg\b, [\base, #(\a * \size)]
+    .ifnb \rest
+    PAIRS \op, \reg, \size, \base, \rest
+    .endif
+    .endm
+
     .section .text
     .p2align 11
     .global exception_vectors
@@ -48,20 +58,7 @@ exception_vectors:
 
 trap_common:
     msr tpidrro_el0, xzr
-    stp x2, x3, [sp, #16]
-    stp x4, x5, [sp, #32]
-    stp x6, x7, [sp, #48]
-    stp x8, x9, [sp, #64]
-    stp x10, x11, [sp, #80]
-    stp x12, x13, [sp, #96]
-    stp x14, x15, [sp, #112]
-    stp x16, x17, [sp, #128]
-    stp x18, x19, [sp, #144]
-    stp x20, x21, [sp, #160]
-    stp x22, x23, [sp, #176]
-    stp x24, x25, [sp, #192]
-    stp x26, x27, [sp, #208]
-    stp x28, x29, [sp, #224]
+    PAIRS stp, x, 8, sp, 2,3, 4,5, 6,7, 8,9, 10,11, 12,13, 14,15, 16,17, 18,19, 20,21, 22,23, 24,25, 26,27, 28,29
     mrs x2, sp_el0
     stp x30, x2, [sp, #{x30}]
     mrs x2, elr_el1
@@ -71,44 +68,14 @@ trap_common:
     mrs x3, fpsr
     stp x2, x3, [sp, #{fpcr}]
     add x2, sp, #{q}
-    stp q0, q1, [x2, #0]
-    stp q2, q3, [x2, #32]
-    stp q4, q5, [x2, #64]
-    stp q6, q7, [x2, #96]
-    stp q8, q9, [x2, #128]
-    stp q10, q11, [x2, #160]
-    stp q12, q13, [x2, #192]
-    stp q14, q15, [x2, #224]
-    stp q16, q17, [x2, #256]
-    stp q18, q19, [x2, #288]
-    stp q20, q21, [x2, #320]
-    stp q22, q23, [x2, #352]
-    stp q24, q25, [x2, #384]
-    stp q26, q27, [x2, #416]
-    stp q28, q29, [x2, #448]
-    stp q30, q31, [x2, #480]
+    PAIRS stp, q, 16, x2, 0,1, 2,3, 4,5, 6,7, 8,9, 10,11, 12,13, 14,15, 16,17, 18,19, 20,21, 22,23, 24,25, 26,27, 28,29, 30,31
     mov x0, sp
     bl {dispatch}
     mov sp, x0
     .global trap_restore
 trap_restore:
     add x2, sp, #{q}
-    ldp q0, q1, [x2, #0]
-    ldp q2, q3, [x2, #32]
-    ldp q4, q5, [x2, #64]
-    ldp q6, q7, [x2, #96]
-    ldp q8, q9, [x2, #128]
-    ldp q10, q11, [x2, #160]
-    ldp q12, q13, [x2, #192]
-    ldp q14, q15, [x2, #224]
-    ldp q16, q17, [x2, #256]
-    ldp q18, q19, [x2, #288]
-    ldp q20, q21, [x2, #320]
-    ldp q22, q23, [x2, #352]
-    ldp q24, q25, [x2, #384]
-    ldp q26, q27, [x2, #416]
-    ldp q28, q29, [x2, #448]
-    ldp q30, q31, [x2, #480]
+    PAIRS ldp, q, 16, x2, 0,1, 2,3, 4,5, 6,7, 8,9, 10,11, 12,13, 14,15, 16,17, 18,19, 20,21, 22,23, 24,25, 26,27, 28,29, 30,31
     ldp x2, x3, [sp, #{fpcr}]
     msr fpcr, x2
     msr fpsr, x3
@@ -121,21 +88,7 @@ trap_restore:
     msr tpidrro_el0, x3
     ldp x30, x2, [sp, #{x30}]
     msr sp_el0, x2
-    ldp x0, x1, [sp, #0]
-    ldp x2, x3, [sp, #16]
-    ldp x4, x5, [sp, #32]
-    ldp x6, x7, [sp, #48]
-    ldp x8, x9, [sp, #64]
-    ldp x10, x11, [sp, #80]
-    ldp x12, x13, [sp, #96]
-    ldp x14, x15, [sp, #112]
-    ldp x16, x17, [sp, #128]
-    ldp x18, x19, [sp, #144]
-    ldp x20, x21, [sp, #160]
-    ldp x22, x23, [sp, #176]
-    ldp x24, x25, [sp, #192]
-    ldp x26, x27, [sp, #208]
-    ldp x28, x29, [sp, #224]
+    PAIRS ldp, x, 8, sp, 0,1, 2,3, 4,5, 6,7, 8,9, 10,11, 12,13, 14,15, 16,17, 18,19, 20,21, 22,23, 24,25, 26,27, 28,29
     add sp, sp, #{frame_size}
     eret
 

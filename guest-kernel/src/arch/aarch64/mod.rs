@@ -2,8 +2,8 @@
 //! preemption, `svc` system calls, a PL011 console and a semihosting exit.
 //!
 //! The interface is the x86_64 one, item for item: [`boot_info`], [`RAM_START`],
-//! [`Context`], [`Regions`], [`Serial`], [`Calibration`], [`init_cpu`], [`init_paging`],
-//! [`init_interrupts`], [`start_timer`], [`enter`], [`exit`], [`timestamp`],
+//! [`Context`], [`Serial`], [`Calibration`], [`init_cpu`], [`init_paging`] (of the shared
+//! [`Regions`]), [`init_interrupts`], [`start_timer`], [`enter`], [`exit`], [`timestamp`],
 //! [`missing_feature`], [`in_user_mode`], [`syscall`], [`divide_by_zero`] and async PF
 //! ([`detect_async_pf`], [`enable_async_pf`], [`disable_async_pf`]).
 
@@ -27,12 +27,12 @@ pub use boot_info::boot_info;
 pub use context::Context;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
 pub use exit::exit;
-pub use paging::Regions;
 pub use platform::RAM_START;
 pub use serial::Serial;
 pub use timer::Calibration;
 pub use usercall::{divide_by_zero, syscall};
 
+use super::Regions;
 use crate::println;
 use guest_kernel::apf::Outcome;
 use guest_kernel::cmdline::ApfTest;

@@ -17,12 +17,12 @@
 use super::platform::{
     GICD_BASE, GICD_SIZE, GICR_BASE, GICR_SIZE, RAM_START, UART_BASE, UART_SIZE,
 };
+use crate::arch::boot_tables::{Pool, Regions};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, MAIR_EL1, Readable, SCTLR_EL1, TCR_EL1, TTBR0_EL1,
     Writeable,
 };
-use core::cell::UnsafeCell;
 use core::ops::Range;
 
 const PAGE: u64 = 4096;
@@ -105,41 +105,11 @@ impl Kind {
 #[repr(C, align(4096))]
 struct Table([u64; ENTRIES]);
 
-/// Statically allocated translation-table pages, handed out by [`Pool::take`].
-struct Pool {
-    pages: UnsafeCell<[Table; POOL_PAGES]>,
-    used: UnsafeCell<usize>,
-}
-
-// SAFETY: used only during single-threaded boot.
-unsafe impl Sync for Pool {}
-
-static POOL: Pool = Pool {
-    pages: UnsafeCell::new([const { Table([0; ENTRIES]) }; POOL_PAGES]),
-    used: UnsafeCell::new(0),
-};
-
-impl Pool {
-    fn take(&self) -> &'static mut Table {
-        // SAFETY: boot is single-threaded and every page is handed out once.
-        unsafe {
-            let used = &mut *self.used.get();
-            assert!(*used < POOL_PAGES, "translation-table pool exhausted");
-            let table = &mut (*self.pages.get())[*used];
-            *used += 1;
-            table
-        }
-    }
-}
-
-/// The regions to map, all page-aligned.
-pub struct Regions {
-    pub text: Range<u64>,
-    pub rodata: Range<u64>,
-    /// Kernel data, .bss and heap.
-    pub kernel: Range<u64>,
-    pub user: Range<u64>,
-}
+/// The pages of the boot map and of the final tables.
+static POOL: Pool<Table, POOL_PAGES> = Pool::new(
+    [const { Table([0; ENTRIES]) }; POOL_PAGES],
+    "translation-table",
+);
 
 /// Memory attributes, translation control and the boot map, then the MMU and caches on.
 /// Runs with the MMU off, so it only writes registers and two aligned table entries.

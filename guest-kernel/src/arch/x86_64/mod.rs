@@ -22,10 +22,10 @@ pub use boot_info::boot_info;
 pub use context::Context;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
 pub use exit::exit;
-pub use paging::Regions;
 pub use serial::Serial;
 pub use usercall::{divide_by_zero, syscall};
 
+use super::Regions;
 use crate::println;
 use guest_kernel::apf::{DISABLE, Outcome, Probe, Refused};
 use guest_kernel::cmdline::ApfTest;

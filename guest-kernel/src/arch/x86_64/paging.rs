@@ -12,7 +12,7 @@
 //! 2 MiB pages are used wherever alignment allows: each page-table write is an emulated
 //! ring-0 instruction on our KVM, so fewer entries means a faster boot.
 
-use core::cell::UnsafeCell;
+use crate::arch::boot_tables::{Pool, Regions};
 use core::ops::Range;
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -23,41 +23,9 @@ const HUGE_PAGE: u64 = 2 << 20;
 /// Page-table pages available (PML4, PDPT, one PD per GiB, PTs for unaligned edges).
 const POOL_PAGES: usize = 16;
 
-/// Statically allocated page-table pages, handed out by [`Pool::take`].
-struct Pool {
-    pages: UnsafeCell<[PageTable; POOL_PAGES]>,
-    used: UnsafeCell<usize>,
-}
-
-// SAFETY: used only during single-threaded boot.
-unsafe impl Sync for Pool {}
-
-static POOL: Pool = Pool {
-    pages: UnsafeCell::new([const { PageTable::new() }; POOL_PAGES]),
-    used: UnsafeCell::new(0),
-};
-
-impl Pool {
-    fn take(&self) -> &'static mut PageTable {
-        // SAFETY: boot is single-threaded and every page is handed out once.
-        unsafe {
-            let used = &mut *self.used.get();
-            assert!(*used < POOL_PAGES, "page-table pool exhausted");
-            let table = &mut (*self.pages.get())[*used];
-            *used += 1;
-            table
-        }
-    }
-}
-
-/// The regions to map, all page-aligned.
-pub struct Regions {
-    pub text: Range<u64>,
-    pub rodata: Range<u64>,
-    /// Kernel data, .bss and heap.
-    pub kernel: Range<u64>,
-    pub user: Range<u64>,
-}
+/// The pages of the final tables (the boot map is the entry stub's).
+static POOL: Pool<PageTable, POOL_PAGES> =
+    Pool::new([const { PageTable::new() }; POOL_PAGES], "page-table");
 
 /// Builds the page tables for `regions` and switches to them.
 pub fn init(regions: &Regions) {
