@@ -2,6 +2,16 @@
 //! (`el2-payload`) and checks what both printed: lazy pages served through stage-2 faults,
 //! the latency model, hypercalls, and the exit statuses.
 
+/// The shared helpers this binary uses, listed one by one (`common/mod.rs` says why).
+mod common {
+    pub mod aarch64_guest;
+    pub mod build;
+    pub mod el2;
+}
+
+use common::aarch64_guest::guest_elf as guest_kernel;
+use common::build::assert_built;
+use common::el2::{Boot, workspace};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -11,12 +21,6 @@ const QEMU: &str = "qemu-system-aarch64";
 const BOOT_SECONDS: u32 = 60;
 /// Where the host expects QEMU to stage the guest ELF (el2-host's `GUEST_ELF_STAGING`).
 const STAGING: &str = "0x5f800000";
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("runner is in the workspace")
-}
 
 /// The host and payload images, built once per test binary with `scripts/guest-cargo`.
 fn images() -> &'static (PathBuf, PathBuf) {
@@ -33,62 +37,15 @@ fn images() -> &'static (PathBuf, PathBuf) {
             .current_dir(workspace())
             .output()
             .expect("scripts/guest-cargo runs");
-        assert!(
-            out.status.success(),
-            "el2 build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_built(&out, "el2 build");
         let dir = workspace().join("target/guest/aarch64-unknown-none/release");
         (dir.join("el2-host"), dir.join("el2-payload"))
     })
 }
 
-struct Boot {
-    /// The guest's or the host's exit status, decoded from QEMU's `(status << 1) | 1`
-    /// (`None` if QEMU's code was even: no status).
-    status: Option<i32>,
-    stdout: String,
-}
-
-impl Boot {
-    fn line(&self, prefix: &str) -> &str {
-        self.stdout
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{}", self.stdout))
-    }
-
-    /// `key=N` of the line starting with `prefix`.
-    fn number(&self, prefix: &str, key: &str) -> u64 {
-        let line = self.line(prefix);
-        line.split_whitespace()
-            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-            .parse()
-            .expect("a number")
-    }
-}
-
 /// Boots host and payload with the host's `-append` words and the payload's after ` -- `.
 fn boot(host: &str, payload: &str) -> Boot {
     boot_guest(&images().1, host, payload)
-}
-
-/// The real aarch64 guest kernel, built once with `runner build-guest --arch aarch64`.
-fn guest_kernel() -> &'static PathBuf {
-    static ELF: OnceLock<PathBuf> = OnceLock::new();
-    ELF.get_or_init(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-            .args(["build-guest", "--arch", "aarch64"])
-            .output()
-            .expect("runner runs");
-        assert!(
-            out.status.success(),
-            "build-guest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
 }
 
 /// Boots the host with `guest` staged, the host's words and the guest's after ` -- `.
@@ -114,20 +71,38 @@ fn boot_within(seconds: u32, guest: &Path, host: &str, guest_words: &str) -> Boo
         .arg(format!("{host} -- {guest_words}"))
         .output()
         .expect("qemu-system-aarch64 runs (scripts/setup installs it)");
-    Boot {
-        status: out
-            .status
-            .code()
-            .filter(|code| code % 2 == 1)
-            .map(|code| code >> 1),
-        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-    }
+    Boot::of_qemu(out)
+}
+
+/// The `N` of a payload line ending ` in N us`: how long, by the guest's clock.
+fn micros_taken(line: &str) -> u64 {
+    line.split(" in ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(" us")
+        .parse()
+        .unwrap()
+}
+
+/// The host stalled the vCPU for its fetches at least `floor` ns in all, and not twice that.
+fn assert_waited_about(b: &Boot, floor: u64) {
+    let waited = b.number("el2: STATS", "waited_ns");
+    assert!(waited >= floor, "waited {waited} ns < {floor}");
+    assert!(waited < floor * 2, "waited {waited} ns, far above {floor}");
+}
+
+/// Every one of the payload's `pages` went async and was verified: one not-present and one
+/// page-ready each (with matching tokens: the payload checks), no synchronous fault.
+fn assert_every_page_async(b: &Boot, pages: u64) {
+    assert_eq!(b.number("guest: lazy pages", "verified"), pages);
+    assert_eq!(b.number("guest: async PF:", "not_present"), pages);
+    assert_eq!(b.number("guest: async PF:", "page_ready"), pages);
+    assert_eq!(b.number("el2: STATS", "sync_faults"), 0);
 }
 
 #[test]
 fn off_mode_serves_lazy_pages_with_their_contents() {
-    let b = boot("mode=off latency=0ns seed=5", "seed=5 pages=300");
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    let b = boot("mode=off latency=0ns seed=5", "seed=5 pages=300").succeeded();
     assert_eq!(b.number("guest: lazy pages", "verified"), 300);
     assert_eq!(b.number("el2: STATS", "sync_faults"), 300);
     b.line("el2: guest powered off");
@@ -139,22 +114,13 @@ fn off_mode_stalls_the_vcpu_for_the_latency() {
     let b = boot(
         &format!("mode=off latency=fixed:{micros}us seed=1"),
         &format!("seed=1 pages={pages}"),
-    );
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
-    let waited = b.number("el2: STATS", "waited_ns");
+    )
+    .succeeded();
     let floor = pages * micros * 1000;
-    assert!(waited >= floor, "waited {waited} ns < {floor}");
-    assert!(waited < floor * 2, "waited {waited} ns, far above {floor}");
+    assert_waited_about(&b, floor);
     // The guest sees the stall in its own clock.
     let in_guest = b.line("guest: lazy pages");
-    let guest_us: u64 = in_guest
-        .split(" in ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(" us")
-        .parse()
-        .unwrap();
-    assert!(guest_us * 1000 >= floor, "{in_guest}");
+    assert!(micros_taken(in_guest) * 1000 >= floor, "{in_guest}");
 }
 
 #[test]
@@ -173,13 +139,11 @@ fn bad_host_command_line_exits_3() {
 
 #[test]
 fn hypercalls_discover_sdei_everywhere_and_async_pf_only_in_apf_mode() {
-    let off = boot("mode=off", "pages=1");
-    assert_eq!(off.status, Some(0), "{}", off.stdout);
+    let off = boot("mode=off", "pages=1").succeeded();
     off.line("guest: smccc 1.1");
     off.line("guest: sdei 1.1 (vendor 0x4b564d)");
     assert!(off.line("guest: async PF").contains("KVM_FEATURES bit 2"));
-    let apf = boot("mode=apf", "pages=1");
-    assert_eq!(apf.status, Some(0), "{}", apf.stdout);
+    let apf = boot("mode=apf", "pages=1").succeeded();
     apf.line("guest: async PF 1.0.0");
     assert!(apf.number("el2: STATS", "hypercalls") >= 6);
 }
@@ -190,18 +154,14 @@ fn apf_mode_sends_not_present_and_page_ready_for_every_page() {
     let b = boot(
         "mode=apf latency=fixed:300us seed=7",
         &format!("seed=7 pages={pages} apf=1"),
-    );
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
-    assert_eq!(b.number("guest: lazy pages", "verified"), pages);
-    // The guest saw one not-present and one page-ready per page, with matching tokens
-    // (the payload checks), plus the broadcast that follows ENABLE.
-    assert_eq!(b.number("guest: async PF:", "not_present"), pages);
-    assert_eq!(b.number("guest: async PF:", "page_ready"), pages);
+    )
+    .succeeded();
+    assert_every_page_async(&b, pages);
+    // Besides, the guest saw the broadcast that follows ENABLE, and nothing stray.
     assert_eq!(b.number("guest: async PF:", "broadcasts"), 1);
     assert_eq!(b.number("guest: async PF:", "stray"), 0);
     assert_eq!(b.number("el2: STATS", "not_present"), pages);
     assert_eq!(b.number("el2: STATS", "page_ready"), pages + 1);
-    assert_eq!(b.number("el2: STATS", "sync_faults"), 0);
     // The guest had the vCPU back while each fetch ran: it waited in wfi at least as long
     // as the fetches took.
     assert!(b.number("guest: async PF:", "waited_us") >= pages * 300 * 9 / 10);
@@ -209,8 +169,7 @@ fn apf_mode_sends_not_present_and_page_ready_for_every_page() {
 
 #[test]
 fn apf_mode_without_the_guest_enabling_it_serves_faults_synchronously() {
-    let b = boot("mode=apf latency=fixed:50us seed=2", "seed=2 pages=20");
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    let b = boot("mode=apf latency=fixed:50us seed=2", "seed=2 pages=20").succeeded();
     assert_eq!(b.number("el2: STATS", "sync_faults"), 20);
     assert_eq!(b.number("el2: STATS", "not_present"), 0);
 }
@@ -220,8 +179,8 @@ fn el1_faults_stay_synchronous_without_send_always() {
     let b = boot(
         "mode=apf latency=fixed:50us seed=4",
         "seed=4 pages=20 apf=1 send_always=0",
-    );
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    )
+    .succeeded();
     assert_eq!(b.number("el2: STATS", "sync_faults"), 20);
     assert_eq!(b.number("el2: STATS", "not_present"), 0);
     // Only the broadcast that follows ENABLE.
@@ -235,30 +194,19 @@ fn el0_faults_go_async_without_send_always() {
     let b = boot(
         "mode=apf latency=fixed:200us seed=6",
         &format!("seed=6 pages={pages} apf=1 send_always=0 el0=1"),
-    );
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
-    assert_eq!(b.number("guest: lazy pages", "verified"), pages);
-    assert_eq!(b.number("guest: async PF:", "not_present"), pages);
-    assert_eq!(b.number("guest: async PF:", "page_ready"), pages);
-    assert_eq!(b.number("el2: STATS", "sync_faults"), 0);
+    )
+    .succeeded();
+    assert_every_page_async(&b, pages);
 }
 
 #[test]
 fn the_guests_timer_interrupts_are_forwarded() {
-    let b = boot("mode=apf latency=fixed:100us", "pages=10 apf=1 ticks=20");
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    let b = boot("mode=apf latency=fixed:100us", "pages=10 apf=1 ticks=20").succeeded();
     // Each tick is taken, EOIed by the guest (deactivating the physical PPI through the
     // hardware-linked list register) and re-armed: 20 in about 20 ms.
     assert_eq!(b.number("el2: STATS", "forwarded_irqs"), 20);
     let line = b.line("guest: timer");
-    let micros: u64 = line
-        .split(" in ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(" us")
-        .parse()
-        .unwrap();
-    assert!((20_000..200_000).contains(&micros), "{line}");
+    assert!((20_000..200_000).contains(&micros_taken(line)), "{line}");
     assert_eq!(b.number("guest: async PF:", "not_present"), 10);
 }
 
@@ -269,23 +217,20 @@ fn the_aarch64_guest_kernel_runs_its_tasks_at_el0_on_host_served_pages() {
         guest_kernel(),
         "mode=off latency=fixed:50us seed=9",
         &format!("scenario=mem pages={pages} seed=9 source=host"),
-    );
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    )
+    .succeeded();
     // The host gave the guest its own RAM size and only the guest's words.
     b.line("el2: device tree: Patched { memory: true, bootargs: true }");
     assert!(b.line("kernel: 496 MiB RAM").contains("scenario mem"));
-    let result: serde_json::Value =
-        serde_json::from_str(b.line("RESULT ").trim_start_matches("RESULT ")).expect("JSON");
+    let result = b.result();
     assert_eq!(result["pages_touched"], pages);
     assert_eq!(result["pages_verified"], pages, "{result}");
 }
 
 #[test]
 fn the_aarch64_guest_kernel_preempts_its_tasks_with_the_forwarded_timer() {
-    let b = boot_guest(guest_kernel(), "mode=off", "scenario=demo");
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
-    let result: serde_json::Value =
-        serde_json::from_str(b.line("RESULT ").trim_start_matches("RESULT ")).expect("JSON");
+    let b = boot_guest(guest_kernel(), "mode=off", "scenario=demo").succeeded();
+    let result = b.result();
     assert!(
         result["sched"]["preemptions"].as_u64().unwrap() > 0,
         "{result}"
@@ -299,8 +244,8 @@ fn boot_injecting(inject: &str) -> Boot {
     let b = boot(
         &format!("mode=apf latency=fixed:100us seed=3 inject={inject}"),
         "seed=3 pages=100 apf=1",
-    );
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    )
+    .succeeded();
     assert_eq!(b.number("guest: lazy pages", "verified"), 100);
     assert_eq!(b.number("guest: async PF:", "not_present"), 100);
     b
@@ -369,14 +314,11 @@ fn spikes_make_every_16th_fetch_100_times_slower() {
     let b = boot(
         &format!("mode=off latency=fixed:{micros}us seed=1 inject=spikes"),
         &format!("seed=1 pages={pages}"),
-    );
-    assert_eq!(b.status, Some(0), "{}", b.stdout);
+    )
+    .succeeded();
     let spikes = b.number("el2: STATS", "spikes");
     assert_eq!(spikes, pages / 16);
-    let floor = ((pages - spikes) + spikes * 100) * micros * 1000;
-    let waited = b.number("el2: STATS", "waited_ns");
-    assert!(waited >= floor, "waited {waited} ns < {floor}");
-    assert!(waited < floor * 2, "waited {waited} ns, far above {floor}");
+    assert_waited_about(&b, ((pages - spikes) + spikes * 100) * micros * 1000);
 }
 
 #[test]

@@ -2,9 +2,12 @@
 //! real guest must finish every task with every page verified, and say what it saw.
 
 mod common;
+#[path = "common/crowd.rs"]
+mod crowd;
 #[path = "support/guest_run.rs"]
 mod guest_run;
 
+use crowd::crowd_run;
 use guest_run::{GuestRun, run_guest};
 use serde_json::Value;
 
@@ -105,23 +108,7 @@ fn without_lost_page_ready_the_watchdog_never_fires() {
 /// frees, and the page-readies of those retries' tokens arrive for nobody.
 #[test]
 fn overflowing_the_waiter_table_never_parks_and_every_task_finishes() {
-    let run = run_guest(
-        &[
-            "--mem",
-            "512M",
-            "--latency",
-            "fixed:200ms",
-            "--fetchers",
-            "64",
-            "--seed",
-            "3",
-            "--apf",
-            "vmm",
-            "--inject",
-            "overflow",
-        ],
-        &["scenario=mlp:96", "source=host", "seed=3", "pages=2"],
-    );
+    let run = crowd_run("3", &["--inject", "overflow"]);
     let r = assert_survived(run, "overflow");
     let apf = &r["apf"];
     assert_eq!(count(&r["pages_verified"]), 96 * 2, "{r}");

@@ -3,9 +3,12 @@
 //! the policy or the guest's state rules out must stay synchronous.
 
 mod common;
+#[path = "common/crowd.rs"]
+mod crowd;
 #[path = "support/guest_run.rs"]
 mod guest_run;
 
+use crowd::crowd_run;
 use guest_run::{GuestRun, run_guest};
 use serde_json::Value;
 
@@ -218,22 +221,7 @@ fn misprogrammed_async_pf_msrs_are_refused_as_kvm_refuses_them() {
 fn the_host_never_has_more_faults_outstanding_than_the_guests_table_holds() {
     // 96 tasks on slow pages: without `--inject overflow`, the 65th concurrent fault stays
     // synchronous at the host, so the guest's table never fills.
-    let run = run_guest(
-        &[
-            "--mem",
-            "512M",
-            "--latency",
-            "fixed:200ms",
-            "--fetchers",
-            "64",
-            "--seed",
-            SEED,
-            "--apf",
-            "vmm",
-        ],
-        &["scenario=mlp:96", "source=host", "seed=11", "pages=2"],
-    )
-    .succeeded();
+    let run = crowd_run(SEED, &[]).succeeded();
     let (r, host) = (run.result(), &run.report["user_apf"]);
     assert_eq!(r["pages_verified"], 96 * 2, "{r}");
     assert_eq!(u(&r["apf"]["full"]), 0, "{r}");

@@ -32,38 +32,21 @@ pub struct Invocation<'a> {
 pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
     let memory = format!("{}K", invocation.mem_size / KIB);
     let vcpus = invocation.vcpus.to_string();
-    let mut args: Vec<OsString> = [
-        "-accel",
-        "tcg",
-        "-machine",
-        MACHINE,
-        "-cpu",
-        "max",
-        "-m",
-        &memory,
-        "-smp",
-        &vcpus,
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        // A reset ends QEMU (exit code 0, never a guest status) instead of rebooting.
-        "-no-reboot",
-        "-semihosting-config",
-        "enable=on",
-        "-append",
+    let machine = [&tcg_machine(MACHINE, &memory)[..], &["-smp", &vcpus]].concat();
+    super::argv::assemble(
+        &machine,
+        &["-semihosting-config", "enable=on"],
         invocation.cmdline,
-        "-kernel",
+        invocation.kernel,
+    )
+}
+
+/// The options every arm64 boot, bare or under the EL2 host, starts with: TCG (this host has
+/// no arm64 KVM) on `machine` with the `max` CPU, and `memory` as QEMU's `-m` value.
+pub fn tcg_machine<'a>(machine: &'a str, memory: &'a str) -> [&'a str; 8] {
+    [
+        "-accel", "tcg", "-machine", machine, "-cpu", "max", "-m", memory,
     ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
-    args.push(invocation.kernel.into());
-    args
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,26 +113,16 @@ fn header_problem(header: &Elf64_Ehdr) -> Option<HeaderProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qemu::argv::test_support::{strings, value_of};
     use linux_loader::elf::{ELFCLASS32, EM_X86_64};
 
     fn args_of(cmdline: &str) -> Vec<String> {
-        args(&Invocation {
+        strings(args(&Invocation {
             mem_size: 128 << 20,
             vcpus: 1,
             kernel: Path::new("/k/guest kernel"),
             cmdline,
-        })
-        .into_iter()
-        .map(|arg| arg.into_string().expect("UTF-8"))
-        .collect()
-    }
-
-    fn value_of<'a>(args: &'a [String], option: &str) -> &'a str {
-        let at = args
-            .iter()
-            .position(|arg| arg == option)
-            .unwrap_or_else(|| panic!("{option} missing"));
-        &args[at + 1]
+        }))
     }
 
     #[test]

@@ -66,43 +66,84 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
         }
         _ => invocation.accel.cpu_model().to_owned(),
     };
-    let mut args: Vec<OsString> = [
-        "-accel",
-        invocation.accel.name(),
-        "-cpu",
-        &cpu,
-        "-machine",
-        "pc",
-        "-m",
-        // Sizes are whole pages, so whole KiB; QEMU reads a `K` suffix.
-        &memory,
-        "-smp",
-        &vcpus,
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        // A triple fault or reset ends QEMU (exit code 0) instead of rebooting the guest.
-        "-no-reboot",
-        "-device",
-        &exit_device,
-        "-append",
+    assemble(
+        &[
+            "-accel",
+            invocation.accel.name(),
+            "-cpu",
+            &cpu,
+            "-machine",
+            "pc",
+            "-m",
+            // Sizes are whole pages, so whole KiB; QEMU reads a `K` suffix.
+            &memory,
+            "-smp",
+            &vcpus,
+        ],
+        &["-device", &exit_device],
         invocation.cmdline,
-        "-kernel",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
-    args.push(invocation.kernel.into());
+        invocation.kernel,
+    )
+}
+
+/// What every boot passes between its machine's options and its devices, whatever the
+/// architecture: only the guest console reaches stdout (no display, no monitor, no default
+/// devices).
+const CONSOLE_ONLY: [&str; 9] = [
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-monitor",
+    "none",
+    "-serial",
+    "stdio",
+    // A reset (on x86_64 also a triple fault) ends QEMU with exit code 0, never a guest
+    // status, instead of rebooting the guest.
+    "-no-reboot",
+];
+
+/// The arguments of one of our QEMU boots (x86_64 here, aarch64 and under the EL2 host
+/// alike), in the order they all use: `machine` (accelerator, CPU, machine, memory, vCPUs),
+/// [`CONSOLE_ONLY`], `devices`, then `-append cmdline` and `-kernel kernel`. One place, so
+/// that a boot cannot forget an option that keeps QEMU's own output off the console.
+pub fn assemble(machine: &[&str], devices: &[&str], cmdline: &str, kernel: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = machine
+        .iter()
+        .chain(&CONSOLE_ONLY)
+        .chain(devices)
+        .chain(&["-append", cmdline, "-kernel"])
+        .map(OsString::from)
+        .collect();
+    args.push(kernel.into());
     args
+}
+
+/// Helpers for the argv tests of every architecture.
+#[cfg(test)]
+pub mod test_support {
+    use std::ffi::OsString;
+
+    /// `args` as strings, to compare with literals.
+    pub fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter()
+            .map(|arg| arg.into_string().expect("UTF-8"))
+            .collect()
+    }
+
+    /// The argument after `option`.
+    pub fn value_of<'a>(args: &'a [String], option: &str) -> &'a str {
+        let at = args
+            .iter()
+            .position(|arg| arg == option)
+            .unwrap_or_else(|| panic!("{option} missing"));
+        &args[at + 1]
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{strings, value_of};
     use super::*;
 
     fn args_of(accel: Accel, cmdline: &str) -> Vec<String> {
@@ -110,25 +151,14 @@ mod tests {
     }
 
     fn args_with_apf(accel: Accel, cmdline: &str, apf: Option<ApfMode>) -> Vec<String> {
-        args(&Invocation {
+        strings(args(&Invocation {
             accel,
             mem_size: 512 << 20,
             vcpus: 1,
             kernel: Path::new("/k/guest kernel"),
             cmdline,
             apf,
-        })
-        .into_iter()
-        .map(|arg| arg.into_string().expect("UTF-8"))
-        .collect()
-    }
-
-    fn value_of<'a>(args: &'a [String], option: &str) -> &'a str {
-        let at = args
-            .iter()
-            .position(|arg| arg == option)
-            .unwrap_or_else(|| panic!("{option} missing"));
-        &args[at + 1]
+        }))
     }
 
     #[test]

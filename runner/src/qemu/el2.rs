@@ -75,37 +75,17 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
         invocation.guest.display().to_string().replace(',', ",,")
     );
     let memory = format!("{}K", MEM_SIZE / KIB);
-    let mut args: Vec<OsString> = [
-        "-accel",
-        "tcg",
-        "-machine",
-        MACHINE,
-        "-cpu",
-        "max",
-        "-m",
-        &memory,
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-device",
-        &loader,
-        "-append",
+    super::argv::assemble(
+        &super::aarch64::tcg_machine(MACHINE, &memory),
+        &[
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-device",
+            &loader,
+        ],
         &cmdline,
-        "-kernel",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
-    args.push(invocation.host.into());
-    args
+        invocation.host,
+    )
 }
 
 /// The host's own exit status if it ended the run (its last console line says so).
@@ -122,6 +102,7 @@ mod tests {
     use super::*;
     use crate::lazy::LazyRegion;
     use crate::lazy::latency::LatencyModel;
+    use crate::qemu::argv::test_support::{strings, value_of};
 
     fn args_of(lazy: Option<&LazyConfig>, apf: Option<ApfMode>) -> Vec<String> {
         args_injecting(lazy, apf, &Injections::new())
@@ -132,22 +113,14 @@ mod tests {
         apf: Option<ApfMode>,
         inject: &Injections,
     ) -> Vec<String> {
-        args(&Invocation {
+        strings(args(&Invocation {
             host: Path::new("/t/el2-host"),
             guest: Path::new("/t/guest-kernel"),
             guest_cmdline: "scenario=seed seed=4 apf=on",
             lazy,
             apf,
             inject,
-        })
-        .into_iter()
-        .map(|arg| arg.into_string().expect("UTF-8"))
-        .collect()
-    }
-
-    fn value_of<'a>(args: &'a [String], option: &str) -> &'a str {
-        let at = args.iter().position(|arg| arg == option).unwrap();
-        &args[at + 1]
+        }))
     }
 
     #[test]
