@@ -31,16 +31,24 @@ pub struct RunRecord {
     pub pages_verified: u64,
     /// Pages the runner's lazy memory served.
     pub faults_served: u64,
-    /// Most faults queued or being fetched at once (the lazy report's `max_in_flight`).
-    pub max_in_flight: u64,
-    /// Every fault's wait from its message to its page being installed, summed.
-    pub total_wait_ns: u64,
+    /// How many faults the runner's lazy memory had in flight; `None` without its report
+    /// (the EL2 host serves pages inside QEMU and does not count this).
+    pub in_flight: Option<InFlight>,
     /// Async PF events the guest counted (absent from its result while it has none).
     pub apf_not_present: u64,
     pub apf_ready: u64,
     /// Our async PF host's counters: the VMM's (modes `vmm` and `adaptive`) or the EL2
     /// host's (mode `el2`).
     pub user_apf: Option<UserApf>,
+}
+
+/// From the lazy memory report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// Most faults queued or being fetched at once (`max_in_flight`).
+    pub max: u64,
+    /// Every fault's wait from its message to its page being installed, summed.
+    pub total_wait_ns: u64,
 }
 
 /// The run report's `user_apf` object, read tolerantly: a counter it lacks counts as 0, and
@@ -125,27 +133,35 @@ pub fn parse(console: &str, report: &Value) -> Result<RunRecord, Error> {
         .ok_or(Error::NoTimedTask)?;
     let end = spans.map(|(_, e)| e).max().ok_or(Error::NoTimedTask)?;
     let count = |key: &'static str| result[key].as_u64().ok_or(Error::Missing(key));
-    let lazy = |key: &'static str, path: &'static str| match &report["lazy"] {
-        Value::Null => Ok(0),
-        lazy => lazy[key].as_u64().ok_or(Error::ReportMissing(path)),
+    let lazy = |key: &'static str, path: &'static str| {
+        report["lazy"][key]
+            .as_u64()
+            .ok_or(Error::ReportMissing(path))
     };
     let el2_host = report["el2_host"].is_object();
     let user_apf =
         UserApf::parse(&report["user_apf"]).or_else(|| UserApf::from_el2_host(&report["el2_host"]));
+    // Without a lazy memory report, the EL2 host's count (each lazy page it served went
+    // synchronously or as not-present), and without that (the guest never enabled async PF,
+    // so the host printed none) the guest's touched pages: each was served once.
+    let faults_served = match (&report["lazy"], &user_apf) {
+        (Value::Null, Some(el2)) if el2_host => el2.injected + el2.sync,
+        (Value::Null, _) => count("pages_touched")?,
+        _ => lazy("served_pages", "lazy.served_pages")?,
+    };
+    let in_flight = match &report["lazy"] {
+        Value::Null => None,
+        _ => Some(InFlight {
+            max: lazy("max_in_flight", "lazy.max_in_flight")?,
+            total_wait_ns: lazy("total_wait_ns", "lazy.total_wait_ns")?,
+        }),
+    };
     Ok(RunRecord {
         makespan_ns: end.saturating_sub(start),
         pages_touched: count("pages_touched")?,
         pages_verified: count("pages_verified")?,
-        // Without a lazy memory report, the EL2 host's count (each lazy page it served went
-        // synchronously or as not-present), and without that (the guest never enabled async
-        // PF, so the host printed none) the guest's touched pages: each was served once.
-        faults_served: match (&report["lazy"], &user_apf) {
-            (Value::Null, Some(el2)) if el2_host => el2.injected + el2.sync,
-            (Value::Null, _) => count("pages_touched")?,
-            _ => lazy("served_pages", "lazy.served_pages")?,
-        },
-        max_in_flight: lazy("max_in_flight", "lazy.max_in_flight")?,
-        total_wait_ns: lazy("total_wait_ns", "lazy.total_wait_ns")?,
+        faults_served,
+        in_flight,
         apf_not_present: result["apf"]["not_present"].as_u64().unwrap_or(0),
         apf_ready: result["apf"]["ready"].as_u64().unwrap_or(0),
         user_apf,
@@ -184,8 +200,9 @@ impl RunRecord {
 
     /// Mean faults in flight over the makespan, by Little's law: the faults' summed wait
     /// over the time they were spread across.
-    pub fn mean_in_flight(&self) -> f64 {
-        self.total_wait_ns as f64 / self.makespan_ns.max(1) as f64
+    pub fn mean_in_flight(&self) -> Option<f64> {
+        let in_flight = self.in_flight?;
+        Some(in_flight.total_wait_ns as f64 / self.makespan_ns.max(1) as f64)
     }
 
     /// The JSON form used in `compare --json`.
@@ -206,9 +223,9 @@ impl RunRecord {
             "pages_verified": self.pages_verified,
             "faults_served": self.faults_served,
             "faults_per_s": self.faults_per_s(),
-            "max_in_flight": self.max_in_flight,
+            "max_in_flight": self.in_flight.map(|f| f.max),
             "mean_in_flight": self.mean_in_flight(),
-            "total_wait_ns": self.total_wait_ns,
+            "total_wait_ns": self.in_flight.map(|f| f.total_wait_ns),
             "apf_not_present": self.apf_not_present,
             "apf_ready": self.apf_ready,
             "user_apf": self.user_apf.as_ref().map(|u| &u.raw),
@@ -238,7 +255,13 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
         );
         assert_eq!((r.apf_not_present, r.apf_ready), (0, 0));
         assert_eq!(r.to_json()["tasks"][1]["duration_ns"], 7800);
-        assert_eq!((r.max_in_flight, r.total_wait_ns), (3, 16000));
+        assert_eq!(
+            r.in_flight,
+            Some(InFlight {
+                max: 3,
+                total_wait_ns: 16000
+            })
+        );
         assert_eq!(r.user_apf, None, "no user_apf object: off or kvm");
         assert!(r.to_json()["user_apf"].is_null());
     }
@@ -252,7 +275,7 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
         let r = parse(CONSOLE, &lazy_report()).unwrap();
         // 64 faults in 8 us; 16 us of waits over 8 us: 2 in flight on average.
         assert_eq!(r.faults_per_s(), 8e6);
-        assert_eq!(r.mean_in_flight(), 2.0);
+        assert_eq!(r.mean_in_flight(), Some(2.0));
         let j = r.to_json();
         assert_eq!(
             (j["faults_per_s"].as_f64(), j["mean_in_flight"].as_f64()),
@@ -285,9 +308,11 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
         // The EL2 host serves every touched page once but keeps its counts in QEMU.
         let r = parse(CONSOLE, &json!({"lazy": null, "user_apf": null})).unwrap();
         assert_eq!(
-            (r.faults_served, r.max_in_flight, r.total_wait_ns),
-            (r.pages_touched, 0, 0)
+            (r.faults_served, r.in_flight),
+            (r.pages_touched, None),
+            "served pages stand in; faults in flight are unknown"
         );
+        assert!(r.to_json()["max_in_flight"].is_null());
         assert_eq!(r.user_apf, None);
     }
 

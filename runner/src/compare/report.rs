@@ -62,10 +62,9 @@ pub struct ModeSummary {
     pub speedup: Option<f64>,
     /// Faults served per second of makespan.
     pub faults_per_s: f64,
-    /// The most faults in flight in any run.
-    pub max_in_flight: u64,
-    /// Mean faults in flight (Little's law).
-    pub mean_in_flight: f64,
+    /// The most faults in flight in any run and the median of the runs' means (Little's
+    /// law); `None` where the runs did not count them (the EL2 host).
+    pub in_flight: Option<(u64, f64)>,
     /// Our VMM's "page not present" and "page ready" events and synchronous faults.
     pub user_apf: Option<UserApfCounts>,
 }
@@ -88,7 +87,10 @@ impl ModeSummary {
     }
 
     pub fn in_flight_cell(&self) -> String {
-        format!("{} / {:.2}", self.max_in_flight, self.mean_in_flight)
+        self.in_flight.map_or_else(
+            || "-".to_owned(),
+            |(max, mean)| format!("{max} / {mean:.2}"),
+        )
     }
 
     pub fn user_apf_cell(&self) -> String {
@@ -107,8 +109,8 @@ impl ModeSummary {
             },
             "speedup": self.speedup,
             "faults_per_s": self.faults_per_s,
-            "max_in_flight": self.max_in_flight,
-            "mean_in_flight": self.mean_in_flight,
+            "max_in_flight": self.in_flight.map(|(max, _)| max),
+            "mean_in_flight": self.in_flight.map(|(_, mean)| mean),
             "user_apf": self.user_apf.map(|u| json!({
                 "injected": u.injected,
                 "ready": u.ready,
@@ -160,15 +162,19 @@ impl Comparison {
     /// `mode`'s runs summarised; `None` if it did not run.
     pub fn mode_summary(&self, mode: Mode) -> Option<ModeSummary> {
         let makespan = self.makespans(mode)?;
-        let median = |value: fn(&RunRecord) -> f64| {
-            stats::median(self.records(mode).map(value)).unwrap_or(0.0)
-        };
+        let max_in_flight = self
+            .records(mode)
+            .filter_map(|r| r.in_flight)
+            .map(|f| f.max)
+            .max();
+        let mean_in_flight =
+            stats::median(self.records(mode).filter_map(RunRecord::mean_in_flight));
         Some(ModeSummary {
             makespan,
             speedup: self.speedups().get(&mode).copied(),
-            faults_per_s: median(RunRecord::faults_per_s),
-            max_in_flight: self.records(mode).map(|r| r.max_in_flight).max()?,
-            mean_in_flight: median(RunRecord::mean_in_flight),
+            faults_per_s: stats::median(self.records(mode).map(RunRecord::faults_per_s))
+                .unwrap_or(0.0),
+            in_flight: max_in_flight.zip(mean_in_flight),
             user_apf: self.user_apf_counts(mode),
         })
     }
@@ -357,7 +363,7 @@ pub fn write_file(path: &Path, text: String) -> Result<(), Error> {
 #[cfg(test)]
 pub(super) mod test_support {
     use super::*;
-    use crate::compare::record::TaskRecord;
+    use crate::compare::record::{InFlight, TaskRecord};
 
     pub fn record(makespan_ns: u64, cpu_ns: u64) -> RunRecord {
         RunRecord {
@@ -373,8 +379,10 @@ pub(super) mod test_support {
             pages_touched: 10,
             pages_verified: 10,
             faults_served: 10,
-            max_in_flight: 1,
-            total_wait_ns: makespan_ns / 2,
+            in_flight: Some(InFlight {
+                max: 1,
+                total_wait_ns: makespan_ns / 2,
+            }),
             apf_not_present: 0,
             apf_ready: 0,
             user_apf: None,
@@ -411,6 +419,7 @@ pub(super) mod test_support {
 mod tests {
     use super::test_support::comparison;
     use super::*;
+    use crate::compare::record::InFlight;
 
     #[test]
     fn ideal_and_speedup() {
@@ -439,12 +448,18 @@ mod tests {
     #[test]
     fn modes_summarise_throughput_and_faults_in_flight() {
         let mut c = comparison();
-        c.runs[0].2.max_in_flight = 4;
+        c.runs[0].2.in_flight = Some(InFlight {
+            max: 4,
+            total_wait_ns: 0,
+        });
         let off = c.mode_summary(Mode::Off).unwrap();
         assert_eq!(off.speedup, Some(1.0));
         assert_eq!(off.faults_per_s, 50.0, "10 faults in the median 200 ms");
-        assert_eq!(off.max_in_flight, 4, "the most in any run");
-        assert_eq!(off.mean_in_flight, 0.5);
+        assert_eq!(
+            off.in_flight,
+            Some((4, 0.5)),
+            "the most in any run, the median mean"
+        );
         assert_eq!(off.user_apf, None);
         assert_eq!(c.mode_summary(Mode::Kvm), None);
         let j = c.to_json();
