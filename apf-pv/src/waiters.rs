@@ -200,6 +200,12 @@ impl<W: Copy + Eq> WaiterTable<W> {
         self.parked_count
     }
 
+    /// How many early tokens are held: readies no wait has claimed yet. At the end of a run
+    /// these are stale (e.g. the ready of a wait a watchdog gave up on), not early.
+    pub fn unclaimed(&self) -> usize {
+        self.early_len
+    }
+
     /// The event counts so far.
     pub fn counters(&self) -> Counters {
         self.counters

@@ -70,7 +70,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
     print!(
         "],\"pages_touched\":{},\"pages_verified\":{},\
          \"apf\":{{\"enabled\":{},\"state\":\"{}\",\"test\":{},\"not_present\":{},\"ready\":{},\
-         \"wake_before_wait\":{},\"broadcasts\":{},\"unknown_tokens\":{},\"full\":{},\
+         \"wake_before_wait\":{},\"broadcasts\":{},\"unknown_tokens\":{},\"unclaimed\":{},\"full\":{},\
          \"max_parked\":{},\"disables\":{},\"reenables\":{},\"watchdog_ms\":{},\
          \"watchdog_retries\":{}}}}}\n",
         reports().map(|r| r.pages_touched).sum::<u64>(),
@@ -83,6 +83,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         apf.wake_before_wait,
         k.host_broadcasts(),
         apf.unknown_tokens,
+        k.apf.unclaimed(),
         apf.full,
         apf.max_parked,
         k.apf_cycles.disables,

@@ -116,6 +116,24 @@ fn overflowing_the_waiter_table_never_parks_and_every_task_finishes() {
     assert_eq!(count(&apf["max_parked"]), 64, "{apf}");
 }
 
+/// A spike outlasts a short watchdog: the task retries under a new token, and the old
+/// token's page-ready, when it comes, finds nobody. The guest reports each one as unclaimed.
+#[test]
+fn every_retry_leaves_its_late_page_ready_unclaimed_and_reported() {
+    let run = mlp_run_with(
+        &["--apf", "vmm", "--inject", "spikes"],
+        &["apf-watchdog=50"],
+    )
+    .succeeded();
+    let r = run.result();
+    assert_eq!(count(&r["pages_verified"]), TASKS * PAGES, "{r}");
+    let apf = &r["apf"];
+    let retries = count(&apf["watchdog_retries"]);
+    assert!(retries > 0, "200 ms spikes outlast a 50 ms watchdog: {apf}");
+    assert_eq!(count(&apf["unclaimed"]), retries, "{apf}");
+    assert_eq!(count(&apf["unknown_tokens"]), 0, "none evicted: {apf}");
+}
+
 #[test]
 fn spikes_slow_some_fetches_in_any_mode() {
     let run = mlp_run("spikes", "kvm").succeeded();

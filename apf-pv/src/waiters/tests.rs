@@ -268,3 +268,16 @@ fn waking_the_newest_waiters_frees_their_slots_at_once() {
     assert_eq!(table.parked(), 0);
     assert_eq!(table.counters().full, 0);
 }
+
+#[test]
+fn readies_nobody_claimed_are_counted_until_claimed_or_broadcast() {
+    let mut table = Table::new();
+    assert_eq!(table.wake(1), Wake::Early);
+    assert_eq!(table.wake(2), Wake::Early);
+    assert_eq!(table.wake(2), Wake::Early, "a repeat is held once");
+    assert_eq!(table.unclaimed(), 2);
+    assert_eq!(table.wait(1, 10), Wait::AlreadyReady);
+    assert_eq!(table.unclaimed(), 1);
+    drain(&mut table);
+    assert_eq!(table.unclaimed(), 0);
+}
