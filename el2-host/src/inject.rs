@@ -1,82 +1,23 @@
 //! `inject=NAME[,NAME...]`: host misbehaviour put into a run on purpose, to show the guest
-//! stays correct when its host is faulty. The names, rates and meanings are the x86 runner's
-//! `--inject` (`runner/src/inject.rs`) as they apply to the arm64 protocol; each fault is
-//! applied at a fixed 1-in-N rate, so runs repeat.
+//! stays correct when its host is faulty. The faults, their names, rates and meanings are
+//! `host-faults`' [`Inject`], shared with the x86 runner's `--inject`; each is applied at a
+//! fixed 1-in-N rate, so runs repeat. As they apply to the arm64 protocol: the guest
+//! acknowledges a page-ready with `IRQ_ACK`; the broadcast is token `~0` (§2.4); under
+//! `disable-reenable` the forgotten tokens' fetches still complete, unannounced, and the
+//! broadcast is queued as `ENABLE` queues it; `overflow` goes up to the host's tables' size.
+//! Here: the set asked for, and the counters that apply it.
 
 use core::fmt;
 
-/// One kind of host misbehaviour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Inject {
-    /// Every 8th page-ready is sent a second time after the guest's `IRQ_ACK`.
-    DuplicateReady,
-    /// Every 8th page-ready is preceded by one for a token never issued.
-    UnknownToken,
-    /// Every 8th page-ready is held back and sent after the next page that arrives.
-    Reorder,
-    /// Every 8th page-ready is never sent.
-    DropReady,
-    /// After every 16th not-present, a broadcast wake (token `~0`, §2.4) although the
-    /// tokens stay outstanding; their page-readies still come.
-    WakeAll,
-    /// After every 32nd not-present the host forgets its outstanding tokens (as a reset
-    /// would; their fetches still complete, unannounced) and, as `ENABLE` does, queues the
-    /// broadcast.
-    DisableReenable,
-    /// Every 16th fetch takes 100 times its latency.
-    Spikes,
-    /// The host ignores its limit of 64 outstanding tokens (up to its tables' size).
-    Overflow,
-}
+pub use host_faults::Inject;
+use host_faults::SPIKE_FACTOR;
 
 /// How many kinds there are.
-pub const KINDS: usize = 8;
+const KINDS: usize = Inject::ALL.len();
 
-impl Inject {
-    pub const ALL: [Inject; KINDS] = [
-        Inject::DuplicateReady,
-        Inject::UnknownToken,
-        Inject::Reorder,
-        Inject::DropReady,
-        Inject::WakeAll,
-        Inject::DisableReenable,
-        Inject::Spikes,
-        Inject::Overflow,
-    ];
-
-    /// The name on the command line and in the `STATS` line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Inject::DuplicateReady => "duplicate-ready",
-            Inject::UnknownToken => "unknown-token",
-            Inject::Reorder => "reorder",
-            Inject::DropReady => "drop-ready",
-            Inject::WakeAll => "wake-all",
-            Inject::DisableReenable => "disable-reenable",
-            Inject::Spikes => "spikes",
-            Inject::Overflow => "overflow",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|i| i.name() == name)
-    }
-
-    /// Applied to one event in this many; `None`: to every event.
-    pub fn one_in(self) -> Option<u64> {
-        match self {
-            Inject::DuplicateReady | Inject::UnknownToken | Inject::DropReady | Inject::Reorder => {
-                Some(8)
-            }
-            Inject::WakeAll | Inject::Spikes => Some(16),
-            Inject::DisableReenable => Some(32),
-            Inject::Overflow => None,
-        }
-    }
-
-    fn bit(self) -> u8 {
-        1 << self as u8
-    }
+/// `inject`'s bit in [`Injections`].
+fn bit(inject: Inject) -> u8 {
+    1 << inject as u8
 }
 
 /// The set asked for (a bit per [`Inject`]: no allocation at EL2).
@@ -88,13 +29,13 @@ impl Injections {
     pub fn parse(list: &str) -> Result<Self, &str> {
         list.split(',').try_fold(Self::default(), |set, name| {
             Inject::parse(name)
-                .map(|inject| Self(set.0 | inject.bit()))
+                .map(|inject| Self(set.0 | bit(inject)))
                 .ok_or(name)
         })
     }
 
     pub fn contains(self, inject: Inject) -> bool {
-        self.0 & inject.bit() != 0
+        self.0 & bit(inject) != 0
     }
 
     pub fn is_empty(self) -> bool {
@@ -142,10 +83,7 @@ impl Faulty {
     pub fn apply(&mut self, inject: Inject) -> bool {
         let i = inject as usize;
         self.seen[i] += 1;
-        let applies = self.asked.contains(inject)
-            && inject
-                .one_in()
-                .is_none_or(|n| self.seen[i].is_multiple_of(n));
+        let applies = self.asked.contains(inject) && inject.applies_to(self.seen[i]);
         if applies {
             self.applied[i] += 1;
         }
@@ -160,7 +98,7 @@ impl Faulty {
     /// 16th fetch under `inject=spikes`.
     pub fn fetch_latency(&mut self, nanos: u64) -> u64 {
         if self.apply(Inject::Spikes) {
-            nanos.saturating_mul(SPIKE_FACTOR)
+            nanos.saturating_mul(u64::from(SPIKE_FACTOR))
         } else {
             nanos
         }
@@ -182,18 +120,12 @@ impl fmt::Display for Faulty {
     }
 }
 
-/// Spikes multiply a fetch's latency by this.
-pub const SPIKE_FACTOR: u64 = 100;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_unknown_ones_are_the_error() {
-        for inject in Inject::ALL {
-            assert_eq!(Inject::parse(inject.name()), Some(inject));
-        }
+    fn lists_parse_and_unknown_names_are_the_error() {
         let set = Injections::parse("reorder,drop-ready").unwrap();
         assert!(set.contains(Inject::Reorder) && set.contains(Inject::DropReady));
         assert!(!set.contains(Inject::Spikes));
@@ -204,21 +136,11 @@ mod tests {
     }
 
     #[test]
-    fn rates_match_the_x86_runner() {
-        let rates: Vec<_> = Inject::ALL.iter().map(|i| i.one_in()).collect();
-        assert_eq!(
-            rates,
-            [
-                Some(8),
-                Some(8),
-                Some(8),
-                Some(8),
-                Some(16),
-                Some(32),
-                Some(16),
-                None
-            ]
-        );
+    fn every_kind_has_its_own_bit() {
+        let all = Inject::ALL.map(|i| i.name()).join(",");
+        let set = Injections::parse(&all).unwrap();
+        assert!(set.iter().eq(Inject::ALL));
+        assert_eq!(set.to_string(), all);
     }
 
     #[test]

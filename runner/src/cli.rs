@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::guest_arch::GuestArch;
+use crate::inject;
 use crate::lazy::{LatencyModel, LazyRegion, MAX_FETCHERS};
 use crate::units;
 
@@ -120,8 +121,8 @@ pub struct RunArgs {
     /// unknown-token, reorder, drop-ready, wake-all, disable-reenable, overflow (--apf vmm or
     /// adaptive), spikes (any mode with --latency); comma-separated. See the README for
     /// each one's rate.
-    #[arg(long, value_enum, value_name = "FAULT", value_delimiter = ',')]
-    pub inject: Vec<crate::inject::Inject>,
+    #[arg(long, value_name = "FAULT", value_delimiter = ',', value_parser = inject::value_parser())]
+    pub inject: Vec<inject::Inject>,
     /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -353,6 +354,40 @@ mod tests {
         assert_eq!(
             error.kind(),
             clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn inject_takes_fault_names_comma_separated_and_lists_them() {
+        use crate::inject::Inject;
+        let all = Inject::ALL.map(Inject::name).join(",");
+        assert_eq!(
+            parse_run(&["runner", "run", "--inject", &all]).inject,
+            Inject::ALL
+        );
+        let error = Cli::try_parse_from(["runner", "run", "--inject", "reorder,bogus"])
+            .expect_err("should be refused");
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(error.exit_code(), 2);
+        assert!(
+            error.to_string().contains(&format!(
+                "[possible values: {}]",
+                Inject::ALL.map(Inject::name).join(", ")
+            )),
+            "{error}"
+        );
+        // `--help` lists them, each with what it does.
+        let command = Cli::command();
+        let values = command
+            .find_subcommand("run")
+            .and_then(|run| run.get_arguments().find(|arg| arg.get_id() == "inject"))
+            .expect("run --inject")
+            .get_possible_values();
+        let names: Vec<_> = values.iter().map(|value| value.get_name()).collect();
+        assert_eq!(names, Inject::ALL.map(Inject::name));
+        assert_eq!(
+            values[3].get_help().map(ToString::to_string).as_deref(),
+            Some("Every 8th page-ready is never sent: its task waits until its watchdog retries")
         );
     }
 

@@ -9,7 +9,7 @@ use crate::apf::ApfMode;
 use crate::cli::{RunArgs, SnapshotArgs, VmmKind};
 use crate::console::ConsoleSink;
 use crate::guest_arch::Unsupported;
-use crate::inject::{Inject, Injections};
+use crate::inject::{Inject, InjectExt, Injections};
 use crate::lazy::source::PageSource;
 use crate::lazy::{LazyConfig, LazyRegion};
 use crate::outcome::{GuestOutcome, RunReport};

@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::mode::Mode;
-use crate::inject::Inject;
+use crate::inject::{self, Inject, InjectExt};
 use crate::units::{self, format_fine_duration};
 
 /// Most pages `--readahead` may fetch beyond a faulting page (4 MiB).
@@ -33,7 +33,7 @@ pub struct Tuning {
     pub readahead: Option<u32>,
     /// Host faults to inject, passed as `runner run --inject`: spikes to every run, the
     /// others to the vmm and adaptive runs (only our VMM's host can misbehave).
-    #[arg(long, value_enum, value_name = "FAULT", value_delimiter = ',')]
+    #[arg(long, value_name = "FAULT", value_delimiter = ',', value_parser = inject::value_parser())]
     pub inject: Vec<Inject>,
 }
 

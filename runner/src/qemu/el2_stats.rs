@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use clap::ValueEnum;
-
 use crate::inject::Inject;
 
 /// How the host's summary line starts on the console.
@@ -74,8 +72,8 @@ impl El2HostStats {
                     seen[at] = true;
                 }
                 None => {
-                    let inject = Inject::from_str(name, false)
-                        .map_err(|_| ParseError::UnknownCounter(name.to_owned()))?;
+                    let inject = Inject::parse(name)
+                        .ok_or_else(|| ParseError::UnknownCounter(name.to_owned()))?;
                     stats.injected_faults.insert(inject, count);
                 }
             }
