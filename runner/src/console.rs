@@ -18,7 +18,7 @@ struct LastLine {
     /// The most recent non-empty terminated line.
     previous: Vec<u8>,
     watch: Option<&'static str>,
-    /// The most recent terminated line that starts with `watch`.
+    /// The most recent terminated line that starts with `watch` (and was not cut short).
     watched: Option<Vec<u8>>,
 }
 
@@ -28,9 +28,12 @@ impl LastLine {
             match byte {
                 b'\n' if !self.current.is_empty() => {
                     self.previous = std::mem::take(&mut self.current);
-                    if self
-                        .watch
-                        .is_some_and(|prefix| self.previous.starts_with(prefix.as_bytes()))
+                    // A line cut at the limit might still parse, as a wrong number.
+                    let whole = self.previous.len() < MAX_REMEMBERED_LINE;
+                    if whole
+                        && self
+                            .watch
+                            .is_some_and(|prefix| self.previous.starts_with(prefix.as_bytes()))
                     {
                         self.watched = Some(self.previous.clone());
                     }
@@ -167,6 +170,19 @@ mod tests {
         tracker.record(b"o\nguest: host: three\nlast");
         assert_eq!(tracker.watched(), Some("host: two".to_owned()));
         assert_eq!(tracker.get(), Some("last".to_owned()));
+    }
+
+    #[test]
+    fn a_watched_line_cut_short_is_not_kept() {
+        let mut tracker = LastLine {
+            watch: Some("host: "),
+            ..LastLine::default()
+        };
+        let mut long = b"host: ".to_vec();
+        long.resize(MAX_REMEMBERED_LINE + 10, b'1');
+        long.push(b'\n');
+        tracker.record(&long);
+        assert_eq!(tracker.watched(), None);
     }
 
     #[test]

@@ -155,6 +155,7 @@ proptest! {
             }
             prop_assert!(table.parked() <= MAX_OUTSTANDING);
             prop_assert_eq!(table.parked(), model.parked.len());
+            prop_assert_eq!(table.unclaimed(), model.early.len());
             prop_assert_eq!(table.counters(), model.counters);
         }
 

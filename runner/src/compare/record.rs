@@ -51,8 +51,9 @@ pub struct InFlight {
     pub total_wait_ns: u64,
 }
 
-/// The run report's `user_apf` object, read tolerantly: a counter it lacks counts as 0, and
-/// the whole object is kept for `compare --json`.
+/// Our async PF host's counts: the run report's `user_apf` (the VMM) or `el2_host` object,
+/// read tolerantly: a counter it lacks counts as 0, and the whole object is kept for
+/// `compare --json`, under the same name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserApf {
     /// "Page not present" events delivered.
@@ -62,6 +63,16 @@ pub struct UserApf {
     /// Faults served synchronously, whatever the reason.
     pub sync: u64,
     pub raw: Value,
+    pub host: Host,
+}
+
+/// Which of our hosts counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// The x86 VMM's async PF host (`user_apf`).
+    Vmm,
+    /// The arm64 EL2 host (`el2_host`).
+    El2,
 }
 
 impl UserApf {
@@ -78,6 +89,7 @@ impl UserApf {
             ready: count("ready"),
             sync,
             raw: value.clone(),
+            host: Host::Vmm,
         })
     }
 
@@ -91,6 +103,7 @@ impl UserApf {
             ready: count("page_ready"),
             sync: count("sync_faults"),
             raw: value.clone(),
+            host: Host::El2,
         })
     }
 }
@@ -205,6 +218,14 @@ impl RunRecord {
         Some(in_flight.total_wait_ns as f64 / self.makespan_ns.max(1) as f64)
     }
 
+    /// The run report's object from `host`, if that host counted.
+    fn host_counts(&self, host: Host) -> Option<&Value> {
+        self.user_apf
+            .as_ref()
+            .filter(|u| u.host == host)
+            .map(|u| &u.raw)
+    }
+
     /// The JSON form used in `compare --json`.
     pub fn to_json(&self) -> Value {
         json!({
@@ -228,7 +249,8 @@ impl RunRecord {
             "total_wait_ns": self.in_flight.map(|f| f.total_wait_ns),
             "apf_not_present": self.apf_not_present,
             "apf_ready": self.apf_ready,
-            "user_apf": self.user_apf.as_ref().map(|u| &u.raw),
+            "user_apf": self.host_counts(Host::Vmm),
+            "el2_host": self.host_counts(Host::El2),
         })
     }
 }
@@ -324,9 +346,15 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
         }});
         let r = parse(CONSOLE, &report).unwrap();
         assert_eq!(r.faults_served, 64, "60 not present + 4 synchronous");
-        let u = r.user_apf.unwrap();
+        let u = r.user_apf.clone().unwrap();
         assert_eq!((u.injected, u.ready, u.sync), (60, 61, 4));
         assert_eq!(u.raw["injected_faults"]["reorder"], 7);
+        let j = r.to_json();
+        assert!(j["user_apf"].is_null(), "{j}");
+        assert_eq!(
+            j["el2_host"]["page_ready"], 61,
+            "under the report's name: {j}"
+        );
     }
 
     #[test]

@@ -419,7 +419,7 @@ pub(super) mod test_support {
 mod tests {
     use super::test_support::comparison;
     use super::*;
-    use crate::compare::record::InFlight;
+    use crate::compare::record::{Host, InFlight};
 
     #[test]
     fn ideal_and_speedup() {
@@ -479,6 +479,7 @@ mod tests {
                 ready: 8,
                 sync: 2,
                 raw: json!({}),
+                host: Host::Vmm,
             });
         }
         let vmm = c.mode_summary(Mode::Vmm).unwrap();

@@ -11,6 +11,12 @@ use crate::inject::Inject;
 /// How the host's summary line starts on the console.
 pub const STATS_PREFIX: &str = "el2: STATS ";
 
+/// The guest statuses of a normal finish (`guest-kernel/src/exit_status.rs`: every task ran,
+/// and all succeeded or some failed). Only then did the guest turn async PF off as its last
+/// step, so the host's last line holds the whole run; after a panic or a timeout it may be
+/// from an earlier turn-off (`apf-cycle`) and is not kept.
+pub const FINISHED_STATUSES: [u8; 2] = [0, 1];
+
 /// What the EL2 host did for one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct El2HostStats {
@@ -37,6 +43,8 @@ pub enum ParseError {
     NotACount(String),
     #[error("unknown counter '{0}'")]
     UnknownCounter(String),
+    #[error("'{0}' is given twice")]
+    Repeated(String),
     #[error("it lacks '{0}'")]
     Missing(&'static str),
 }
@@ -66,7 +74,9 @@ impl El2HostStats {
                 .split_once('=')
                 .and_then(|(name, count)| Some((name, count.parse::<u64>().ok()?)))
                 .ok_or_else(|| ParseError::NotACount(word.to_owned()))?;
+            let repeated = || ParseError::Repeated(name.to_owned());
             match Self::COUNTERS.iter().position(|&c| c == name) {
+                Some(at) if seen[at] => return Err(repeated()),
                 Some(at) => {
                     *stats.counter_mut(at) = count;
                     seen[at] = true;
@@ -74,7 +84,9 @@ impl El2HostStats {
                 None => {
                     let inject = Inject::parse(name)
                         .ok_or_else(|| ParseError::UnknownCounter(name.to_owned()))?;
-                    stats.injected_faults.insert(inject, count);
+                    if stats.injected_faults.insert(inject, count).is_some() {
+                        return Err(repeated());
+                    }
                 }
             }
         }
@@ -197,6 +209,14 @@ mod tests {
         assert_eq!(
             El2HostStats::parse(&LINE.replace(" hypercalls=552", "")),
             Err(ParseError::Missing("hypercalls"))
+        );
+        assert_eq!(
+            El2HostStats::parse(&format!("{LINE} refaults=1")),
+            Err(ParseError::Repeated("refaults".to_owned()))
+        );
+        assert_eq!(
+            El2HostStats::parse(&format!("{LINE} reorder=1 reorder=2")),
+            Err(ParseError::Repeated("reorder".to_owned()))
         );
     }
 }

@@ -86,7 +86,8 @@ pub fn run(
 }
 
 /// Boots `config`, an aarch64 guest, under the EL2 host ELF `host` (`--vmm el2`) and waits
-/// for the guest's exit status, at most `timeout`, with the host's counts if it printed them.
+/// for the guest's exit status, at most `timeout`, with the host's counts if it printed them
+/// and the guest finished normally (else they may be out of date).
 /// The host's own exits are errors. `console` must be watching for [`STATS_PREFIX`]
 /// ([`el2_console`]).
 pub fn run_el2(
@@ -109,7 +110,12 @@ pub fn run_el2(
     // The host's statuses overlap the guest's encoded ones: its last line tells them apart.
     match el2::host_exit(console.last_line().as_deref()) {
         Some(status) => Err(Error::El2Host(status)),
-        None => Ok((outcome?, el2_host_stats(console))),
+        None => {
+            let outcome = outcome?;
+            let finished = matches!(outcome, GuestOutcome::Exited(status)
+                if el2_stats::FINISHED_STATUSES.contains(&status));
+            Ok((outcome, el2_host_stats(console).filter(|_| finished)))
+        }
     }
 }
 
