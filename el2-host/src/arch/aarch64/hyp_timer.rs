@@ -3,13 +3,15 @@
 //! page-ready is sent on time even if the guest never exits by itself. Its PPI in QEMU
 //! `virt` is `ARCH_TIMER_NS_EL2_IRQ` (PPI 10, INTID 26).
 
-use super::sysreg::{isb, write_sysreg};
+use super::sysreg::{isb, read_sysreg, write_sysreg};
 use super::{counter, gic};
 
 /// The timer's INTID.
 pub const INTID: u32 = 26;
 /// `CNTHP_CTL_EL2.ENABLE` (bit 0), with `IMASK` (bit 1) clear.
 const CTL_ENABLE: u64 = 1;
+/// `CNTx_CTL.IMASK` (bit 1): the timer's condition no longer asserts its interrupt.
+const CTL_IMASK: u64 = 1 << 1;
 
 /// Fires at counter value `deadline`, or never for `None`.
 pub fn arm(deadline: Option<u64>) {
@@ -38,12 +40,18 @@ const SPIN_BEFORE_DEADLINE_NS: u64 = 60_000;
 pub fn sleep_until(deadline: u64) {
     let wake = deadline.saturating_sub(counter::ticks(SPIN_BEFORE_DEADLINE_NS));
     if counter::now() < wake {
+        // The guest's virtual timer coming due during the stall would keep its PPI pending
+        // and end every `wfi` at once: mask it while the guest cannot run (restoring the
+        // guest's own `CNTV_CTL_EL0` re-asserts it if it is due).
+        let guest_timer = read_sysreg!("cntv_ctl_el0");
+        write_sysreg!("cntv_ctl_el0", guest_timer | CTL_IMASK);
         arm(Some(wake));
         while counter::now() < wake {
             // SAFETY: waits for an interrupt; no memory effects.
             unsafe { core::arch::asm!("wfi", options(nomem, nostack, preserves_flags)) };
         }
         arm(None);
+        write_sysreg!("cntv_ctl_el0", guest_timer);
     }
     while counter::now() < deadline {
         core::hint::spin_loop();
