@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::KVM_PV_REASON_PAGE_NOT_PRESENT;
 use kvm_bindings::{KVM_VCPUEVENT_VALID_PAYLOAD, kvm_msi, kvm_vcpu_events};
-use kvm_ioctls::{VcpuFd, VmFd};
+use kvm_ioctls::{Cap, SyncReg, VcpuFd, VmFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryError, GuestMemoryMmap, Permissions};
 
 use super::msr::{Place, Refused};
@@ -180,7 +180,12 @@ impl UserApf {
 
     /// vCPU `index` left `KVM_RUN` because of a signal. If it was kicked for a fault that is
     /// still pending, inject "page not present" when the guest can take it.
-    pub fn kicked(&self, index: usize, vcpu: &VcpuFd) -> Result<(), Error> {
+    ///
+    /// With `synced` (the vCPU's `kvm_run` carries its registers, sregs and events, see
+    /// [`sync_kicked_state`]), the state is read from `kvm_run` and the #PF is written back
+    /// there, applied by KVM on the next `KVM_RUN`: no ioctl, where each vCPU ioctl costs
+    /// ~7 us on our KVM. Without, it takes three ioctls to read and one to inject.
+    pub fn kicked(&self, index: usize, vcpu: &mut VcpuFd, synced: bool) -> Result<(), Error> {
         let mut guard = self.lock();
         let State {
             vcpus,
@@ -196,7 +201,7 @@ impl UserApf {
             stats.kick_wait += started.duration_since(kicked_at);
         }
         let present = served.contains(self.lazy.index(page));
-        let events = match self.injectable(index, present, vcpu)? {
+        let events = match self.injectable(index, present, vcpu, synced)? {
             Ok(events) => events,
             Err(reason) => {
                 stats.count_sync(reason);
@@ -210,8 +215,14 @@ impl UserApf {
             .expect("a kick is pending only while async PF is on");
         let token = slot.apf.not_present(page);
         self.write_area(index, area + AREA_FLAGS, KVM_PV_REASON_PAGE_NOT_PRESENT)?;
-        vcpu.set_vcpu_events(&not_present(events, token))
-            .map_err(|source| Error::Inject { index, source })?;
+        let events = not_present(events, token);
+        if synced {
+            vcpu.sync_regs_mut().events = events;
+            vcpu.set_sync_dirty_reg(SyncReg::VcpuEvents);
+        } else {
+            vcpu.set_vcpu_events(&events)
+                .map_err(|source| Error::Inject { index, source })?;
+        }
         stats.injected += 1;
         stats.inject_time += started.elapsed();
         // A faulty host (--inject wake-all, disable-reenable) may have queued a broadcast.
@@ -227,16 +238,28 @@ impl UserApf {
         index: usize,
         present: bool,
         vcpu: &VcpuFd,
+        synced: bool,
     ) -> Result<Result<kvm_vcpu_events, SyncReason>, Error> {
         if present {
             return Ok(Err(SyncReason::Present));
         }
         let read = |source| Error::ReadState { index, source };
-        if vcpu.get_sregs().map_err(read)?.ss.dpl == RING_0 {
+        let (ss_dpl, events, rflags) = if synced {
+            let state = vcpu.sync_regs();
+            (state.sregs.ss.dpl, state.events, state.regs.rflags)
+        } else {
+            let ss_dpl = vcpu.get_sregs().map_err(read)?.ss.dpl;
+            // A ring-0 kick needs no more ioctls.
+            if ss_dpl == RING_0 {
+                return Ok(Err(SyncReason::Ring0));
+            }
+            let events = vcpu.get_vcpu_events().map_err(read)?;
+            (ss_dpl, events, vcpu.get_regs().map_err(read)?.rflags)
+        };
+        if ss_dpl == RING_0 {
             return Ok(Err(SyncReason::Ring0));
         }
-        let events = vcpu.get_vcpu_events().map_err(read)?;
-        let interrupts_on = vcpu.get_regs().map_err(read)?.rflags & RFLAGS_IF != 0;
+        let interrupts_on = rflags & RFLAGS_IF != 0;
         if !interrupts_on || events.interrupt.shadow != 0 {
             return Ok(Err(SyncReason::InterruptsOff));
         }
@@ -421,6 +444,23 @@ impl FaultObserver for UserApf {
         }
         Ok(())
     }
+}
+
+/// Makes `vcpu`'s every exit store its registers, sregs and events in its `kvm_run`
+/// (`KVM_CAP_SYNC_REGS`), so that [`UserApf::kicked`] can read and inject without ioctls.
+/// Storing them costs nothing measurable per exit here; false if KVM cannot.
+pub fn sync_kicked_state(vm: &VmFd, vcpu: &mut VcpuFd) -> bool {
+    if !vm.check_extension(Cap::SyncRegs) {
+        return false;
+    }
+    for reg in [
+        SyncReg::Register,
+        SyncReg::SystemRegister,
+        SyncReg::VcpuEvents,
+    ] {
+        vcpu.set_sync_valid_reg(reg);
+    }
+    true
 }
 
 /// The events of a vCPU with a #PF added: error code 0 and the token as its payload (CR2),
