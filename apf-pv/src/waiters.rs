@@ -36,8 +36,11 @@
 //! Every operation is a linear scan over at most [`MAX_OUTSTANDING`] entries. A wake leaves a
 //! hole rather than shifting the waiters behind it: the handlers run in the guest kernel,
 //! where (on our KVM) every instruction is emulated, and a shift per page-ready cost tens of
-//! microseconds. Holes at the end are dropped at once; the rest are squeezed out, in order,
-//! only when a wait finds no free slot at the end.
+//! microseconds. Holes at either end of the occupied span are dropped at once (readies
+//! mostly come in fault order, so the oldest waiter goes first); the rest are squeezed out,
+//! in order, once they outnumber the waiters or a wait finds no free slot at the end. So a
+//! scan never passes more than about twice as many entries as are parked, and a squeeze
+//! moves at most one waiter per wake on average.
 
 /// How many faults may wait at once: KVM's `ASYNC_PF_PER_VCPU`. The host never has more
 /// outstanding on one vCPU, so more waiters than this means tokens were lost.
@@ -98,9 +101,11 @@ struct Parked<W> {
 
 /// Parked waiters and early tokens, both in arrival order (oldest first).
 pub struct WaiterTable<W: Copy + Eq> {
-    /// `parked[..parked_end]` holds the waiters in parking order, with holes (`None`) where
-    /// waiters left; `parked[parked_end - 1]` is occupied and everything after is `None`.
+    /// `parked[parked_start..parked_end]` holds the waiters in parking order, with holes
+    /// (`None`) where waiters left; its first and last entries are occupied and everything
+    /// outside it is `None` (both 0 when nothing is parked).
     parked: [Option<Parked<W>>; MAX_OUTSTANDING],
+    parked_start: usize,
     parked_end: usize,
     /// How many of `parked` are occupied.
     parked_count: usize,
@@ -115,6 +120,7 @@ impl<W: Copy + Eq> WaiterTable<W> {
     pub const fn new() -> Self {
         Self {
             parked: [None; MAX_OUTSTANDING],
+            parked_start: 0,
             parked_end: 0,
             parked_count: 0,
             early: [0; MAX_OUTSTANDING],
@@ -177,11 +183,12 @@ impl<W: Copy + Eq> WaiterTable<W> {
     pub fn wake_all(&mut self, mut f: impl FnMut(W)) -> usize {
         self.counters.broadcasts += 1;
         let woken = self.parked_count;
-        for parked in self.parked[..self.parked_end].iter_mut() {
+        for parked in self.parked[self.parked_start..self.parked_end].iter_mut() {
             if let Some(p) = parked.take() {
                 f(p.waiter);
             }
         }
+        self.parked_start = 0;
         self.parked_end = 0;
         self.parked_count = 0;
         self.early_len = 0;
@@ -217,31 +224,48 @@ impl<W: Copy + Eq> WaiterTable<W> {
 
     /// Index of the first-parked waiter matching `pred`.
     fn position(&self, pred: impl Fn(&Parked<W>) -> bool) -> Option<usize> {
-        self.parked[..self.parked_end]
+        let span = self.parked_start..self.parked_end;
+        let at = self.parked[span]
             .iter()
-            .position(|p| p.as_ref().is_some_and(&pred))
+            .position(|p| p.as_ref().is_some_and(&pred))?;
+        Some(self.parked_start + at)
     }
 
-    /// Removes the occupied entry at `index`, leaving a hole; holes at the end go at once.
+    /// Removes the occupied entry at `index`, leaving a hole; holes at either end of the span
+    /// go at once, the others once they outnumber the waiters.
     fn remove_parked(&mut self, index: usize) -> Parked<W> {
-        let removed = self.parked[index].take();
+        let removed = self.parked[index]
+            .take()
+            .expect("position() returns occupied entries");
         self.parked_count -= 1;
-        while self.parked_end > 0 && self.parked[self.parked_end - 1].is_none() {
+        if self.parked_count == 0 {
+            self.parked_start = 0;
+            self.parked_end = 0;
+            return removed;
+        }
+        while self.parked[self.parked_end - 1].is_none() {
             self.parked_end -= 1;
         }
-        removed.expect("position() returns occupied entries")
+        while self.parked[self.parked_start].is_none() {
+            self.parked_start += 1;
+        }
+        let holes = self.parked_end - self.parked_start - self.parked_count;
+        if holes > self.parked_count {
+            self.squeeze();
+        }
+        removed
     }
 
-    /// Moves the occupied entries to the front, in order, so that a wait finds a free slot
-    /// at the end.
+    /// Moves the waiters to the front, in order, leaving no holes.
     fn squeeze(&mut self) {
         let mut to = 0;
-        for from in 0..self.parked_end {
+        for from in self.parked_start..self.parked_end {
             if let Some(parked) = self.parked[from].take() {
                 self.parked[to] = Some(parked);
                 to += 1;
             }
         }
+        self.parked_start = 0;
         self.parked_end = to;
     }
 

@@ -97,6 +97,24 @@ impl Returned {
     }
 }
 
+/// The layout the scan costs depend on: the span starts and ends on a waiter, nothing lies
+/// outside it, and it holds at most one hole more than it holds waiters.
+fn assert_compact(table: &WaiterTable<u32>) {
+    let (start, end, count) = (table.parked_start, table.parked_end, table.parked_count);
+    let occupied =
+        |range: core::ops::Range<usize>| table.parked[range].iter().filter(|p| p.is_some()).count();
+    assert_eq!(occupied(start..end), count, "every waiter lies in the span");
+    if count == 0 {
+        assert_eq!((start, end), (0, 0));
+    } else {
+        assert!(table.parked[start].is_some() && table.parked[end - 1].is_some());
+        assert!(
+            end - start <= 2 * count + 1,
+            "{start}..{end} for {count} waiters"
+        );
+    }
+}
+
 /// 512 cases per `cargo test`; `scripts/fuzz` runs many more through `APF_FUZZ_CASES`.
 fn cases() -> u32 {
     std::env::var("APF_FUZZ_CASES")
@@ -156,6 +174,7 @@ proptest! {
             prop_assert!(table.parked() <= MAX_OUTSTANDING);
             prop_assert_eq!(table.parked(), model.parked.len());
             prop_assert_eq!(table.unclaimed(), model.early.len());
+            assert_compact(&table);
             prop_assert_eq!(table.counters(), model.counters);
         }
 
