@@ -4,7 +4,8 @@
 //! the arm64 EL2 host shares; here is what is the runner's own: which of its hosts injects
 //! each, the command line's parser, and the event counter its x86 VMM and lazy memory use.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 pub use host_faults::{Inject, SPIKE_FACTOR};
@@ -34,6 +35,25 @@ pub fn value_parser() -> impl TypedValueParser<Value = Inject> {
 
 /// The set asked for.
 pub type Injections = BTreeSet<Inject>;
+
+/// How often each fault was applied, as a host reports it (`injected_faults`).
+pub type Applied = BTreeMap<Inject, u64>;
+
+/// `applied` for a run report: `{"name": count, ...}`.
+pub fn applied_json(applied: &Applied) -> serde_json::Value {
+    applied
+        .iter()
+        .map(|(inject, n)| (inject.name().to_owned(), serde_json::json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// `applied` for `-v`: `; injected NAME xN` for each.
+pub fn write_applied(f: &mut fmt::Formatter<'_>, applied: &Applied) -> fmt::Result {
+    applied
+        .iter()
+        .try_for_each(|(inject, count)| write!(f, "; injected {} x{count}", inject.name()))
+}
 
 /// Counts events of one kind and says which ones an injection applies to: the `one_in`-th,
 /// the 2 × `one_in`-th, and so on.

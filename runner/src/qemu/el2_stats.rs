@@ -3,10 +3,9 @@
 //! when the guest turns async PF off (the guest kernel's last step before it exits), and on
 //! its own exits. A guest that never enabled async PF leaves no line.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::inject::Inject;
+use crate::inject::{Applied, Inject, applied_json, write_applied};
 
 /// How the host's summary line starts on the console.
 pub const STATS_PREFIX: &str = "el2: STATS ";
@@ -32,7 +31,7 @@ pub struct El2HostStats {
     pub refaults: u64,
     pub forwarded_irqs: u64,
     /// How often each `--inject` fault was applied.
-    pub injected_faults: BTreeMap<Inject, u64>,
+    pub injected_faults: Applied,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -122,9 +121,7 @@ impl El2HostStats {
             "page_ready": self.page_ready,
             "refaults": self.refaults,
             "forwarded_irqs": self.forwarded_irqs,
-            "injected_faults": self.injected_faults.iter()
-                .map(|(inject, n)| (inject.name().to_owned(), serde_json::json!(n)))
-                .collect::<serde_json::Map<_, _>>(),
+            "injected_faults": applied_json(&self.injected_faults),
         })
     }
 }
@@ -142,10 +139,7 @@ impl fmt::Display for El2HostStats {
             self.refaults,
             self.hypercalls
         )?;
-        for (inject, count) in &self.injected_faults {
-            write!(f, ", {} {count}", inject.name())?;
-        }
-        Ok(())
+        write_applied(f, &self.injected_faults)
     }
 }
 
@@ -169,7 +163,7 @@ mod tests {
                 page_ready: 288,
                 refaults: 0,
                 forwarded_irqs: 15,
-                injected_faults: BTreeMap::new(),
+                injected_faults: Applied::new(),
             }
         );
         assert_eq!(stats.to_json()["page_ready"], 288);
@@ -181,14 +175,14 @@ mod tests {
         let stats = El2HostStats::parse(&line).unwrap();
         assert_eq!(
             stats.injected_faults,
-            BTreeMap::from([(Inject::DuplicateReady, 36), (Inject::DropReady, 0)])
+            Applied::from([(Inject::DuplicateReady, 36), (Inject::DropReady, 0)])
         );
         let json = stats.to_json();
         assert_eq!(json["injected_faults"]["duplicate-ready"], 36);
         assert!(
             stats
                 .to_string()
-                .ends_with(", duplicate-ready 36, drop-ready 0")
+                .ends_with("; injected duplicate-ready x36; injected drop-ready x0")
         );
     }
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::vcpu_state::SyncReason;
-use crate::inject::Inject;
+use crate::inject::{Applied, applied_json, write_applied};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserApfStats {
@@ -38,7 +38,7 @@ pub struct UserApfStats {
     /// over the faults injected.
     pub inject_time: Duration,
     /// Misbehaviour put in on purpose (`--inject`): how often each was applied.
-    pub injected_faults: BTreeMap<Inject, u64>,
+    pub injected_faults: Applied,
 }
 
 impl UserApfStats {
@@ -84,9 +84,7 @@ impl UserApfStats {
             "inject_mean_ns": ns(inject_mean),
             "synchronous": self.synchronous(),
             "sync": sync,
-            "injected_faults": self.injected_faults.iter()
-                .map(|(inject, n)| (inject.name().to_owned(), serde_json::json!(n)))
-                .collect::<serde_json::Map<_, _>>(),
+            "injected_faults": applied_json(&self.injected_faults),
         })
     }
 }
@@ -119,10 +117,7 @@ impl fmt::Display for UserApfStats {
             self.dropped,
             self.refused_msr_writes
         )?;
-        for (inject, count) in &self.injected_faults {
-            write!(f, "; injected {} x{count}", inject.name())?;
-        }
-        Ok(())
+        write_applied(f, &self.injected_faults)
     }
 }
 
@@ -166,7 +161,9 @@ mod tests {
              0 kicks (mean 0ns to leave the guest, 0ns to inject), 0 page-ready (0 broadcast), \
              0 acks, 0 dropped, 0 refused MSR writes"
         );
-        stats.injected_faults.insert(Inject::DropReady, 3);
+        stats
+            .injected_faults
+            .insert(crate::inject::Inject::DropReady, 3);
         assert_eq!(stats.to_json()["injected_faults"]["drop-ready"], 3);
         assert!(stats.to_string().ends_with("; injected drop-ready x3"));
     }
