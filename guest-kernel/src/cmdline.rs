@@ -85,7 +85,7 @@ fn parse_pattern(value: &str) -> Option<Pattern> {
 }
 
 /// Timer interrupt rates the kernel accepts, in Hz. The ceiling is low because our KVM
-/// emulates every ring-0 instruction: one timer interrupt costs on the order of 100 us,
+/// emulates every ring-0 instruction: one timer interrupt costs a few hundred us,
 /// so much faster ticks would leave tasks no time to run.
 pub const HZ_RANGE: RangeInclusive<u64> = 10..=1_000;
 /// Rounds of the CPU workload's hash chain (about 3 ns each in ring 3).

@@ -118,8 +118,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
     pub async_threshold: Option<Duration>,
     /// Misbehave on purpose as a faulty host would, to test the guest: duplicate-ready,
-    /// unknown-token, reorder, drop-ready, wake-all, disable-reenable, overflow (--apf vmm or
-    /// adaptive), spikes (any mode with --latency); comma-separated. See the README for
+    /// unknown-token, reorder, drop-ready, wake-all, disable-reenable, overflow (--apf vmm,
+    /// adaptive or el2), spikes (any mode with --latency); comma-separated. See the README for
     /// each one's rate.
     #[arg(long, value_name = "FAULT", value_delimiter = ',', value_parser = inject::value_parser())]
     pub inject: Vec<inject::Inject>,

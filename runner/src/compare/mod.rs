@@ -73,8 +73,8 @@ pub struct CompareArgs {
         conflicts_with = "latency"
     )]
     pub latency_sweep: Vec<LatencyModel>,
-    /// Comma-separated modes (off, kvm, vmm, adaptive) [default: off and every async PF mode
-    /// this build supports for --arch].
+    /// Comma-separated modes (off, kvm, vmm, adaptive on x86_64; off, el2 on aarch64)
+    /// [default: off and every async PF mode this build supports for --arch].
     #[arg(long, value_delimiter = ',')]
     pub modes: Vec<Mode>,
     /// Runs of each mode.
@@ -109,7 +109,7 @@ pub struct CompareArgs {
     /// Rounds of the CPU task's hash chain [default: calibrated to match the fault wait].
     #[arg(long = "cpu-work", value_parser = clap::value_parser!(u64).range(1..))]
     pub cpu_work: Option<u64>,
-    /// PVH ELF kernel to boot [default: build guest-kernel].
+    /// Guest kernel ELF to boot (PVH on x86_64) [default: build guest-kernel for --arch].
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
     /// Wall-clock limit for each guest run.

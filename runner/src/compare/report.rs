@@ -308,6 +308,7 @@ impl Comparison {
             "seed": self.seed,
             "async_threshold": self.tuning.to_json()["async_threshold"],
             "readahead": self.tuning.to_json()["readahead"],
+            "inject": self.tuning.to_json()["inject"],
             "pages": self.size.pages,
             "cpu_rounds": self.size.cpu_rounds,
             "solo": self.solo.map(|s| json!({"cpu_ns": s.cpu_ns, "mem_ns": s.mem_ns})),
@@ -526,6 +527,11 @@ mod tests {
             assert!(!run[key].is_null(), "run.{key} missing: {run}");
         }
         assert_eq!(j["speedup"]["off"], 1.0);
+        assert_eq!(
+            j["inject"],
+            serde_json::json!([]),
+            "the tuning, as passed: {j}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct Tuning {
     )]
     pub readahead: Option<u32>,
     /// Host faults to inject, passed as `runner run --inject`: spikes to every run, the
-    /// others to the vmm and adaptive runs (only our VMM's host can misbehave).
+    /// others to the vmm, adaptive and el2 runs (only our own hosts can misbehave).
     #[arg(long, value_name = "FAULT", value_delimiter = ',', value_parser = inject::value_parser())]
     pub inject: Vec<Inject>,
 }
