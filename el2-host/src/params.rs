@@ -8,7 +8,7 @@
 //! | `latency` | a [`LatencyModel`] name, as the runner's `--latency` | `0ns` |
 //! | `seed` | u64: lazy page contents and latency draws | `1` |
 //! | `lazy` | `workload` (from [`WORKLOAD_BASE`] to the end of guest RAM) or `none` | `workload` |
-//! | `inject` | `NAME[,NAME...]`: faults to inject ([`Inject`](crate::inject::Inject) names, as the runner's `--inject`) | none |
+//! | `inject` | `NAME[,NAME...]`: faults to inject ([`Inject`] names, as the runner's `--inject`) | none |
 
 use crate::inject::{Inject, Injections};
 use crate::latency::{self, LatencyModel};

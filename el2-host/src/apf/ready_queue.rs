@@ -33,7 +33,7 @@ impl ReadyQueue {
     }
 
     /// Queues `token`. Cannot overflow: fetches in flight plus queued tokens stay within
-    /// the table (`AsyncPf::may_send_not_present`), and [`CAPACITY`] leaves room for the
+    /// the table (`AsyncPf::may_send_not_present`), and `CAPACITY` leaves room for the
     /// extras.
     pub fn push(&mut self, token: u32) {
         assert!(self.len < CAPACITY, "more page-ready tokens than fetches");

@@ -88,7 +88,7 @@ pub fn run(
 /// Boots `config`, an aarch64 guest, under the EL2 host ELF `host` (`--vmm el2`) and waits
 /// for the guest's exit status, at most `timeout`, with the host's counts if it printed them
 /// and the guest finished normally (else they may be out of date).
-/// The host's own exits are errors. `console` must be watching for [`STATS_PREFIX`]
+/// The host's own exits are errors. `console` must be watching for [`el2_stats::STATS_PREFIX`]
 /// ([`el2_console`]).
 pub fn run_el2(
     config: &VmConfig<'_>,
