@@ -298,17 +298,15 @@ impl Comparison {
         table
     }
 
-    /// The JSON form (`compare --json`).
+    /// The JSON form (`compare --json`): the tuning's fields sit at the top level, beside
+    /// the comparison's own.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut value = json!({
             "scenario": self.scenario.to_string(),
             "latency": self.latency,
             "arch": self.arch.name(),
             "fetchers": self.fetchers,
             "seed": self.seed,
-            "async_threshold": self.tuning.to_json()["async_threshold"],
-            "readahead": self.tuning.to_json()["readahead"],
-            "inject": self.tuning.to_json()["inject"],
             "pages": self.size.pages,
             "cpu_rounds": self.size.cpu_rounds,
             "solo": self.solo.map(|s| json!({"cpu_ns": s.cpu_ns, "mem_ns": s.mem_ns})),
@@ -326,7 +324,11 @@ impl Comparison {
             "modes": self.modes().into_iter()
                 .filter_map(|m| Some((m.to_string(), self.mode_summary(m)?.to_json())))
                 .collect::<serde_json::Map<_, _>>(),
-        })
+        });
+        if let (Value::Object(all), Value::Object(tuning)) = (&mut value, self.tuning.to_json()) {
+            all.extend(tuning);
+        }
+        value
     }
 
     pub fn write_json(&self, path: &Path) -> Result<(), Error> {
