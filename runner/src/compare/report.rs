@@ -171,7 +171,9 @@ impl Comparison {
             stats::median(self.records(mode).filter_map(RunRecord::mean_in_flight));
         Some(ModeSummary {
             makespan,
-            speedup: self.speedups().get(&mode).copied(),
+            speedup: self
+                .makespans(Mode::Off)
+                .map(|off| speedup(&off, &makespan)),
             faults_per_s: stats::median(self.records(mode).map(RunRecord::faults_per_s))
                 .unwrap_or(0.0),
             in_flight: max_in_flight.zip(mean_in_flight),
