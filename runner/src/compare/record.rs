@@ -75,35 +75,36 @@ pub enum Host {
     El2,
 }
 
+impl Host {
+    /// The run report's key for this host's object, and the host's names for the
+    /// not-present (injected), page-ready and synchronous counts: the EL2 host's SDEI
+    /// not-present events are the injected ones, its PPIs the ready ones.
+    fn keys(self) -> [&'static str; 4] {
+        match self {
+            Host::Vmm => ["user_apf", "injected", "ready", "sync"],
+            Host::El2 => ["el2_host", "not_present", "page_ready", "sync_faults"],
+        }
+    }
+}
+
 impl UserApf {
-    /// `None` for a null or absent object (modes `off` and `kvm`).
-    fn parse(value: &Value) -> Option<Self> {
-        let object = value.as_object()?;
-        let count = |key: &str| object.get(key).and_then(Value::as_u64).unwrap_or(0);
-        let sync = match object.get("sync") {
+    /// `host`'s counts from the run `report`; `None` for a null or absent object (modes
+    /// `off` and `kvm`, or the other host's run).
+    fn parse(report: &Value, host: Host) -> Option<Self> {
+        let [key, injected, ready, sync] = host.keys();
+        let raw = &report[key];
+        let object = raw.as_object()?;
+        // A count, or an object of counts by reason (the VMM's `sync`) summed.
+        let count = |key: &str| match object.get(key) {
             Some(Value::Object(reasons)) => reasons.values().filter_map(Value::as_u64).sum(),
             other => other.and_then(Value::as_u64).unwrap_or(0),
         };
         Some(UserApf {
-            injected: count("injected"),
-            ready: count("ready"),
-            sync,
-            raw: value.clone(),
-            host: Host::Vmm,
-        })
-    }
-
-    /// The EL2 host's counts (the run report's `el2_host`) in the same terms: its SDEI
-    /// not-present events are the injected ones, its PPIs the ready ones.
-    fn from_el2_host(value: &Value) -> Option<Self> {
-        let object = value.as_object()?;
-        let count = |key: &str| object.get(key).and_then(Value::as_u64).unwrap_or(0);
-        Some(UserApf {
-            injected: count("not_present"),
-            ready: count("page_ready"),
-            sync: count("sync_faults"),
-            raw: value.clone(),
-            host: Host::El2,
+            injected: count(injected),
+            ready: count(ready),
+            sync: count(sync),
+            raw: raw.clone(),
+            host,
         })
     }
 }
@@ -151,14 +152,12 @@ pub fn parse(console: &str, report: &Value) -> Result<RunRecord, Error> {
             .as_u64()
             .ok_or(Error::ReportMissing(path))
     };
-    let el2_host = report["el2_host"].is_object();
-    let user_apf =
-        UserApf::parse(&report["user_apf"]).or_else(|| UserApf::from_el2_host(&report["el2_host"]));
+    let user_apf = UserApf::parse(report, Host::Vmm).or_else(|| UserApf::parse(report, Host::El2));
     // Without a lazy memory report, the EL2 host's count (each lazy page it served went
     // synchronously or as not-present), and without that (the guest never enabled async PF,
     // so the host printed none) the guest's touched pages: each was served once.
     let faults_served = match (&report["lazy"], &user_apf) {
-        (Value::Null, Some(el2)) if el2_host => el2.injected + el2.sync,
+        (Value::Null, Some(el2)) if el2.host == Host::El2 => el2.injected + el2.sync,
         (Value::Null, _) => count("pages_touched")?,
         _ => lazy("served_pages", "lazy.served_pages")?,
     };
