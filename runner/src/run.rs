@@ -43,7 +43,10 @@ pub enum Error {
     El2ApfMismatch,
     #[error("{0} is the builtin VMM's; the EL2 host (--vmm el2) has none")]
     NotForEl2(&'static str),
-    #[error("--vmm el2 runs the guest in the host's 496 MiB: --mem must be 512M (QEMU's -m)")]
+    #[error(
+        "--vmm el2 runs the guest in the host's {} MiB: --mem must be 512M (QEMU's -m)",
+        qemu::EL2_GUEST_MIB
+    )]
     El2MemSize,
     #[error("snapshot needs the builtin VMM: it saves the RAM it maps")]
     SnapshotNeedsBuiltin,

@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::cli::VmmKind;
 use crate::guest_arch::{GuestArch, Unsupported};
 use crate::lazy::{LatencyModel, MAX_FETCHERS};
-use crate::qemu::EL2_MEM_SIZE;
+use crate::qemu::{EL2_GUEST_MIB, EL2_MEM_SIZE};
 use crate::{guest_build, units};
 pub use mode::Mode;
 use record::RunRecord;
@@ -181,11 +181,12 @@ pub enum Error {
         arch: &'static str,
         available: String,
     },
-    #[error("{scenario} with {pages} pages needs {mib} MiB of guest RAM, more than {MAX_MEM_MIB}")]
+    #[error("{scenario} with {pages} pages needs {mib} MiB of guest RAM, more than {limit}")]
     TooBig {
         scenario: Scenario,
         pages: u64,
         mib: u64,
+        limit: u64,
     },
     #[error(transparent)]
     GuestBuild(#[from] guest_build::Error),
@@ -332,15 +333,22 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// Guest RAM for `pages` per memory task: the workload region plus slack, in 64 MiB steps.
-fn mem_mib(scenario: Scenario, pages: u64) -> Result<u64, Error> {
+/// Guest RAM for `pages` per memory task: the workload region plus slack, in 64 MiB steps,
+/// if an `arch` guest can have that much: our VMM's limit on x86_64, what the EL2 host
+/// leaves its guest on aarch64 (it is built for one RAM size and keeps its top).
+fn mem_mib(arch: GuestArch, scenario: Scenario, pages: u64) -> Result<u64, Error> {
     let workload_mib = (scenario.mem_tasks() * pages * PAGE).div_ceil(1 << 20);
     let mib = (WORKLOAD_BASE_MIB + workload_mib + SLACK_MIB).next_multiple_of(64);
-    if mib > MAX_MEM_MIB {
+    let limit = match arch {
+        GuestArch::X86_64 => MAX_MEM_MIB,
+        GuestArch::Aarch64 => EL2_GUEST_MIB,
+    };
+    if mib > limit {
         return Err(Error::TooBig {
             scenario,
             pages,
             mib,
+            limit,
         });
     }
     Ok(mib)
@@ -485,7 +493,7 @@ impl Runner<'_> {
             source,
         })?;
         let (_, vmm) = lazy_vmm(args.arch);
-        let mem_mib = mem_mib(scenario, size.pages)?;
+        let mem_mib = mem_mib(args.arch, scenario, size.pages)?;
         let mut command = Command::new(exe);
         command
             .arg("run")
@@ -500,14 +508,7 @@ impl Runner<'_> {
             GuestArch::X86_64 => command
                 .args(["--mem", &format!("{mem_mib}M")])
                 .args(["--fetchers", &args.fetchers_for(scenario).to_string()]),
-            // The EL2 host is built for one RAM size and keeps its top for itself.
-            GuestArch::Aarch64 if mem_mib > EL2_GUEST_MIB => {
-                return Err(Error::TooBig {
-                    scenario,
-                    pages: size.pages,
-                    mib: mem_mib,
-                });
-            }
+            // The EL2 host is built for one RAM size; mem_mib checked that the guest's part fits.
             GuestArch::Aarch64 => command.args(["--mem", &format!("{}M", EL2_MEM_SIZE >> 20)]),
         };
         command
@@ -528,9 +529,6 @@ fn lazy_vmm(arch: GuestArch) -> (VmmKind, &'static str) {
         GuestArch::Aarch64 => (VmmKind::El2, "el2"),
     }
 }
-
-/// RAM the EL2 host leaves its guest (it keeps the top 16 MiB of 512 MiB).
-const EL2_GUEST_MIB: u64 = 496;
 
 /// The guest command line of one run (the async PF mode is added by `runner run --apf`).
 fn guest_words(scenario: Scenario, size: Size, seed: u64) -> Vec<String> {
@@ -626,12 +624,18 @@ mod tests {
 
     #[test]
     fn memory_fits_the_workload() {
-        assert_eq!(mem_mib(Scenario::Cpu, 100).unwrap(), 128);
-        assert_eq!(mem_mib(Scenario::Seed, 256).unwrap(), 128);
+        assert_eq!(mem_mib(GuestArch::X86_64, Scenario::Cpu, 100).unwrap(), 128);
+        assert_eq!(
+            mem_mib(GuestArch::X86_64, Scenario::Seed, 256).unwrap(),
+            128
+        );
         // 64 tasks x 4096 pages = 1 GiB of workload.
-        assert_eq!(mem_mib(Scenario::Mlp(64), 4096).unwrap(), 1152);
+        assert_eq!(
+            mem_mib(GuestArch::X86_64, Scenario::Mlp(64), 4096).unwrap(),
+            1152
+        );
         assert!(matches!(
-            mem_mib(Scenario::Mlp(64), 1 << 20),
+            mem_mib(GuestArch::X86_64, Scenario::Mlp(64), 1 << 20),
             Err(Error::TooBig { .. })
         ));
     }

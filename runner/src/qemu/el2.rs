@@ -21,6 +21,10 @@ pub use super::aarch64::QEMU;
 const MACHINE: &str = "virt,virtualization=on,gic-version=3";
 /// RAM the host is built for (`el2-host/src/memory_map.rs`, `RAM_SIZE`).
 pub const MEM_SIZE: u64 = 512 << 20;
+/// The host's own region at the top of its RAM (`memory_map.rs`, `HOST_REGION`).
+const HOST_REGION_SIZE: u64 = 16 << 20;
+/// RAM the host leaves its guest, in MiB: everything below its own region (`GUEST_RAM`).
+pub const GUEST_MIB: u64 = (MEM_SIZE - HOST_REGION_SIZE) >> 20;
 const KIB: u64 = 1 << 10;
 /// Where the host expects QEMU to stage the guest ELF (`memory_map.rs`,
 /// `GUEST_ELF_STAGING`).

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use argv::{Accel, Invocation};
-pub use el2::MEM_SIZE as EL2_MEM_SIZE;
+pub use el2::{GUEST_MIB as EL2_GUEST_MIB, MEM_SIZE as EL2_MEM_SIZE};
 pub use el2_stats::El2HostStats;
 use exit_status::NoExitStatus;
 
