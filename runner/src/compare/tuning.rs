@@ -70,7 +70,9 @@ impl Tuning {
 
     /// The `runner run` arguments for one run in `mode`.
     pub fn run_args(&self, mode: Mode) -> Vec<String> {
-        let mut args = vec!["--apf".to_owned(), apf_flag(mode).to_owned()];
+        // Each mode is named as `runner run --apf` names it (which sets the guest's CPUID and
+        // `apf=` word together).
+        let mut args = vec!["--apf".to_owned(), mode.to_string()];
         if let Some(threshold) = self.async_threshold.filter(|_| mode == Mode::Adaptive) {
             args.push("--async-threshold".to_owned());
             args.push(format_fine_duration(threshold));
@@ -105,17 +107,6 @@ impl Tuning {
         let inject: Vec<_> = self.inject.iter().map(|i| i.name()).collect();
         let inject = (!inject.is_empty()).then(|| format!(", injecting {}", inject.join(",")));
         threshold.unwrap_or_default() + &readahead.unwrap_or_default() + &inject.unwrap_or_default()
-    }
-}
-
-/// `runner run --apf` for `mode` (it sets the guest's CPUID and `apf=` word together).
-fn apf_flag(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Off => "off",
-        Mode::Kvm => "kvm",
-        Mode::Vmm => "vmm",
-        Mode::Adaptive => "adaptive",
-        Mode::El2 => "el2",
     }
 }
 
