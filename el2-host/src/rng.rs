@@ -1,43 +1,24 @@
-//! A small seeded generator (xoshiro256++, seeded through SplitMix64 as its authors
-//! recommend): a run's latencies repeat with the same seed, with no `std` and no entropy.
+//! The seeded generator for fetch latencies: rand's xoshiro256++, seeded through SplitMix64
+//! (`seed_from_u64`), the generator the x86 runner's fetchers draw from; a run's latencies
+//! repeat with the same seed, with no `std` and no entropy.
 
-/// xoshiro256++ state.
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng as _, SeedableRng};
+
+/// The generator, with the two draws the latency models take.
 #[derive(Clone, Debug)]
-pub struct Rng {
-    s: [u64; 4],
-}
-
-/// SplitMix64 step: expands a 64-bit seed into well-mixed state words.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub struct Rng(Xoshiro256PlusPlus);
 
 /// Bits of a `u64` that an `f64` mantissa holds; [`Rng::unit`] uses the top ones.
 const F64_MANTISSA_BITS: u32 = 53;
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        let mut state = seed;
-        Self {
-            s: core::array::from_fn(|_| splitmix(&mut state)),
-        }
+        Self(Xoshiro256PlusPlus::seed_from_u64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`.

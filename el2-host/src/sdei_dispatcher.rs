@@ -4,34 +4,41 @@
 //! completion back out of it.
 
 use crate::frame::Frame;
+use sdei::CONTEXT_LAST_REGISTER;
 use sdei::error::{DENIED, INVALID_PARAMETERS, NOT_SUPPORTED, PENDING, SUCCESS};
-use sdei::event::EventNumber;
+use sdei::event::{EventNumber, Feature, InfoQuery};
 use sdei::function;
 
 /// `SDEI_VERSION`: 1.1 (bits 62:48 major, 47:32 minor) with KVM's vendor word "KVM".
 pub const VERSION: u64 = (1 << 48) | (1 << 32) | 0x4b_564d;
 /// Interrupted registers `EVENT_CONTEXT` may read: `x0..x17`.
-const CONTEXT_REGISTERS: u64 = 18;
+const CONTEXT_REGISTERS: u64 = CONTEXT_LAST_REGISTER as u64 + 1;
 /// `EVENT_STATUS` bits.
 const STATUS_REGISTERED: u64 = 1 << 0;
 const STATUS_ENABLED: u64 = 1 << 1;
 const STATUS_RUNNING: u64 = 1 << 2;
 /// `EVENT_GET_INFO` queries and answers: private, not signalable, critical priority (as v4
 /// exposed the async PF event).
-const INFO_TYPE: u64 = 0;
-const INFO_SIGNALED: u64 = 1;
-const INFO_PRIORITY: u64 = 2;
+const INFO_TYPE: u64 = InfoQuery::Type as u64;
+const INFO_SIGNALED: u64 = InfoQuery::Signaled as u64;
+const INFO_PRIORITY: u64 = InfoQuery::Priority as u64;
 const TYPE_PRIVATE: u64 = 0;
 const NOT_SIGNALABLE: u64 = 0;
 const PRIORITY_CRITICAL: u64 = 1;
 /// `FEATURES(BIND_SLOTS)`: no interrupt binding slots; other features unsupported.
-const FEATURE_BIND_SLOTS: u64 = 0;
+const FEATURE_BIND_SLOTS: u64 = Feature::BindSlots as u64;
 
 /// PSTATE `M[4:0]` (AArch32 flag and mode) and the mode of EL1 on `SP_EL1`.
 const PSTATE_MODE_MASK: u64 = 0x1f;
 const PSTATE_EL1H: u64 = 0b0101;
 /// PSTATE D, A, I and F (bits 9:6).
 const PSTATE_DAIF: u64 = 0xf << 6;
+
+/// The handler's PSTATE, from the interrupted one: EL1h with D, A, I and F masked (also
+/// the state `COMPLETE_AND_RESUME` enters the resume address in, as an exception would).
+fn handler_pstate(interrupted: u64) -> u64 {
+    (interrupted & !PSTATE_MODE_MASK) | PSTATE_DAIF | PSTATE_EL1H
+}
 
 /// What the arch side must do after a call besides resuming the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,11 +97,6 @@ impl Dispatcher {
                 .is_some_and(|r| r.enabled && !r.unregister_pending)
     }
 
-    /// Whether a handler runs (no other event may be delivered, §2.7).
-    pub fn handler_running(&self) -> bool {
-        self.running.is_some()
-    }
-
     /// Enters the handler: saves `frame` and makes it the handler's entry (x0 = event,
     /// x1 = argument, x2 = interrupted PC, x3 = interrupted PSTATE; EL1h, DAIF masked).
     /// `false` if the event is not [`deliverable`](Self::deliverable).
@@ -109,7 +111,7 @@ impl Dispatcher {
         frame.x[2] = pc;
         frame.x[3] = pstate;
         frame.elr = registration.entry;
-        frame.spsr = (pstate & !PSTATE_MODE_MASK) | PSTATE_DAIF | PSTATE_EL1H;
+        frame.spsr = handler_pstate(pstate);
         true
     }
 
@@ -255,7 +257,7 @@ impl Dispatcher {
                     spsr: saved.spsr,
                 };
                 frame.elr = address;
-                frame.spsr = (saved.spsr & !PSTATE_MODE_MASK) | PSTATE_DAIF | PSTATE_EL1H;
+                frame.spsr = handler_pstate(saved.spsr);
                 effect
             }
         }

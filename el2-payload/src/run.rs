@@ -2,15 +2,15 @@
 //! `SYSTEM_OFF` (the host prints its statistics and exits 0) or, on a failed check,
 //! semihosting exit 1 directly.
 
+use super::sysreg::sysreg;
+use el2_host::hypercall::PSCI_SYSTEM_OFF;
 use el2_host::memory_map::WORKLOAD_BASE;
 use el2_host::semihosting;
-use sdei::Sdei;
 use sdei::arch::aarch64::Hvc;
 use sdei::smccc::SmcccVersion;
+use sdei::{Conduit, Sdei};
 use workloads::pages::{self, PAGE_SIZE, WORDS};
 
-/// PSCI `SYSTEM_OFF` (Arm DEN 0022).
-const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 /// Exit status of a failed check.
 const FAILED: u8 = 1;
 /// Longest command line read.
@@ -25,24 +25,6 @@ macro_rules! println_impl {
 }
 
 pub(crate) use println_impl as println;
-
-/// One SMCCC call through `hvc #0`: `x0..x3` in and out.
-fn hvc(args: [u64; 4]) -> [u64; 4] {
-    let mut regs = args;
-    // SAFETY: a hypercall to our host, which only reads and writes x0..x3 (SMCCC leaves
-    // x4..x17 unspecified, hence the clobbers) and resumes after the instruction.
-    unsafe {
-        core::arch::asm!(
-            "hvc #0",
-            inout("x0") regs[0], inout("x1") regs[1], inout("x2") regs[2], inout("x3") regs[3],
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
-            out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
-            out("x15") _, out("x16") _, out("x17") _,
-            options(nostack),
-        )
-    };
-    regs
-}
 
 /// Discovers what the host offers, through the guest crates (`hvc` conduit): one line each
 /// for SMCCC, async PF and SDEI.
@@ -69,10 +51,7 @@ pub fn counter() -> u64 {
 }
 
 fn counter_frequency() -> u64 {
-    let value: u64;
-    // SAFETY: reads a register; no memory effects.
-    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) value, options(nomem, nostack)) };
-    value
+    sysreg!(read "cntfrq_el0")
 }
 
 /// The payload's arguments.
@@ -183,7 +162,7 @@ extern "C" fn payload_main() -> ! {
     if verified != args.pages || (args.apf && !super::apf::report(counter_frequency())) {
         fail();
     }
-    hvc([PSCI_SYSTEM_OFF, 0, 0, 0]);
+    Hvc.call([PSCI_SYSTEM_OFF.into(), 0, 0, 0, 0, 0]);
     println!("SYSTEM_OFF returned");
     fail()
 }

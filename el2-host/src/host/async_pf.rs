@@ -46,6 +46,13 @@ impl Host {
     /// Completes due fetches and sends the next page-ready; re-arms the EL2 timer for the
     /// next deadline. Runs before every return to the guest.
     pub(super) fn poll(&mut self) {
+        self.complete_due();
+        hyp_timer::arm(self.apf.fetches.next_deadline());
+    }
+
+    /// [`Host::poll`] without the timer: maps the pages whose fetch is due and sends the
+    /// next page-ready.
+    pub(super) fn complete_due(&mut self) {
         let now = counter::now();
         while let Some(fetch) = self.apf.fetches.take_due(now) {
             lazy::map(&mut self.memory, fetch.page);
@@ -69,7 +76,6 @@ impl Host {
                 self.stats.page_ready += 1;
             }
         }
-        hyp_timer::arm(self.apf.fetches.next_deadline());
     }
 
     fn raise_page_ready(&self) {

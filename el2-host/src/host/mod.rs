@@ -167,8 +167,9 @@ impl Host {
     /// A fault on a lazy page: asynchronous where the mode and the guest allow it,
     /// otherwise the vCPU waits for the fetch.
     fn lazy_fault(&mut self, frame: &mut Frame, page: u64) {
-        // A fetch may have completed since the last exit: then the access just retries.
-        self.poll();
+        // A fetch may have completed since the last exit: then the access just retries. The
+        // timer waits for the poll that ends every exit, which knows this fault's deadline.
+        self.complete_due();
         if !self.memory.is_lazy(page) {
             return;
         }
