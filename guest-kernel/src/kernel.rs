@@ -215,14 +215,13 @@ impl Kernel {
         }
         arch::disable_async_pf();
         self.apf_cycles.disables += 1;
-        // The table counts this release as a broadcast; the result line subtracts it.
         let Kernel {
             apf,
             sched,
             watchdog,
             ..
         } = self;
-        apf.wake_all(|id| {
+        apf.release_all(|id| {
             watchdog.disarm(id);
             sched.wake(apf_key(id));
         });
@@ -255,11 +254,6 @@ impl Kernel {
             }
             parked
         });
-    }
-
-    /// Page-ready broadcasts the host sent: the table also counts each `apf-cycle` release.
-    pub fn host_broadcasts(&self) -> u64 {
-        self.apf.counters().broadcasts - self.apf_cycles.disables
     }
 
     /// `len` bytes at `ptr`, if they lie in memory a task may pass to the kernel.
