@@ -223,7 +223,7 @@ impl Kernel {
         } = self;
         apf.release_all(|id| {
             watchdog.disarm(id);
-            sched.wake(apf_key(id));
+            sched.wake_task(id, apf_key(id));
         });
         match arch::enable_async_pf() {
             Ok(()) => self.apf_cycles.reenables += 1,
