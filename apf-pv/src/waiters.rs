@@ -26,6 +26,8 @@
 //! * [`wake_all`](WaiterTable::wake_all) counts `broadcasts`, hands every parked waiter to
 //!   the caller and forgets all early tokens: the host broadcasts when it (re)enables the
 //!   protocol, e.g. after migration, and a broadcast means "nothing is outstanding any more".
+//! * [`release_all`](WaiterTable::release_all) is `wake_all` without a host event (the guest
+//!   turned async PF off itself), so it counts nothing.
 //! * [`cancel`](WaiterTable::cancel) removes a waiter without any event (a task that exits,
 //!   or one a watchdog retries) and returns the token it waited for.
 //!
@@ -180,8 +182,14 @@ impl<W: Copy + Eq> WaiterTable<W> {
 
     /// Broadcast: every waiter is passed to `f` (in parking order) and removed, early tokens
     /// are forgotten; returns how many were woken.
-    pub fn wake_all(&mut self, mut f: impl FnMut(W)) -> usize {
+    pub fn wake_all(&mut self, f: impl FnMut(W)) -> usize {
         self.counters.broadcasts += 1;
+        self.release_all(f)
+    }
+
+    /// [`wake_all`](Self::wake_all) without a page-ready, so no broadcast is counted: the
+    /// guest itself turned async PF off, and the host dropped everything outstanding.
+    pub fn release_all(&mut self, mut f: impl FnMut(W)) -> usize {
         let woken = self.parked_count;
         for parked in self.parked[self.parked_start..self.parked_end].iter_mut() {
             if let Some(p) = parked.take() {

@@ -215,16 +215,15 @@ impl Kernel {
         }
         arch::disable_async_pf();
         self.apf_cycles.disables += 1;
-        // The table counts this release as a broadcast; the result line subtracts it.
         let Kernel {
             apf,
             sched,
             watchdog,
             ..
         } = self;
-        apf.wake_all(|id| {
+        apf.release_all(|id| {
             watchdog.disarm(id);
-            sched.wake(apf_key(id));
+            sched.wake_task(id, apf_key(id));
         });
         match arch::enable_async_pf() {
             Ok(()) => self.apf_cycles.reenables += 1,
@@ -255,11 +254,6 @@ impl Kernel {
             }
             parked
         });
-    }
-
-    /// Page-ready broadcasts the host sent: the table also counts each `apf-cycle` release.
-    pub fn host_broadcasts(&self) -> u64 {
-        self.apf.counters().broadcasts - self.apf_cycles.disables
     }
 
     /// `len` bytes at `ptr`, if they lie in memory a task may pass to the kernel.

@@ -81,7 +81,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         apf.not_present,
         apf.ready,
         apf.wake_before_wait,
-        k.host_broadcasts(),
+        apf.broadcasts,
         apf.unknown_tokens,
         k.apf.unclaimed(),
         apf.full,

@@ -195,21 +195,40 @@ impl<C> Scheduler<C> {
         outcome
     }
 
-    /// [`Scheduler::wake_first`] for a `key` only task `id` parks on (its own), without
-    /// looking at every task: the async PF waiter table already names the task, and on
-    /// our KVM each ring-0 instruction of a scan costs about a microsecond.
+    /// [`Scheduler::wake`] for a `key` only task `id` parks on (its own), without looking
+    /// at every task: the async PF waiter table already names the task, and on our KVM
+    /// each ring-0 instruction of a scan costs about a microsecond.
+    pub fn wake_task(&mut self, id: TaskId, key: u64) -> Wake {
+        self.wake_task_to(id, key, false)
+    }
+
+    /// [`Scheduler::wake_first`] for a `key` only task `id` parks on, as
+    /// [`Scheduler::wake_task`].
     pub fn wake_task_first(&mut self, id: TaskId, key: u64) -> Wake {
+        let outcome = self.wake_task_to(id, key, true);
+        if let Wake::Woken(_) = outcome {
+            self.requeue_current();
+        }
+        outcome
+    }
+
+    /// [`Scheduler::wake_to`] when only task `id` can be parked on `key`; if it is not,
+    /// the full wake (which remembers it as early).
+    fn wake_task_to(&mut self, id: TaskId, key: u64, front: bool) -> Wake {
         if self
             .tasks
             .get(id)
             .is_none_or(|t| t.state != State::Parked(key))
         {
-            return self.wake_first(key);
+            return self.wake_to(key, front);
         }
         self.tasks[id].state = State::Ready;
-        self.ready.push_front(id);
+        if front {
+            self.ready.push_front(id);
+        } else {
+            self.ready.push_back(id);
+        }
         self.stats.wakes += 1;
-        self.requeue_current();
         Wake::Woken(1)
     }
 
@@ -397,6 +416,29 @@ mod tests {
             assert_eq!(s.park_current(12), Park::AlreadyWoken);
         }
         assert_eq!(by_task.stats().wakes, by_key.stats().wakes + 1);
+    }
+
+    #[test]
+    fn waking_a_known_task_is_wake_for_its_own_key() {
+        let (mut by_key, mut by_task) = (sched(3), sched(3));
+        for s in [&mut by_key, &mut by_task] {
+            assert_eq!(s.schedule(), Some(0));
+            assert_eq!(s.park_current(10), Park::Parked);
+            assert_eq!(s.schedule(), Some(1));
+            assert_eq!(s.park_current(11), Park::Parked);
+            assert_eq!(s.schedule(), Some(2));
+        }
+        assert_eq!(by_key.wake(11), Wake::Woken(1));
+        assert_eq!(by_task.wake_task(1, 11), Wake::Woken(1));
+        assert_eq!(by_key.wake(12), Wake::Early);
+        assert_eq!(by_task.wake_task(2, 12), Wake::Early);
+        for s in [&mut by_key, &mut by_task] {
+            assert_eq!(s.current(), Some(2), "the runner keeps running");
+            s.yield_current();
+            assert_eq!(s.schedule(), Some(1), "the woken task queued at the back");
+            assert_eq!(s.park_current(12), Park::AlreadyWoken);
+        }
+        assert_eq!(by_task.stats(), by_key.stats());
     }
 
     #[test]

@@ -104,6 +104,21 @@ fn broadcast_on_empty_table_counts() {
 }
 
 #[test]
+fn release_all_is_a_broadcast_that_counts_nothing() {
+    let mut table = Table::new();
+    table.wake(4);
+    for (token, waiter) in [(1, 10), (2, 20)] {
+        table.wait(token, waiter);
+    }
+    let before = table.counters();
+    let mut released = Vec::new();
+    assert_eq!(table.release_all(|w| released.push(w)), 2);
+    assert_eq!(released, [10, 20]);
+    assert_eq!((table.parked(), table.unclaimed()), (0, 0));
+    assert_eq!(table.counters(), before);
+}
+
+#[test]
 fn full_at_max_outstanding_never_parks_the_next() {
     let mut table = Table::new();
     for i in 0..MAX_OUTSTANDING as u32 {

@@ -12,6 +12,7 @@
 //!
 //! The protocol logic is `apf_pv::arm64`; this module only makes the calls.
 
+use super::entry::is_el0;
 use super::gic;
 use aarch64_cpu::registers::{Readable, VBAR_EL1};
 use apf_pv::arm64::{self, Apf, ControlBlock, EnableValue};
@@ -22,11 +23,6 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use sdei::arch::aarch64::{Hvc, register_handler};
 use sdei::smccc::SmcccError;
 use sdei::{Completion, EventNumber, Routing, Sdei, SdeiError};
-
-/// `SPSR`/`PSTATE` bits 4:0 (M\[4:0\], Arm ARM `SPSR_EL1`): AArch64 EL0 is all zero. Only
-/// faults of tasks become async (no `SEND_ALWAYS`), and only a task can be parked.
-const PSTATE_MODE_MASK: u64 = 0x1f;
-const PSTATE_EL0T: u64 = 0;
 
 /// The control block the host writes `reason` and `token` into. One vCPU, so one block.
 struct Block(UnsafeCell<ControlBlock>);
@@ -137,12 +133,13 @@ pub fn disable() {
 }
 
 /// The SDEI handler of "page not present" (through `sdei`'s trampoline, DAIF masked).
-/// A task's fault: its token waits for the IRQ vector, where the completion resumes.
+/// A task's fault (only those become async: no `SEND_ALWAYS`, and only a task can be
+/// parked): its token waits for the IRQ vector, where the completion resumes.
 /// Anything else (the slot is not a not-present, or EL1 was interrupted): the slot is
 /// freed and the event fails; the access re-executes, and its page-ready finds no waiter.
 extern "C" fn not_present(_event: EventNumber, _pc: u64, pstate: u64) -> Completion {
     match arm64::take_not_present(block()) {
-        Some(token) if pstate & PSTATE_MODE_MASK == PSTATE_EL0T => {
+        Some(token) if is_el0(pstate) => {
             PENDING_NOT_PRESENT.store(u64::from(token), Ordering::Relaxed);
             Completion::after_handling(pstate, VBAR_EL1.get())
         }

@@ -20,9 +20,14 @@ use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{VBAR_EL1, Writeable};
 use core::arch::global_asm;
 
-/// SPSR_ELx.M[3:0] of EL0 (Arm ARM C5.2.19): the frame returns to a task.
-pub const SPSR_MODE_MASK: u64 = 0b1111;
+/// SPSR_ELx.M[4:0] of AArch64 EL0 (Arm ARM C5.2.19): the frame returns to a task.
+pub const SPSR_MODE_MASK: u64 = 0b1_1111;
 pub const SPSR_EL0T: u64 = 0b0000;
+
+/// Whether `spsr` (an SPSR_EL1 or an SDEI-interrupted PSTATE) is of a task, at EL0.
+pub fn is_el0(spsr: u64) -> bool {
+    spsr & SPSR_MODE_MASK == SPSR_EL0T
+}
 
 global_asm!(
     r#"

@@ -1,6 +1,6 @@
 //! The saved state of an interrupted context and the one Rust entry point every vector calls.
 
-use super::entry::{self, SPSR_EL0T, SPSR_MODE_MASK};
+use super::entry::{self, SPSR_EL0T};
 use super::{apf, exception, gic, timer};
 use crate::arch::stack::Stack;
 use crate::kernel::{self, Fault, Next};
@@ -67,7 +67,7 @@ impl TrapFrame {
     }
 
     fn is_from_user(&self) -> bool {
-        self.spsr & SPSR_MODE_MASK == SPSR_EL0T
+        entry::is_el0(self.spsr)
     }
 }
 
