@@ -16,7 +16,7 @@ pub enum GuestArch {
 pub enum Unsupported {
     #[error(
         "{0} guests run only under --vmm qemu or el2 (the builtin KVM VMM, and with it \
-         snapshots and compare, is x86_64-only)"
+         snapshots, is x86_64-only)"
     )]
     NotBuiltin(&'static str),
     #[error("--vmm el2 (the arm64 EL2 host) runs aarch64 guests only")]

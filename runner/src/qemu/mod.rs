@@ -114,7 +114,12 @@ pub fn run_el2(
             let outcome = outcome?;
             let finished = matches!(outcome, GuestOutcome::Exited(status)
                 if el2_stats::FINISHED_STATUSES.contains(&status));
-            Ok((outcome, el2_host_stats(console).filter(|_| finished)))
+            let stats = if finished {
+                el2_host_stats(console)
+            } else {
+                None
+            };
+            Ok((outcome, stats))
         }
     }
 }
