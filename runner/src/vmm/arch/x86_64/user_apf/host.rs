@@ -186,25 +186,20 @@ impl UserApf {
     /// there, applied by KVM on the next `KVM_RUN`: no ioctl, where each vCPU ioctl costs
     /// ~7 us on our KVM. Without, it takes three ioctls to read and one to inject.
     pub fn kicked(&self, index: usize, vcpu: &mut VcpuFd, synced: bool) -> Result<(), Error> {
-        let mut guard = self.lock();
-        let State {
-            vcpus,
-            served,
-            stats,
-        } = &mut *guard;
-        let slot = &mut vcpus[index];
+        let state = &mut *self.lock();
+        let slot = &mut state.vcpus[index];
         let Some(page) = slot.apf.take_kick() else {
             return Ok(());
         };
         let started = Instant::now();
         if let Some(kicked_at) = slot.kicked_at.take() {
-            stats.kick_wait += started.duration_since(kicked_at);
+            state.stats.kick_wait += started.duration_since(kicked_at);
         }
-        let present = served.contains(self.lazy.index(page));
+        let present = state.served.contains(self.lazy.index(page));
         let events = match self.injectable(index, present, vcpu, synced)? {
             Ok(events) => events,
             Err(reason) => {
-                stats.count_sync(reason);
+                state.stats.count_sync(reason);
                 slot.apf.stay_synchronous(page, reason);
                 return Ok(());
             }
@@ -223,10 +218,10 @@ impl UserApf {
             vcpu.set_vcpu_events(&events)
                 .map_err(|source| Error::Inject { index, source })?;
         }
-        stats.injected += 1;
-        stats.inject_time += started.elapsed();
+        state.stats.injected += 1;
+        state.stats.inject_time += started.elapsed();
         // A faulty host (--inject wake-all, disable-reenable) may have queued a broadcast.
-        self.deliver(index, slot, stats)
+        self.deliver(state, index)
     }
 
     /// Whether the guest can take a "page not present" for a page (`present`: served
@@ -276,29 +271,27 @@ impl UserApf {
     /// A guest write to an async PF MSR; `false` refuses it (#GP), as KVM would.
     pub fn write_msr(&self, index: usize, msr: u32, value: u64) -> Result<bool, Error> {
         let refused = {
-            let mut guard = self.lock();
-            let State { vcpus, stats, .. } = &mut *guard;
-            let slot = &mut vcpus[index];
-            match slot
+            let state = &mut *self.lock();
+            let effect = state.vcpus[index]
                 .apf
-                .write_msr(msr, value, |gpa, len| self.place(gpa, len))
-            {
+                .write_msr(msr, value, |gpa, len| self.place(gpa, len));
+            match effect {
                 Err(refused) => {
-                    stats.refused_msr_writes += 1;
+                    state.stats.refused_msr_writes += 1;
                     Some(refused)
                 }
                 Ok(MsrEffect::None) => None,
                 Ok(MsrEffect::Disabled { dropped }) => {
-                    stats.dropped += dropped as u64;
+                    state.stats.dropped += dropped as u64;
                     None
                 }
                 Ok(MsrEffect::Enabled) => {
-                    self.deliver(index, slot, stats)?;
+                    self.deliver(state, index)?;
                     None
                 }
                 Ok(MsrEffect::Acked) => {
-                    stats.acks += 1;
-                    self.deliver(index, slot, stats)?;
+                    state.stats.acks += 1;
+                    self.deliver(state, index)?;
                     None
                 }
             }
@@ -331,12 +324,8 @@ impl UserApf {
 
     /// Sends vCPU `index` its next page-ready if it may have one: the last was acknowledged
     /// and the area's token slot is free.
-    fn deliver(
-        &self,
-        index: usize,
-        slot: &mut Slot,
-        stats: &mut UserApfStats,
-    ) -> Result<(), Error> {
+    fn deliver(&self, state: &mut State, index: usize) -> Result<(), Error> {
+        let slot = &mut state.vcpus[index];
         let Some(area) = slot.apf.area() else {
             return Ok(());
         };
@@ -365,12 +354,12 @@ impl UserApf {
             // The guest's APIC refused it (disabled): as KVM does, keep it for later.
             self.write_area(index, area + AREA_TOKEN, 0)?;
             slot.apf.undeliverable(token);
-            stats.msi_blocked += 1;
+            state.stats.msi_blocked += 1;
             return Ok(());
         }
-        stats.ready += 1;
+        state.stats.ready += 1;
         if token == BROADCAST {
-            stats.broadcasts += 1;
+            state.stats.broadcasts += 1;
         }
         Ok(())
     }
@@ -393,28 +382,28 @@ impl FaultObserver for UserApf {
         thread_id: i32,
         expected: Duration,
     ) -> Result<(), ObserverError> {
-        let mut guard = self.lock();
-        let State {
-            vcpus,
-            served,
-            stats,
-        } = &mut *guard;
-        let Some(index) = vcpus.iter().position(|s| s.thread_id == Some(thread_id)) else {
-            stats.other_threads += 1;
+        let state = &mut *self.lock();
+        let Some(index) = state
+            .vcpus
+            .iter()
+            .position(|s| s.thread_id == Some(thread_id))
+        else {
+            state.stats.other_threads += 1;
             return Ok(());
         };
-        stats.faults += 1;
-        if served.contains(self.lazy.index(gpa_page)) {
+        state.stats.faults += 1;
+        if state.served.contains(self.lazy.index(gpa_page)) {
             // A stale message: the page is in and the vCPU already woken.
-            stats.count_sync(SyncReason::Present);
+            state.stats.count_sync(SyncReason::Present);
             return Ok(());
         }
         let wants_async = self.policy.wants_async(expected);
-        match vcpus[index].apf.fault(gpa_page, wants_async) {
-            Err(reason) => stats.count_sync(reason),
+        let slot = &mut state.vcpus[index];
+        match slot.apf.fault(gpa_page, wants_async) {
+            Err(reason) => state.stats.count_sync(reason),
             Ok(()) => {
-                stats.kicks += 1;
-                vcpus[index].kicked_at = Some(Instant::now());
+                state.stats.kicks += 1;
+                slot.kicked_at = Some(Instant::now());
                 match kick::kick_thread(thread_id) {
                     // The vCPU thread ended between its fault and the kick: nothing to do.
                     Err(error) if error.raw_os_error() == Some(libc::ESRCH) => {}
@@ -430,16 +419,11 @@ impl FaultObserver for UserApf {
     }
 
     fn served(&self, gpa_page: u64) -> Result<(), ObserverError> {
-        let mut guard = self.lock();
-        let State {
-            vcpus,
-            served,
-            stats,
-        } = &mut *guard;
-        served.insert(self.lazy.index(gpa_page));
-        for (index, slot) in vcpus.iter_mut().enumerate() {
-            if slot.apf.served(gpa_page) > 0 {
-                self.deliver(index, slot, stats)?;
+        let state = &mut *self.lock();
+        state.served.insert(self.lazy.index(gpa_page));
+        for index in 0..state.vcpus.len() {
+            if state.vcpus[index].apf.served(gpa_page) > 0 {
+                self.deliver(state, index)?;
             }
         }
         Ok(())
