@@ -116,6 +116,9 @@ pub struct UserApf {
     memory: GuestMemoryMmap,
     /// The lazy range: the pages this host makes faults async for.
     lazy: Window,
+    /// KVM has `KVM_CAP_SYNC_REGS`: every vCPU's `kvm_run` carries the state [`Self::kicked`]
+    /// reads (see [`Self::sync_kicked_state`]). A property of the VM, so decided once here.
+    synced: bool,
     state: Mutex<State>,
 }
 
@@ -136,8 +139,10 @@ impl UserApf {
             })
             .collect();
         let served = ServedPages::new(lazy.pages());
+        let synced = vm.check_extension(Cap::SyncRegs);
         UserApf {
             policy,
+            synced,
             vm,
             memory,
             lazy,
@@ -181,11 +186,11 @@ impl UserApf {
     /// vCPU `index` left `KVM_RUN` because of a signal. If it was kicked for a fault that is
     /// still pending, inject "page not present" when the guest can take it.
     ///
-    /// With `synced` (the vCPU's `kvm_run` carries its registers, sregs and events, see
-    /// [`sync_kicked_state`]), the state is read from `kvm_run` and the #PF is written back
-    /// there, applied by KVM on the next `KVM_RUN`: no ioctl, where each vCPU ioctl costs
-    /// ~7 us on our KVM. Without, it takes three ioctls to read and one to inject.
-    pub fn kicked(&self, index: usize, vcpu: &mut VcpuFd, synced: bool) -> Result<(), Error> {
+    /// With sync regs (the vCPU's `kvm_run` carries its registers, sregs and events, see
+    /// [`Self::sync_kicked_state`]), the state is read from `kvm_run` and the #PF is written
+    /// back there, applied by KVM on the next `KVM_RUN`: no ioctl, where each vCPU ioctl
+    /// costs ~7 us on our KVM. Without, it takes three ioctls to read and one to inject.
+    pub fn kicked(&self, index: usize, vcpu: &mut VcpuFd) -> Result<(), Error> {
         let state = &mut *self.lock();
         let slot = &mut state.vcpus[index];
         let Some(page) = slot.apf.take_kick() else {
@@ -196,7 +201,7 @@ impl UserApf {
             state.stats.kick_wait += started.duration_since(kicked_at);
         }
         let present = state.served.contains(self.lazy.index(page));
-        let events = match self.injectable(index, present, vcpu, synced)? {
+        let events = match self.injectable(index, present, vcpu)? {
             Ok(events) => events,
             Err(reason) => {
                 state.stats.count_sync(reason);
@@ -211,7 +216,7 @@ impl UserApf {
         let token = slot.apf.not_present(page);
         self.write_area(index, area + AREA_FLAGS, KVM_PV_REASON_PAGE_NOT_PRESENT)?;
         let events = not_present(events, token);
-        if synced {
+        if self.synced {
             vcpu.sync_regs_mut().events = events;
             vcpu.set_sync_dirty_reg(SyncReg::VcpuEvents);
         } else {
@@ -233,13 +238,12 @@ impl UserApf {
         index: usize,
         present: bool,
         vcpu: &VcpuFd,
-        synced: bool,
     ) -> Result<Result<kvm_vcpu_events, SyncReason>, Error> {
         if present {
             return Ok(Err(SyncReason::Present));
         }
         let read = |source| Error::ReadState { index, source };
-        let (ss_dpl, events, rflags) = if synced {
+        let (ss_dpl, events, rflags) = if self.synced {
             let state = vcpu.sync_regs();
             (state.sregs.ss.dpl, state.events, state.regs.rflags)
         } else {
@@ -266,6 +270,22 @@ impl UserApf {
             return Ok(Err(SyncReason::EventPending));
         }
         Ok(Ok(events))
+    }
+
+    /// Makes `vcpu`'s every exit store its registers, sregs and events in its `kvm_run`
+    /// (`KVM_CAP_SYNC_REGS`) if KVM can, so that [`Self::kicked`] can read and inject without
+    /// ioctls. Storing them costs nothing measurable per exit here.
+    pub fn sync_kicked_state(&self, vcpu: &mut VcpuFd) {
+        if !self.synced {
+            return;
+        }
+        for reg in [
+            SyncReg::Register,
+            SyncReg::SystemRegister,
+            SyncReg::VcpuEvents,
+        ] {
+            vcpu.set_sync_valid_reg(reg);
+        }
     }
 
     /// A guest write to an async PF MSR; `false` refuses it (#GP), as KVM would.
@@ -428,23 +448,6 @@ impl FaultObserver for UserApf {
         }
         Ok(())
     }
-}
-
-/// Makes `vcpu`'s every exit store its registers, sregs and events in its `kvm_run`
-/// (`KVM_CAP_SYNC_REGS`), so that [`UserApf::kicked`] can read and inject without ioctls.
-/// Storing them costs nothing measurable per exit here; false if KVM cannot.
-pub fn sync_kicked_state(vm: &VmFd, vcpu: &mut VcpuFd) -> bool {
-    if !vm.check_extension(Cap::SyncRegs) {
-        return false;
-    }
-    for reg in [
-        SyncReg::Register,
-        SyncReg::SystemRegister,
-        SyncReg::VcpuEvents,
-    ] {
-        vcpu.set_sync_valid_reg(reg);
-    }
-    true
 }
 
 /// The events of a vCPU with a #PF added: error code 0 and the token as its payload (CR2),
