@@ -111,19 +111,18 @@ pub struct VcpuApf {
 struct FaultyHost {
     asked: Injections,
     applied: BTreeMap<Inject, u64>,
-    duplicate: Every,
-    unknown: Every,
-    drop: Every,
-    reorder: Every,
-    wake_all: Every,
-    reset: Every,
+    /// The events each injection picks from, counted by kind (one kind per injection).
+    seen: BTreeMap<Inject, Every>,
 }
 
 impl FaultyHost {
-    /// Whether `inject` applies to this event of `every`'s kind, counting it if so.
-    fn apply(&mut self, inject: Inject, every: impl FnOnce(&mut Self) -> &mut Every) -> bool {
-        let asked = self.asked.clone();
-        let applies = every(self).next(inject, &asked);
+    /// Whether `inject` applies to this event of its kind, counting it if so.
+    fn apply(&mut self, inject: Inject) -> bool {
+        let applies = self
+            .seen
+            .entry(inject)
+            .or_default()
+            .next(inject, &self.asked);
         if applies {
             *self.applied.entry(inject).or_default() += 1;
         }
@@ -243,10 +242,10 @@ impl VcpuApf {
         debug_assert!(self.area.is_some(), "async PF is off");
         let token = self.tokens.next();
         self.outstanding.push((token, gpa_page));
-        if self.faulty.apply(Inject::WakeAll, |f| &mut f.wake_all) {
+        if self.faulty.apply(Inject::WakeAll) {
             self.ready.push_back(BROADCAST);
         }
-        if self.faulty.apply(Inject::DisableReenable, |f| &mut f.reset) {
+        if self.faulty.apply(Inject::DisableReenable) {
             // Forgotten, as by a host reset; enabling again after it sends the broadcast.
             self.outstanding.clear();
             self.ready.clear();
@@ -269,13 +268,13 @@ impl VcpuApf {
         let held = self.held.take();
         let mut readied = 0;
         for (token, _) in arrived {
-            if self.faulty.apply(Inject::DropReady, |f| &mut f.drop) {
+            if self.faulty.apply(Inject::DropReady) {
                 continue;
             }
             // Held only while another page is still coming, whose arrival releases it.
             if self.held.is_none()
                 && !self.outstanding.is_empty()
-                && self.faulty.apply(Inject::Reorder, |f| &mut f.reorder)
+                && self.faulty.apply(Inject::Reorder)
             {
                 self.held = Some(token);
                 continue;
@@ -296,7 +295,7 @@ impl VcpuApf {
         if self.ready_unacked || !slot_free || self.area.is_none() || self.ready.is_empty() {
             return None;
         }
-        let token = if self.faulty.apply(Inject::UnknownToken, |f| &mut f.unknown) {
+        let token = if self.faulty.apply(Inject::UnknownToken) {
             UNKNOWN_TOKEN
         } else {
             self.ready.pop_front()?
@@ -349,9 +348,7 @@ impl VcpuApf {
                 self.ready_unacked = false;
                 if let Some(token) = self.last_ready.take()
                     && token != BROADCAST
-                    && self
-                        .faulty
-                        .apply(Inject::DuplicateReady, |f| &mut f.duplicate)
+                    && self.faulty.apply(Inject::DuplicateReady)
                 {
                     self.ready.push_front(token);
                 }
