@@ -81,9 +81,10 @@ pub enum MsrEffect {
 #[derive(Debug)]
 pub struct VcpuApf {
     tokens: Tokens,
-    /// The raw MSR values, for reads.
+    /// The raw `MSR_KVM_ASYNC_PF_EN` value, for reads.
     en: u64,
-    int: u64,
+    /// The page-ready vector: all `MSR_KVM_ASYNC_PF_INT` holds (other bits are refused), so
+    /// also what that MSR reads back.
     vector: Option<u8>,
     /// The area's guest-physical address while async PF is on.
     area: Option<u64>,
@@ -148,7 +149,6 @@ impl VcpuApf {
         VcpuApf {
             tokens: Tokens::new(vcpu_id),
             en: 0,
-            int: 0,
             vector: None,
             area: None,
             kick: None,
@@ -315,7 +315,6 @@ impl VcpuApf {
         match index {
             MSR_KVM_ASYNC_PF_INT => {
                 self.vector = Some(msr::check_vector(value)?);
-                self.int = value;
                 Ok(MsrEffect::None)
             }
             MSR_KVM_ASYNC_PF_EN => {
@@ -362,7 +361,7 @@ impl VcpuApf {
     pub fn read_msr(&self, index: u32) -> u64 {
         match index {
             MSR_KVM_ASYNC_PF_EN => self.en,
-            MSR_KVM_ASYNC_PF_INT => self.int,
+            MSR_KVM_ASYNC_PF_INT => self.vector.map_or(0, u64::from),
             _ => 0,
         }
     }
