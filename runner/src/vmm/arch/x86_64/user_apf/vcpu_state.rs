@@ -260,11 +260,11 @@ impl VcpuApf {
         if self.stay_sync.is_some_and(|(page, _)| page == gpa_page) {
             self.stay_sync = None;
         }
-        let (arrived, waiting) = self
+        // In place: `outstanding` keeps its buffer, and only arrivals are collected.
+        let arrived: Vec<_> = self
             .outstanding
-            .drain(..)
-            .partition(|&(_, page)| page == gpa_page);
-        self.outstanding = waiting;
+            .extract_if(.., |(_, page)| *page == gpa_page)
+            .collect();
         let held = self.held.take();
         let mut readied = 0;
         for (token, _) in arrived {
