@@ -179,7 +179,7 @@ fn start_lazy(
         seed: lazy.seed,
         source,
         readahead: lazy.readahead,
-        spikes: config.inject.contains(&crate::inject::Inject::Spikes),
+        inject: config.inject.clone(),
         observer,
     };
     let on_failure: lazy::OnFailure = Arc::new(move |error| {
