@@ -3,7 +3,7 @@
 //! the deadline passes; then saves guest RAM if asked and the guest succeeded.
 
 pub mod arch;
-pub mod kick;
+mod kick;
 pub mod memory;
 mod unhandled_io;
 
