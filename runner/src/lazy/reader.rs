@@ -37,20 +37,16 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// The same seed draws the same latencies for the same order of faults.
-    pub fn new(latency: LatencyModel, seed: u64, readahead: u16) -> Self {
+    /// The same seed draws the same latencies for the same order of faults. With
+    /// `Inject::Spikes` in `inject`, every 16th fetch takes [`SPIKE_FACTOR`] times its latency.
+    pub fn new(latency: LatencyModel, seed: u64, readahead: u16, inject: Injections) -> Self {
         Reader {
             latency,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             readahead,
-            inject: Injections::new(),
+            inject,
             spikes: Every::default(),
         }
-    }
-
-    /// Makes every 16th fetch take [`SPIKE_FACTOR`] times its latency.
-    pub fn inject_spikes(&mut self) {
-        self.inject.insert(Inject::Spikes);
     }
 
     /// The latency of the next fetch.

@@ -23,6 +23,7 @@ use super::source::PageSource;
 use super::stats::{Counters, LazyStats};
 use super::window::Window;
 use super::work::WorkQueue;
+use crate::inject::Injections;
 
 /// Why serving lazy memory failed while the guest ran.
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +100,9 @@ pub struct Settings {
     pub source: Box<dyn PageSource>,
     /// Pages fetched after each missing page (`--readahead`).
     pub readahead: u16,
-    /// `--inject spikes`: every 16th fetch takes 100 times its latency.
-    pub spikes: bool,
+    /// `--inject`: lazy memory applies `spikes` (every 16th fetch takes 100 times its
+    /// latency); the rest are the async PF host's.
+    pub inject: Injections,
     pub observer: Option<Arc<dyn FaultObserver>>,
 }
 
@@ -135,10 +137,12 @@ impl Server {
             shared,
             threads: Vec::new(),
         };
-        let mut reader = Reader::new(settings.latency, settings.seed, settings.readahead);
-        if settings.spikes {
-            reader.inject_spikes();
-        }
+        let reader = Reader::new(
+            settings.latency,
+            settings.seed,
+            settings.readahead,
+            settings.inject,
+        );
         server.spawn("lazy-faults".to_owned(), &on_failure, move |shared| {
             reader::run(shared, reader)
         })?;
@@ -226,7 +230,7 @@ mod tests {
             seed: SEED,
             source: Box::new(GeneratedPages::new(SEED)),
             readahead: 0,
-            spikes: false,
+            inject: Injections::new(),
             observer: None,
         };
         let on_failure: OnFailure = Arc::new(move |error| {

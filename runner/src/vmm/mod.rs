@@ -3,7 +3,7 @@
 //! the deadline passes; then saves guest RAM if asked and the guest succeeded.
 
 pub mod arch;
-pub mod kick;
+mod kick;
 pub mod memory;
 mod unhandled_io;
 
@@ -179,7 +179,7 @@ fn start_lazy(
         seed: lazy.seed,
         source,
         readahead: lazy.readahead,
-        spikes: config.inject.contains(&crate::inject::Inject::Spikes),
+        inject: config.inject.clone(),
         observer,
     };
     let on_failure: lazy::OnFailure = Arc::new(move |error| {

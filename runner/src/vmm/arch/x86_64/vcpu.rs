@@ -101,8 +101,6 @@ pub struct Vcpu {
     io: Arc<Mutex<IoBus>>,
     /// The VMM's async PF host (`--apf vmm|adaptive`): it owns the async PF MSRs and kicks.
     user_apf: Option<Arc<UserApf>>,
-    /// Every exit stores the state `user_apf` reads after a kick in `kvm_run`.
-    synced: bool,
 }
 
 impl Vcpu {
@@ -118,13 +116,14 @@ impl Vcpu {
             .create_vcpu(u64::from(index))
             .map_err(|source| Error::Create { index, source })?;
         cpuid::configure(&fd, supported_cpuid, index)?;
-        let synced = user_apf.is_some() && user_apf::sync_kicked_state(vm, &mut fd);
+        if let Some(apf) = &user_apf {
+            apf.sync_kicked_state(&mut fd);
+        }
         Ok(Vcpu {
             index: usize::from(index),
             fd,
             io,
             user_apf,
-            synced,
         })
     }
 
@@ -170,7 +169,7 @@ impl Vcpu {
                     if let Some(apf) = &self.user_apf
                         && !stop.load(Ordering::Acquire)
                     {
-                        apf.kicked(self.index, &mut self.fd, self.synced)?;
+                        apf.kicked(self.index, &mut self.fd)?;
                     }
                     Next::Resume
                 }

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
 use kvm_ioctls::{Kvm, VmFd};
-
 use vm_memory::{GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
 use super::cpuid;
@@ -93,30 +92,28 @@ impl Vm {
 
         let kvm = Kvm::new().map_err(Error::OpenKvm)?;
         let fd = Arc::new(kvm.create_vm().map_err(Error::CreateVm)?);
-        let apf = config.apf.unwrap_or(ApfMode::Off);
-        if apf.is_userspace() {
+        // The modes in which this VMM is the async PF host, and when it makes a fault async.
+        let policy = match config.apf {
+            Some(ApfMode::Vmm) => Some(Policy::Always),
+            Some(ApfMode::Adaptive) => Some(Policy::Threshold(config.async_threshold)),
+            _ => None,
+        };
+        if policy.is_some() {
             // Before the interrupt controllers and vCPUs exist, as KVM requires.
             user_apf_caps::enable(&fd)?;
         }
         create_platform(&fd)?;
         memory::register(&fd, &memory)?;
-        let user_apf = match (apf, &lazy) {
-            (ApfMode::Vmm | ApfMode::Adaptive, Some(lazy)) => {
-                let policy = match apf {
-                    ApfMode::Adaptive => Policy::Threshold(config.async_threshold),
-                    _ => Policy::Always,
-                };
-                Some(Arc::new(UserApf::new(
-                    policy,
-                    Arc::clone(&fd),
-                    memory.clone(),
-                    lazy.window.clone(),
-                    config.vcpus,
-                    &config.inject,
-                )))
-            }
-            _ => None,
-        };
+        let user_apf = policy.zip(lazy.as_ref()).map(|(policy, lazy)| {
+            Arc::new(UserApf::new(
+                policy,
+                Arc::clone(&fd),
+                memory.clone(),
+                lazy.window.clone(),
+                config.vcpus,
+                &config.inject,
+            ))
+        });
 
         let com1 = Com1::new(console)?;
         com1.connect_irq(&fd)?;

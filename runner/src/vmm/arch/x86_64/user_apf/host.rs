@@ -116,6 +116,9 @@ pub struct UserApf {
     memory: GuestMemoryMmap,
     /// The lazy range: the pages this host makes faults async for.
     lazy: Window,
+    /// KVM has `KVM_CAP_SYNC_REGS`: every vCPU's `kvm_run` carries the state [`Self::kicked`]
+    /// reads (see [`Self::sync_kicked_state`]). A property of the VM, so decided once here.
+    synced: bool,
     state: Mutex<State>,
 }
 
@@ -136,8 +139,10 @@ impl UserApf {
             })
             .collect();
         let served = ServedPages::new(lazy.pages());
+        let synced = vm.check_extension(Cap::SyncRegs);
         UserApf {
             policy,
+            synced,
             vm,
             memory,
             lazy,
@@ -181,30 +186,25 @@ impl UserApf {
     /// vCPU `index` left `KVM_RUN` because of a signal. If it was kicked for a fault that is
     /// still pending, inject "page not present" when the guest can take it.
     ///
-    /// With `synced` (the vCPU's `kvm_run` carries its registers, sregs and events, see
-    /// [`sync_kicked_state`]), the state is read from `kvm_run` and the #PF is written back
-    /// there, applied by KVM on the next `KVM_RUN`: no ioctl, where each vCPU ioctl costs
-    /// ~7 us on our KVM. Without, it takes three ioctls to read and one to inject.
-    pub fn kicked(&self, index: usize, vcpu: &mut VcpuFd, synced: bool) -> Result<(), Error> {
-        let mut guard = self.lock();
-        let State {
-            vcpus,
-            served,
-            stats,
-        } = &mut *guard;
-        let slot = &mut vcpus[index];
+    /// With sync regs (the vCPU's `kvm_run` carries its registers, sregs and events, see
+    /// [`Self::sync_kicked_state`]), the state is read from `kvm_run` and the #PF is written
+    /// back there, applied by KVM on the next `KVM_RUN`: no ioctl, where each vCPU ioctl
+    /// costs ~7 us on our KVM. Without, it takes three ioctls to read and one to inject.
+    pub fn kicked(&self, index: usize, vcpu: &mut VcpuFd) -> Result<(), Error> {
+        let state = &mut *self.lock();
+        let slot = &mut state.vcpus[index];
         let Some(page) = slot.apf.take_kick() else {
             return Ok(());
         };
         let started = Instant::now();
         if let Some(kicked_at) = slot.kicked_at.take() {
-            stats.kick_wait += started.duration_since(kicked_at);
+            state.stats.kick_wait += started.duration_since(kicked_at);
         }
-        let present = served.contains(self.lazy.index(page));
-        let events = match self.injectable(index, present, vcpu, synced)? {
+        let present = state.served.contains(self.lazy.index(page));
+        let events = match self.injectable(index, present, vcpu)? {
             Ok(events) => events,
             Err(reason) => {
-                stats.count_sync(reason);
+                state.stats.count_sync(reason);
                 slot.apf.stay_synchronous(page, reason);
                 return Ok(());
             }
@@ -216,17 +216,17 @@ impl UserApf {
         let token = slot.apf.not_present(page);
         self.write_area(index, area + AREA_FLAGS, KVM_PV_REASON_PAGE_NOT_PRESENT)?;
         let events = not_present(events, token);
-        if synced {
+        if self.synced {
             vcpu.sync_regs_mut().events = events;
             vcpu.set_sync_dirty_reg(SyncReg::VcpuEvents);
         } else {
             vcpu.set_vcpu_events(&events)
                 .map_err(|source| Error::Inject { index, source })?;
         }
-        stats.injected += 1;
-        stats.inject_time += started.elapsed();
+        state.stats.injected += 1;
+        state.stats.inject_time += started.elapsed();
         // A faulty host (--inject wake-all, disable-reenable) may have queued a broadcast.
-        self.deliver(index, slot, stats)
+        self.deliver(state, index)
     }
 
     /// Whether the guest can take a "page not present" for a page (`present`: served
@@ -238,13 +238,12 @@ impl UserApf {
         index: usize,
         present: bool,
         vcpu: &VcpuFd,
-        synced: bool,
     ) -> Result<Result<kvm_vcpu_events, SyncReason>, Error> {
         if present {
             return Ok(Err(SyncReason::Present));
         }
         let read = |source| Error::ReadState { index, source };
-        let (ss_dpl, events, rflags) = if synced {
+        let (ss_dpl, events, rflags) = if self.synced {
             let state = vcpu.sync_regs();
             (state.sregs.ss.dpl, state.events, state.regs.rflags)
         } else {
@@ -273,32 +272,46 @@ impl UserApf {
         Ok(Ok(events))
     }
 
+    /// Makes `vcpu`'s every exit store its registers, sregs and events in its `kvm_run`
+    /// (`KVM_CAP_SYNC_REGS`) if KVM can, so that [`Self::kicked`] can read and inject without
+    /// ioctls. Storing them costs nothing measurable per exit here.
+    pub fn sync_kicked_state(&self, vcpu: &mut VcpuFd) {
+        if !self.synced {
+            return;
+        }
+        for reg in [
+            SyncReg::Register,
+            SyncReg::SystemRegister,
+            SyncReg::VcpuEvents,
+        ] {
+            vcpu.set_sync_valid_reg(reg);
+        }
+    }
+
     /// A guest write to an async PF MSR; `false` refuses it (#GP), as KVM would.
     pub fn write_msr(&self, index: usize, msr: u32, value: u64) -> Result<bool, Error> {
         let refused = {
-            let mut guard = self.lock();
-            let State { vcpus, stats, .. } = &mut *guard;
-            let slot = &mut vcpus[index];
-            match slot
+            let state = &mut *self.lock();
+            let effect = state.vcpus[index]
                 .apf
-                .write_msr(msr, value, |gpa, len| self.place(gpa, len))
-            {
+                .write_msr(msr, value, |gpa, len| self.place(gpa, len));
+            match effect {
                 Err(refused) => {
-                    stats.refused_msr_writes += 1;
+                    state.stats.refused_msr_writes += 1;
                     Some(refused)
                 }
                 Ok(MsrEffect::None) => None,
                 Ok(MsrEffect::Disabled { dropped }) => {
-                    stats.dropped += dropped as u64;
+                    state.stats.dropped += dropped as u64;
                     None
                 }
                 Ok(MsrEffect::Enabled) => {
-                    self.deliver(index, slot, stats)?;
+                    self.deliver(state, index)?;
                     None
                 }
                 Ok(MsrEffect::Acked) => {
-                    stats.acks += 1;
-                    self.deliver(index, slot, stats)?;
+                    state.stats.acks += 1;
+                    self.deliver(state, index)?;
                     None
                 }
             }
@@ -331,12 +344,8 @@ impl UserApf {
 
     /// Sends vCPU `index` its next page-ready if it may have one: the last was acknowledged
     /// and the area's token slot is free.
-    fn deliver(
-        &self,
-        index: usize,
-        slot: &mut Slot,
-        stats: &mut UserApfStats,
-    ) -> Result<(), Error> {
+    fn deliver(&self, state: &mut State, index: usize) -> Result<(), Error> {
+        let slot = &mut state.vcpus[index];
         let Some(area) = slot.apf.area() else {
             return Ok(());
         };
@@ -365,12 +374,12 @@ impl UserApf {
             // The guest's APIC refused it (disabled): as KVM does, keep it for later.
             self.write_area(index, area + AREA_TOKEN, 0)?;
             slot.apf.undeliverable(token);
-            stats.msi_blocked += 1;
+            state.stats.msi_blocked += 1;
             return Ok(());
         }
-        stats.ready += 1;
+        state.stats.ready += 1;
         if token == BROADCAST {
-            stats.broadcasts += 1;
+            state.stats.broadcasts += 1;
         }
         Ok(())
     }
@@ -393,28 +402,28 @@ impl FaultObserver for UserApf {
         thread_id: i32,
         expected: Duration,
     ) -> Result<(), ObserverError> {
-        let mut guard = self.lock();
-        let State {
-            vcpus,
-            served,
-            stats,
-        } = &mut *guard;
-        let Some(index) = vcpus.iter().position(|s| s.thread_id == Some(thread_id)) else {
-            stats.other_threads += 1;
+        let state = &mut *self.lock();
+        let Some(index) = state
+            .vcpus
+            .iter()
+            .position(|s| s.thread_id == Some(thread_id))
+        else {
+            state.stats.other_threads += 1;
             return Ok(());
         };
-        stats.faults += 1;
-        if served.contains(self.lazy.index(gpa_page)) {
+        state.stats.faults += 1;
+        if state.served.contains(self.lazy.index(gpa_page)) {
             // A stale message: the page is in and the vCPU already woken.
-            stats.count_sync(SyncReason::Present);
+            state.stats.count_sync(SyncReason::Present);
             return Ok(());
         }
         let wants_async = self.policy.wants_async(expected);
-        match vcpus[index].apf.fault(gpa_page, wants_async) {
-            Err(reason) => stats.count_sync(reason),
+        let slot = &mut state.vcpus[index];
+        match slot.apf.fault(gpa_page, wants_async) {
+            Err(reason) => state.stats.count_sync(reason),
             Ok(()) => {
-                stats.kicks += 1;
-                vcpus[index].kicked_at = Some(Instant::now());
+                state.stats.kicks += 1;
+                slot.kicked_at = Some(Instant::now());
                 match kick::kick_thread(thread_id) {
                     // The vCPU thread ended between its fault and the kick: nothing to do.
                     Err(error) if error.raw_os_error() == Some(libc::ESRCH) => {}
@@ -430,37 +439,15 @@ impl FaultObserver for UserApf {
     }
 
     fn served(&self, gpa_page: u64) -> Result<(), ObserverError> {
-        let mut guard = self.lock();
-        let State {
-            vcpus,
-            served,
-            stats,
-        } = &mut *guard;
-        served.insert(self.lazy.index(gpa_page));
-        for (index, slot) in vcpus.iter_mut().enumerate() {
-            if slot.apf.served(gpa_page) > 0 {
-                self.deliver(index, slot, stats)?;
+        let state = &mut *self.lock();
+        state.served.insert(self.lazy.index(gpa_page));
+        for index in 0..state.vcpus.len() {
+            if state.vcpus[index].apf.served(gpa_page) > 0 {
+                self.deliver(state, index)?;
             }
         }
         Ok(())
     }
-}
-
-/// Makes `vcpu`'s every exit store its registers, sregs and events in its `kvm_run`
-/// (`KVM_CAP_SYNC_REGS`), so that [`UserApf::kicked`] can read and inject without ioctls.
-/// Storing them costs nothing measurable per exit here; false if KVM cannot.
-pub fn sync_kicked_state(vm: &VmFd, vcpu: &mut VcpuFd) -> bool {
-    if !vm.check_extension(Cap::SyncRegs) {
-        return false;
-    }
-    for reg in [
-        SyncReg::Register,
-        SyncReg::SystemRegister,
-        SyncReg::VcpuEvents,
-    ] {
-        vcpu.set_sync_valid_reg(reg);
-    }
-    true
 }
 
 /// The events of a vCPU with a #PF added: error code 0 and the token as its payload (CR2),

@@ -9,6 +9,6 @@ mod stats;
 mod tokens;
 mod vcpu_state;
 
-pub use host::{Error, UserApf, sync_kicked_state};
+pub use host::{Error, UserApf};
 pub use policy::Policy;
 pub use stats::UserApfStats;

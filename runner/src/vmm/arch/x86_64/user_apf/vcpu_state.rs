@@ -81,9 +81,10 @@ pub enum MsrEffect {
 #[derive(Debug)]
 pub struct VcpuApf {
     tokens: Tokens,
-    /// The raw MSR values, for reads.
+    /// The raw `MSR_KVM_ASYNC_PF_EN` value, for reads.
     en: u64,
-    int: u64,
+    /// The page-ready vector: all `MSR_KVM_ASYNC_PF_INT` holds (other bits are refused), so
+    /// also what that MSR reads back.
     vector: Option<u8>,
     /// The area's guest-physical address while async PF is on.
     area: Option<u64>,
@@ -111,19 +112,18 @@ pub struct VcpuApf {
 struct FaultyHost {
     asked: Injections,
     applied: BTreeMap<Inject, u64>,
-    duplicate: Every,
-    unknown: Every,
-    drop: Every,
-    reorder: Every,
-    wake_all: Every,
-    reset: Every,
+    /// The events each injection picks from, counted by kind (one kind per injection).
+    seen: BTreeMap<Inject, Every>,
 }
 
 impl FaultyHost {
-    /// Whether `inject` applies to this event of `every`'s kind, counting it if so.
-    fn apply(&mut self, inject: Inject, every: impl FnOnce(&mut Self) -> &mut Every) -> bool {
-        let asked = self.asked.clone();
-        let applies = every(self).next(inject, &asked);
+    /// Whether `inject` applies to this event of its kind, counting it if so.
+    fn apply(&mut self, inject: Inject) -> bool {
+        let applies = self
+            .seen
+            .entry(inject)
+            .or_default()
+            .next(inject, &self.asked);
         if applies {
             *self.applied.entry(inject).or_default() += 1;
         }
@@ -149,7 +149,6 @@ impl VcpuApf {
         VcpuApf {
             tokens: Tokens::new(vcpu_id),
             en: 0,
-            int: 0,
             vector: None,
             area: None,
             kick: None,
@@ -243,10 +242,10 @@ impl VcpuApf {
         debug_assert!(self.area.is_some(), "async PF is off");
         let token = self.tokens.next();
         self.outstanding.push((token, gpa_page));
-        if self.faulty.apply(Inject::WakeAll, |f| &mut f.wake_all) {
+        if self.faulty.apply(Inject::WakeAll) {
             self.ready.push_back(BROADCAST);
         }
-        if self.faulty.apply(Inject::DisableReenable, |f| &mut f.reset) {
+        if self.faulty.apply(Inject::DisableReenable) {
             // Forgotten, as by a host reset; enabling again after it sends the broadcast.
             self.outstanding.clear();
             self.ready.clear();
@@ -261,21 +260,21 @@ impl VcpuApf {
         if self.stay_sync.is_some_and(|(page, _)| page == gpa_page) {
             self.stay_sync = None;
         }
-        let (arrived, waiting) = self
+        // In place: `outstanding` keeps its buffer, and only arrivals are collected.
+        let arrived: Vec<_> = self
             .outstanding
-            .drain(..)
-            .partition(|&(_, page)| page == gpa_page);
-        self.outstanding = waiting;
+            .extract_if(.., |(_, page)| *page == gpa_page)
+            .collect();
         let held = self.held.take();
         let mut readied = 0;
         for (token, _) in arrived {
-            if self.faulty.apply(Inject::DropReady, |f| &mut f.drop) {
+            if self.faulty.apply(Inject::DropReady) {
                 continue;
             }
             // Held only while another page is still coming, whose arrival releases it.
             if self.held.is_none()
                 && !self.outstanding.is_empty()
-                && self.faulty.apply(Inject::Reorder, |f| &mut f.reorder)
+                && self.faulty.apply(Inject::Reorder)
             {
                 self.held = Some(token);
                 continue;
@@ -296,7 +295,7 @@ impl VcpuApf {
         if self.ready_unacked || !slot_free || self.area.is_none() || self.ready.is_empty() {
             return None;
         }
-        let token = if self.faulty.apply(Inject::UnknownToken, |f| &mut f.unknown) {
+        let token = if self.faulty.apply(Inject::UnknownToken) {
             UNKNOWN_TOKEN
         } else {
             self.ready.pop_front()?
@@ -316,7 +315,6 @@ impl VcpuApf {
         match index {
             MSR_KVM_ASYNC_PF_INT => {
                 self.vector = Some(msr::check_vector(value)?);
-                self.int = value;
                 Ok(MsrEffect::None)
             }
             MSR_KVM_ASYNC_PF_EN => {
@@ -349,9 +347,7 @@ impl VcpuApf {
                 self.ready_unacked = false;
                 if let Some(token) = self.last_ready.take()
                     && token != BROADCAST
-                    && self
-                        .faulty
-                        .apply(Inject::DuplicateReady, |f| &mut f.duplicate)
+                    && self.faulty.apply(Inject::DuplicateReady)
                 {
                     self.ready.push_front(token);
                 }
@@ -365,7 +361,7 @@ impl VcpuApf {
     pub fn read_msr(&self, index: u32) -> u64 {
         match index {
             MSR_KVM_ASYNC_PF_EN => self.en,
-            MSR_KVM_ASYNC_PF_INT => self.int,
+            MSR_KVM_ASYNC_PF_INT => self.vector.map_or(0, u64::from),
             _ => 0,
         }
     }
