@@ -36,6 +36,15 @@ pub fn value_parser() -> impl TypedValueParser<Value = Inject> {
 /// The set asked for.
 pub type Injections = BTreeSet<Inject>;
 
+/// `injects` as `--inject` and the EL2 host's `inject=` take them: `name,name,...`.
+pub fn names<'a>(injects: impl IntoIterator<Item = &'a Inject>) -> String {
+    injects
+        .into_iter()
+        .map(|inject| inject.name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// How often each fault was applied, as a host reports it (`injected_faults`).
 pub type Applied = BTreeMap<Inject, u64>;
 

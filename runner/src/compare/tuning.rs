@@ -60,11 +60,10 @@ impl Tuning {
     }
 
     /// The `--inject` list for a run in `mode`.
-    fn injections(&self, mode: Mode) -> Vec<&'static str> {
+    fn injections(&self, mode: Mode) -> Vec<&Inject> {
         self.inject
             .iter()
             .filter(|i| mode.is_our_host() || !i.needs_userspace_apf())
-            .map(|i| i.name())
             .collect()
     }
 
@@ -84,7 +83,7 @@ impl Tuning {
         let inject = self.injections(mode);
         if !inject.is_empty() {
             args.push("--inject".to_owned());
-            args.push(inject.join(","));
+            args.push(inject::names(inject));
         }
         args
     }
@@ -104,8 +103,8 @@ impl Tuning {
             .async_threshold
             .map(|t| format!(", async threshold {}", format_fine_duration(t)));
         let readahead = self.readahead.map(|n| format!(", readahead {n} page(s)"));
-        let inject: Vec<_> = self.inject.iter().map(|i| i.name()).collect();
-        let inject = (!inject.is_empty()).then(|| format!(", injecting {}", inject.join(",")));
+        let inject = (!self.inject.is_empty())
+            .then(|| format!(", injecting {}", inject::names(&self.inject)));
         threshold.unwrap_or_default() + &readahead.unwrap_or_default() + &inject.unwrap_or_default()
     }
 }

@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::apf::ApfMode;
-use crate::inject::Injections;
+use crate::inject::{self, Injections};
 use crate::lazy::LazyConfig;
 
 pub use super::aarch64::QEMU;
@@ -59,8 +59,7 @@ fn host_words(invocation: &Invocation<'_>) -> Vec<String> {
         None => words.push("lazy=none".to_owned()),
     }
     if !invocation.inject.is_empty() {
-        let names: Vec<_> = invocation.inject.iter().map(|i| i.name()).collect();
-        words.push(format!("inject={}", names.join(",")));
+        words.push(format!("inject={}", inject::names(invocation.inject)));
     }
     words
 }
