@@ -29,6 +29,10 @@ pub enum Command {
     /// Run a scenario with async PF off and on under lazy memory, repeated, and report
     /// makespans and speedups (table, --json, --svg).
     Compare(crate::compare::CompareArgs),
+    /// Boot the x86_64 guest in QEMU/KVM, migrate it with post-copy to a second QEMU while its
+    /// workload waits, and exit with its status on the destination (124: timed out, 125:
+    /// runner or migration error).
+    Migrate(crate::migrate::MigrateArgs),
     /// Boot a guest kernel as `run` does and, if it exits with status 0, save its RAM to a
     /// snapshot file that `run --restore` serves lazy pages from.
     Snapshot(SnapshotArgs),

@@ -10,6 +10,7 @@ mod guest_build;
 mod guest_cmdline;
 mod inject;
 mod lazy;
+mod migrate;
 mod outcome;
 mod qemu;
 mod run;
@@ -38,6 +39,10 @@ fn main() -> ExitCode {
         },
         Command::Compare(args) => match compare::compare(args) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        },
+        Command::Migrate(args) => match migrate::migrate(args) {
+            Ok(report) => report.run.outcome.into_exit_code(),
             Err(error) => fail(&error),
         },
         Command::Snapshot(args) => match run::snapshot(args) {

@@ -39,6 +39,8 @@ pub enum Error {
     MemNotPageMultiple { size: u64 },
     #[error("the timeout must be longer than zero")]
     ZeroTimeout,
+    #[error("a bandwidth must be at least 1 byte per second (leave it out for no limit)")]
+    ZeroBandwidth,
 }
 
 /// Splits `value` into its leading decimal number and the unit that follows.
@@ -54,9 +56,8 @@ fn split_number(value: &str) -> Result<(u64, &str), Error> {
     Ok((number, unit))
 }
 
-/// Parses a guest RAM size: plain bytes or a number with a `K`, `M` or `G` suffix (binary
-/// units, either case).
-pub fn parse_mem_size(value: &str) -> Result<u64, Error> {
+/// Parses plain bytes or a number with a `K`, `M` or `G` suffix (binary units, either case).
+fn parse_bytes(value: &str) -> Result<u64, Error> {
     let (number, unit) = split_number(value)?;
     let scale = match unit {
         "" => 1,
@@ -71,9 +72,15 @@ pub fn parse_mem_size(value: &str) -> Result<u64, Error> {
             });
         }
     };
-    let size = number
+    number
         .checked_mul(scale)
-        .ok_or_else(|| Error::Overflow(value.to_owned()))?;
+        .ok_or_else(|| Error::Overflow(value.to_owned()))
+}
+
+/// Parses a guest RAM size: plain bytes or a number with a `K`, `M` or `G` suffix (binary
+/// units, either case).
+pub fn parse_mem_size(value: &str) -> Result<u64, Error> {
+    let size = parse_bytes(value)?;
     if !(MEM_MIN..=MEM_MAX).contains(&size) {
         return Err(Error::MemOutOfRange { size });
     }
@@ -81,6 +88,14 @@ pub fn parse_mem_size(value: &str) -> Result<u64, Error> {
         return Err(Error::MemNotPageMultiple { size });
     }
     Ok(size)
+}
+
+/// Parses a bandwidth in bytes per second, written as a size (`8M` is 8 MiB/s); at least 1.
+pub fn parse_bandwidth(value: &str) -> Result<u64, Error> {
+    match parse_bytes(value)? {
+        0 => Err(Error::ZeroBandwidth),
+        rate => Ok(rate),
+    }
 }
 
 /// A unit a duration may be typed in.
@@ -191,6 +206,19 @@ pub fn format_fine_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bandwidths_are_sizes_per_second() {
+        assert_eq!(parse_bandwidth("8M"), Ok(8 << 20));
+        assert_eq!(parse_bandwidth("1500"), Ok(1500));
+        assert_eq!(parse_bandwidth("1g"), Ok(1 << 30));
+        assert_eq!(parse_bandwidth("0"), Err(Error::ZeroBandwidth));
+        assert!(matches!(
+            parse_bandwidth("8MB"),
+            Err(Error::UnknownUnit { .. })
+        ));
+        assert!(matches!(parse_bandwidth("fast"), Err(Error::NoNumber(_))));
+    }
 
     #[test]
     fn mem_sizes_with_units() {

@@ -24,6 +24,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+use crate::cli::VmmKind;
 use crate::guest_arch::GuestArch;
 use crate::lazy::{LatencyModel, MAX_FETCHERS};
 use crate::qemu::{EL2_GUEST_MIB, EL2_MEM_SIZE};
@@ -47,6 +48,11 @@ const WORKLOAD_BASE_MIB: u64 = 64;
 const SLACK_MIB: u64 = 16;
 const MAX_MEM_MIB: u64 = 3 << 10;
 const PAGE: u64 = 4096;
+/// `--bandwidth`'s default under `--vmm qemu`: 1 MiB/s of background transfer is 256 pages
+/// a second, well below the rate at which the workloads touch pages at 10 ms and faster
+/// (every memory task waits for one page at a time), so the pages they touch are mostly
+/// requested, which is what the comparison is about.
+const DEFAULT_BANDWIDTH: u64 = 1 << 20;
 
 /// `runner compare` arguments (the names are a contract with the README and the issues).
 #[derive(Debug, Args)]
@@ -54,6 +60,17 @@ pub struct CompareArgs {
     /// Guest architecture.
     #[arg(long, value_enum, default_value = "x86_64")]
     pub arch: GuestArch,
+    /// Where the lazy memory comes from: `builtin` (our VMM's userfaultfd, x86_64), `el2`
+    /// (our arm64 EL2 host, aarch64) or `qemu` (x86_64: every run is a real post-copy
+    /// migration between two QEMU/KVM, `runner migrate`, with --latency on each page
+    /// request; modes off and kvm) [default: builtin on x86_64, el2 on aarch64].
+    #[arg(long, value_enum)]
+    pub vmm: Option<VmmKind>,
+    /// With --vmm qemu: QEMU's background transfer bandwidth during post-copy (`runner
+    /// migrate --bandwidth`), as a size per second [default: 1M, so that nearly every page
+    /// the workload touches is requested rather than pushed].
+    #[arg(long, value_name = "RATE", value_parser = units::parse_bandwidth)]
+    pub bandwidth: Option<u64>,
     /// `seed` (one CPU and one memory task), `mlp:K` (K memory tasks), `cpu` or `mem`; a list
     /// `mlp:K1,K2,...` is an MLP sweep: one comparison per k at one --latency, then tables of
     /// throughput and faults in flight by k and mode; --svg draws throughput against k.
@@ -121,6 +138,33 @@ pub struct CompareArgs {
 impl CompareArgs {
     /// Combinations clap cannot see, refused before anything runs.
     fn check(&self, modes: &[Mode]) -> Result<(), String> {
+        let vmm = self.vmm();
+        if !supported_vmms(self.arch).contains(&vmm) {
+            return Err(format!(
+                "--vmm {} has no lazy memory for {} (use {})",
+                vmm_name(vmm),
+                self.arch.name(),
+                supported_vmms(self.arch)
+                    .iter()
+                    .map(|&v| vmm_name(v))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+        }
+        if vmm == VmmKind::Qemu {
+            let builtin_only = [
+                (self.fetchers.is_some(), "--fetchers"),
+                (self.tuning.readahead.is_some(), "--readahead"),
+                (!self.tuning.inject.is_empty(), "--inject"),
+            ];
+            if let Some((_, option)) = builtin_only.iter().find(|(given, _)| *given) {
+                return Err(format!(
+                    "{option} is our VMM's: under --vmm qemu, QEMU serves the pages"
+                ));
+            }
+        } else if self.bandwidth.is_some() {
+            return Err("--bandwidth is the post-copy migration's (--vmm qemu)".to_owned());
+        }
         if self.scenario.0.len() > 1 && !self.latency_sweep.is_empty() {
             return Err(format!(
                 "an MLP sweep (--scenario {}) runs at one --latency; \
@@ -142,10 +186,20 @@ impl CompareArgs {
         self.tuning.check(modes)
     }
 
+    /// `--vmm`, or the one with lazy memory for `--arch`.
+    fn vmm(&self) -> VmmKind {
+        self.vmm.unwrap_or(supported_vmms(self.arch)[0])
+    }
+
+    /// `--bandwidth` with its default, for migrations.
+    fn bandwidth(&self) -> Option<u64> {
+        (self.vmm() == VmmKind::Qemu).then_some(self.bandwidth.unwrap_or(DEFAULT_BANDWIDTH))
+    }
+
     /// `--fetchers`, or its default for `scenario` (a knob of the x86 VMM's lazy memory; the
-    /// EL2 host has none).
+    /// EL2 host has none, and under QEMU the shaper delays every request on its own).
     fn fetchers_for(&self, scenario: Scenario) -> u8 {
-        if self.arch == GuestArch::Aarch64 {
+        if self.vmm() != VmmKind::Builtin {
             return 1;
         }
         self.fetchers.unwrap_or(match scenario {
@@ -172,10 +226,14 @@ impl CompareArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("mode {mode} is not available for {arch} in this build (available: {available})")]
+    #[error(
+        "mode {mode} is not available for {arch} with --vmm {vmm} in this build (available: \
+         {available})"
+    )]
     ModeNotAvailable {
         mode: Mode,
         arch: &'static str,
+        vmm: &'static str,
         available: String,
     },
     #[error("{scenario} with {pages} pages needs {mib} MiB of guest RAM, more than {limit}")]
@@ -299,7 +357,11 @@ fn runs_per_point(args: &CompareArgs, scenario: Scenario, modes: usize) -> u64 {
 
 /// The requested modes, or by default every mode the architecture supports.
 fn modes(args: &CompareArgs) -> Result<Vec<Mode>, Error> {
-    let available = Mode::supported(args.arch);
+    // A QEMU destination serves post-copy faults through KVM alone.
+    let available = match args.vmm() {
+        VmmKind::Qemu => &[Mode::Off, Mode::Kvm],
+        VmmKind::Builtin | VmmKind::El2 => Mode::supported(args.arch),
+    };
     if args.modes.is_empty() {
         return Ok(available.to_vec());
     }
@@ -309,6 +371,7 @@ fn modes(args: &CompareArgs) -> Result<Vec<Mode>, Error> {
         return Err(Error::ModeNotAvailable {
             mode,
             arch: args.arch.name(),
+            vmm: vmm_name(args.vmm()),
             available: available
                 .iter()
                 .map(Mode::to_string)
@@ -411,6 +474,8 @@ impl Runner<'_> {
             latency: self.latency.to_string(),
             latency_mean_ns: u64::try_from(mean.as_nanos()).unwrap_or(u64::MAX),
             arch: args.arch,
+            vmm: vmm_name(args.vmm()),
+            bandwidth: args.bandwidth(),
             fetchers: args.fetchers_for(scenario),
             seed: args.seed,
             tuning: args.tuning.clone(),
@@ -489,17 +554,30 @@ impl Runner<'_> {
             source,
         })?;
         let mem_mib = mem_mib(args.arch, scenario, size.pages)?;
+        let vmm = args.vmm();
         let mut command = Command::new(exe);
+        match vmm {
+            VmmKind::Qemu => command.arg("migrate"),
+            VmmKind::Builtin | VmmKind::El2 => {
+                command
+                    .arg("run")
+                    .args(["--vmm", vmm_name(vmm), "--arch", args.arch.name()])
+            }
+        };
         command
-            .arg("run")
-            .args(["--vmm", lazy_vmm(args.arch), "--arch", args.arch.name()])
             .arg("--kernel")
             .arg(&self.kernel)
             .arg("--timeout")
             .arg(format!("{}ms", args.timeout.as_millis()))
             .args(["--latency", &self.latency.to_string()])
             .args(["--seed", &args.seed.to_string()]);
+        if let Some(bandwidth) = args.bandwidth() {
+            command.args(["--bandwidth", &bandwidth.to_string()]);
+        }
         match args.arch {
+            GuestArch::X86_64 if vmm == VmmKind::Qemu => {
+                command.args(["--mem", &format!("{mem_mib}M")])
+            }
             GuestArch::X86_64 => command
                 .args(["--mem", &format!("{mem_mib}M")])
                 .args(["--fetchers", &args.fetchers_for(scenario).to_string()]),
@@ -511,25 +589,40 @@ impl Runner<'_> {
             .arg("--report")
             .arg(report)
             .arg("--")
-            .args(guest_words(scenario, size, args.seed));
+            .args(guest_words(scenario, size, args.seed, vmm));
         Ok(command)
     }
 }
 
-/// The `--vmm` with lazy memory for `arch`: our KVM VMM on x86_64, the EL2 host in QEMU on
-/// aarch64. Every arch has one, so `compare` runs on each.
-fn lazy_vmm(arch: GuestArch) -> &'static str {
+/// The `--vmm`s with lazy memory for `arch`, the default first: our KVM VMM or a post-copy
+/// migration between QEMUs on x86_64, the EL2 host in QEMU on aarch64. Every arch has one,
+/// so `compare` runs on each.
+fn supported_vmms(arch: GuestArch) -> &'static [VmmKind] {
     match arch {
-        GuestArch::X86_64 => "builtin",
-        GuestArch::Aarch64 => "el2",
+        GuestArch::X86_64 => &[VmmKind::Builtin, VmmKind::Qemu],
+        GuestArch::Aarch64 => &[VmmKind::El2],
     }
 }
 
-/// The guest command line of one run (the async PF mode is added by `runner run --apf`).
-fn guest_words(scenario: Scenario, size: Size, seed: u64) -> Vec<String> {
+fn vmm_name(vmm: VmmKind) -> &'static str {
+    match vmm {
+        VmmKind::Builtin => "builtin",
+        VmmKind::Qemu => "qemu",
+        VmmKind::El2 => "el2",
+    }
+}
+
+/// The guest command line of one run (the async PF mode is added by `runner run --apf` or
+/// `runner migrate --apf`). Under a migration the guest writes its pages itself: QEMU has
+/// no page source.
+fn guest_words(scenario: Scenario, size: Size, seed: u64, vmm: VmmKind) -> Vec<String> {
+    let source = match vmm {
+        VmmKind::Qemu => "source=guest",
+        VmmKind::Builtin | VmmKind::El2 => "source=host",
+    };
     let mut words = vec![
         format!("scenario={scenario}"),
-        "source=host".to_owned(),
+        source.to_owned(),
         format!("seed={seed}"),
         format!("pages={}", size.pages),
     ];
@@ -642,7 +735,7 @@ mod tests {
             cpu_rounds: 1000,
         };
         assert_eq!(
-            guest_words(Scenario::Seed, size, 7),
+            guest_words(Scenario::Seed, size, 7, VmmKind::Builtin),
             [
                 "scenario=seed",
                 "source=host",
@@ -652,8 +745,43 @@ mod tests {
             ]
         );
         assert_eq!(
-            guest_words(Scenario::Mlp(4), size, 7),
+            guest_words(Scenario::Mlp(4), size, 7, VmmKind::Builtin),
             ["scenario=mlp:4", "source=host", "seed=7", "pages=60"]
+        );
+    }
+
+    #[test]
+    fn a_migration_comparison_takes_its_own_options_and_modes() {
+        let args = parse(&["--vmm", "qemu", "--bandwidth", "4M"]).unwrap();
+        assert_eq!(modes(&args).unwrap(), [Mode::Off, Mode::Kvm]);
+        assert_eq!(args.check(&[Mode::Off, Mode::Kvm]), Ok(()));
+        assert_eq!(args.bandwidth(), Some(4 << 20));
+        assert_eq!(args.fetchers_for(Scenario::Mlp(8)), 1);
+        assert_eq!(
+            parse(&["--vmm", "qemu"]).unwrap().bandwidth(),
+            Some(DEFAULT_BANDWIDTH)
+        );
+        assert_eq!(parse(&[]).unwrap().bandwidth(), None);
+        let vmm = parse(&["--vmm", "qemu", "--modes", "off,vmm"]).unwrap();
+        let error = modes(&vmm).unwrap_err().to_string();
+        assert!(error.contains("--vmm qemu"), "{error}");
+        for (bad, says) in [
+            (&["--vmm", "qemu", "--fetchers", "2"][..], "--fetchers"),
+            (&["--vmm", "qemu", "--readahead", "2"], "--readahead"),
+            (&["--bandwidth", "1M"], "--bandwidth"),
+            (&["--arch", "aarch64", "--vmm", "qemu"], "--vmm qemu"),
+            (&["--vmm", "el2"], "--vmm el2"),
+        ] {
+            let error = parse(bad).unwrap().check(&[Mode::Off]).unwrap_err();
+            assert!(error.contains(says), "{bad:?}: {error}");
+        }
+        let size = Size {
+            pages: 8,
+            cpu_rounds: 10,
+        };
+        assert_eq!(
+            guest_words(Scenario::Mem, size, 3, VmmKind::Qemu),
+            ["scenario=mem", "source=guest", "seed=3", "pages=8"]
         );
     }
 

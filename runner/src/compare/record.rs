@@ -40,6 +40,42 @@ pub struct RunRecord {
     /// Our async PF host's counters: the VMM's (modes `vmm` and `adaptive`) or the EL2
     /// host's (mode `el2`).
     pub user_apf: Option<UserApf>,
+    /// The post-copy migration the run went through (`compare --vmm qemu`).
+    pub migration: Option<Migration>,
+}
+
+/// What `runner migrate` reported of its migration (its report's `migration` object); the
+/// whole object is kept for `compare --json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Migration {
+    /// Pages the destination asked the source for: the faults post-copy served on demand.
+    pub postcopy_requests: u64,
+    /// From `migrate` to completion.
+    pub total_ms: u64,
+    /// The guest's pause at the switch (source STOP to destination RESUME).
+    pub switchover_us: u64,
+    /// The destination's vCPUs' time blocked on missing pages.
+    pub blocktime_ms: u64,
+    pub raw: Value,
+}
+
+impl Migration {
+    fn parse(report: &Value) -> Result<Option<Self>, Error> {
+        let raw = &report["migration"];
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let count = |key: &'static str, path: &'static str| {
+            raw[key].as_u64().ok_or(Error::ReportMissing(path))
+        };
+        Ok(Some(Migration {
+            postcopy_requests: count("postcopy_requests", "migration.postcopy_requests")?,
+            total_ms: count("total_time_ms", "migration.total_time_ms")?,
+            switchover_us: count("switchover_us", "migration.switchover_us")?,
+            blocktime_ms: count("blocktime_ms", "migration.blocktime_ms")?,
+            raw: raw.clone(),
+        }))
+    }
 }
 
 /// From the lazy memory report.
@@ -153,10 +189,13 @@ pub fn parse(console: &str, report: &Value) -> Result<RunRecord, Error> {
             .ok_or(Error::ReportMissing(path))
     };
     let user_apf = UserApf::parse(report, Host::Vmm).or_else(|| UserApf::parse(report, Host::El2));
-    // Without a lazy memory report, the EL2 host's count (each lazy page it served went
-    // synchronously or as not-present), and without that (the guest never enabled async PF,
-    // so the host printed none) the guest's touched pages: each was served once.
+    let migration = Migration::parse(report)?;
+    // Through a migration, the pages post-copy requested. Without a lazy memory report, the
+    // EL2 host's count (each lazy page it served went synchronously or as not-present), and
+    // without that (the guest never enabled async PF, so the host printed none) the guest's
+    // touched pages: each was served once.
     let faults_served = match (&report["lazy"], &user_apf) {
+        _ if let Some(migration) = &migration => migration.postcopy_requests,
         (Value::Null, Some(el2)) if el2.host == Host::El2 => el2.injected + el2.sync,
         (Value::Null, _) => count("pages_touched")?,
         _ => lazy("served_pages", "lazy.served_pages")?,
@@ -177,6 +216,7 @@ pub fn parse(console: &str, report: &Value) -> Result<RunRecord, Error> {
         apf_not_present: result["apf"]["not_present"].as_u64().unwrap_or(0),
         apf_ready: result["apf"]["ready"].as_u64().unwrap_or(0),
         user_apf,
+        migration,
         tasks,
     })
 }
@@ -250,6 +290,7 @@ impl RunRecord {
             "apf_ready": self.apf_ready,
             "user_apf": self.host_counts(Host::Vmm),
             "el2_host": self.host_counts(Host::El2),
+            "migration": self.migration.as_ref().map(|m| &m.raw),
         })
     }
 }
@@ -289,6 +330,31 @@ RESULT {"scenario":"seed","tasks":[{"name":"cpu","status":0,"dispatches":3,"star
 
     fn lazy_report() -> Value {
         json!({"lazy": {"served_pages": 64, "max_in_flight": 3, "total_wait_ns": 16000}})
+    }
+
+    #[test]
+    fn a_migration_run_counts_post_copy_requests_as_its_faults() {
+        let report = json!({"lazy": null, "migration": {"postcopy_requests": 50,
+            "total_time_ms": 900, "switchover_us": 21000, "blocktime_ms": 400,
+            "downtime_ms": 880}});
+        let r = parse(CONSOLE, &report).unwrap();
+        let migration = r.migration.as_ref().expect("a migration");
+        assert_eq!(
+            (
+                migration.postcopy_requests,
+                migration.total_ms,
+                migration.switchover_us
+            ),
+            (50, 900, 21000)
+        );
+        assert_eq!(r.faults_served, 50);
+        assert_eq!(r.in_flight, None);
+        assert_eq!(r.to_json()["migration"]["downtime_ms"], 880);
+        let incomplete = json!({"migration": {"postcopy_requests": 50}});
+        assert_eq!(
+            parse(CONSOLE, &incomplete),
+            Err(Error::ReportMissing("migration.total_time_ms"))
+        );
     }
 
     #[test]

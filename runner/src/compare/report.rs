@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::mode::Mode;
 use super::plot;
-use super::record::{RunRecord, UserApf};
+use super::record::{Migration, RunRecord, UserApf};
 use super::scenario::Scenario;
 use super::sizing::Size;
 use super::stats::{self, Summary, speedup};
@@ -45,6 +45,10 @@ pub struct Comparison {
     /// The latency model's mean, where a sweep places this comparison.
     pub latency_mean_ns: u64,
     pub arch: GuestArch,
+    /// `--vmm` of the runs: builtin, el2 or qemu (through a post-copy migration).
+    pub vmm: &'static str,
+    /// `--bandwidth` of the migrations (qemu), bytes per second.
+    pub bandwidth: Option<u64>,
     pub fetchers: u8,
     pub seed: u64,
     pub tuning: Tuning,
@@ -67,6 +71,16 @@ pub struct ModeSummary {
     pub in_flight: Option<(u64, f64)>,
     /// Our VMM's "page not present" and "page ready" events and synchronous faults.
     pub user_apf: Option<UserApfCounts>,
+    /// Medians of the runs' post-copy migrations (`--vmm qemu`).
+    pub migration: Option<MigrationCounts>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrationCounts {
+    pub postcopy_requests: u64,
+    pub switchover_us: u64,
+    pub total_ms: u64,
+    pub blocktime_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,8 +114,29 @@ impl ModeSummary {
         )
     }
 
+    pub fn migration_cell(&self) -> String {
+        self.migration.map_or_else(
+            || "-".to_owned(),
+            |m| {
+                format!(
+                    "{} / {:.1} / {} / {}",
+                    m.postcopy_requests,
+                    m.switchover_us as f64 / 1e3,
+                    m.total_ms,
+                    m.blocktime_ms
+                )
+            },
+        )
+    }
+
     fn to_json(&self) -> Value {
         json!({
+            "migration": self.migration.map(|m| json!({
+                "postcopy_requests": m.postcopy_requests,
+                "switchover_us": m.switchover_us,
+                "total_ms": m.total_ms,
+                "blocktime_ms": m.blocktime_ms,
+            })),
             "makespan_ns": {
                 "min": self.makespan.min,
                 "median": self.makespan.median,
@@ -125,6 +160,7 @@ impl ModeSummary {
 pub const THROUGHPUT_HEADER: &str = "faults/s";
 pub const IN_FLIGHT_HEADER: &str = "in flight max / mean";
 pub const USER_APF_HEADER: &str = "vmm apf injected / ready / sync";
+pub const MIGRATION_HEADER: &str = "post-copy requests / switch ms / total ms / blocked ms";
 
 /// Milliseconds with one decimal, from nanoseconds.
 pub fn ms(ns: u64) -> String {
@@ -178,7 +214,27 @@ impl Comparison {
                 .unwrap_or(0.0),
             in_flight: max_in_flight.zip(mean_in_flight),
             user_apf: self.user_apf_counts(mode),
+            migration: self.migration_counts(mode),
         })
+    }
+
+    /// Medians of the post-copy migrations of `mode`'s runs, if they went through one.
+    fn migration_counts(&self, mode: Mode) -> Option<MigrationCounts> {
+        let median = |value: fn(&Migration) -> u64| {
+            self.summary(mode, |r| r.migration.as_ref().map(value))
+                .map(|s| s.median)
+        };
+        Some(MigrationCounts {
+            postcopy_requests: median(|m| m.postcopy_requests)?,
+            switchover_us: median(|m| m.switchover_us)?,
+            total_ms: median(|m| m.total_ms)?,
+            blocktime_ms: median(|m| m.blocktime_ms)?,
+        })
+    }
+
+    /// Whether the runs went through a post-copy migration (worth a column).
+    pub fn has_migration(&self) -> bool {
+        self.runs.iter().any(|(_, _, r)| r.migration.is_some())
     }
 
     /// Medians of our VMM's async PF counters over `mode`'s runs that reported them.
@@ -247,6 +303,10 @@ impl Comparison {
         if user_apf {
             headers.push(USER_APF_HEADER);
         }
+        let migration = self.has_migration();
+        if migration {
+            headers.push(MIGRATION_HEADER);
+        }
         headers.push("speedup");
         let mut table = Table::new(title, &headers);
         for mode in self.modes() {
@@ -276,6 +336,9 @@ impl Comparison {
             ];
             if user_apf {
                 row.push(summary.user_apf_cell());
+            }
+            if migration {
+                row.push(summary.migration_cell());
             }
             row.push(summary.speedup_cell());
             table.row(row);
@@ -307,6 +370,8 @@ impl Comparison {
             "scenario": self.scenario.to_string(),
             "latency": self.latency,
             "arch": self.arch.name(),
+            "vmm": self.vmm,
+            "bandwidth": self.bandwidth,
             "fetchers": self.fetchers,
             "seed": self.seed,
             "pages": self.size.pages,
@@ -391,6 +456,7 @@ pub(super) mod test_support {
             apf_not_present: 0,
             apf_ready: 0,
             user_apf: None,
+            migration: None,
         }
     }
 
@@ -400,6 +466,8 @@ pub(super) mod test_support {
             latency: "fixed:10ms".to_owned(),
             latency_mean_ns: 10_000_000,
             arch: GuestArch::X86_64,
+            vmm: "builtin",
+            bandwidth: None,
             fetchers: 1,
             seed: 1,
             tuning: Tuning::default(),

@@ -28,12 +28,18 @@ impl Accel {
         }
     }
 
-    fn cpu_model(self) -> &'static str {
-        match self {
+    /// The CPU model. `tsc_khz` pins the TSC frequency: QEMU refuses to migrate a guest
+    /// with `+invtsc` unless it is set, since the destination must give the same rate.
+    fn cpu_model(self, tsc_khz: Option<u32>) -> String {
+        match (self, tsc_khz) {
             // +invtsc lets QEMU fill the timing leaf (vmware-cpuid-freq), so the guest need
             // not measure its TSC against the PIT.
-            Accel::Kvm => "host,-arch-capabilities,+invtsc,vmware-cpuid-freq=on",
-            Accel::Tcg => "max",
+            (Accel::Kvm, None) => "host,-arch-capabilities,+invtsc,vmware-cpuid-freq=on".to_owned(),
+            (Accel::Kvm, Some(khz)) => format!(
+                "host,-arch-capabilities,+invtsc,tsc-frequency={},vmware-cpuid-freq=on",
+                u64::from(khz) * 1000
+            ),
+            (Accel::Tcg, _) => "max".to_owned(),
         }
     }
 }
@@ -47,6 +53,8 @@ pub struct Invocation<'a> {
     pub cmdline: &'a str,
     /// Async PF CPUID properties (KVM only: TCG's CPU has no KVM paravirtual features).
     pub apf: Option<ApfMode>,
+    /// The host's TSC frequency, for a guest that will migrate (see [`Accel::cpu_model`]).
+    pub tsc_khz: Option<u32>,
 }
 
 /// The arguments after the program name. Only the guest console reaches stdout: no display,
@@ -60,11 +68,10 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
     let memory = format!("{}K", invocation.mem_size / KIB);
     let vcpus = invocation.vcpus.to_string();
     let apf_properties = invocation.apf.and_then(|mode| mode.qemu_cpu_properties());
+    let model = invocation.accel.cpu_model(invocation.tsc_khz);
     let cpu = match (invocation.accel, apf_properties) {
-        (Accel::Kvm, Some(properties)) => {
-            format!("{},{properties}", invocation.accel.cpu_model())
-        }
-        _ => invocation.accel.cpu_model().to_owned(),
+        (Accel::Kvm, Some(properties)) => format!("{model},{properties}"),
+        _ => model,
     };
     assemble(
         &[
@@ -158,6 +165,7 @@ mod tests {
             kernel: Path::new("/k/guest kernel"),
             cmdline,
             apf,
+            tsc_khz: None,
         }))
     }
 
@@ -203,6 +211,24 @@ mod tests {
         assert!(value_of(&off, "-cpu").ends_with("kvm-asyncpf=off,kvm-asyncpf-int=off"));
         let tcg = args_with_apf(Accel::Tcg, "", Some(ApfMode::Kvm));
         assert_eq!(value_of(&tcg, "-cpu"), "max");
+    }
+
+    #[test]
+    fn a_migrating_guest_gets_a_pinned_tsc_frequency() {
+        let args = strings(args(&Invocation {
+            accel: Accel::Kvm,
+            mem_size: 128 << 20,
+            vcpus: 1,
+            kernel: Path::new("/k"),
+            cmdline: "",
+            apf: Some(ApfMode::Kvm),
+            tsc_khz: Some(2_599_998),
+        }));
+        assert_eq!(
+            value_of(&args, "-cpu"),
+            "host,-arch-capabilities,+invtsc,tsc-frequency=2599998000,vmware-cpuid-freq=on,\
+             kvm-asyncpf=on,kvm-asyncpf-int=on"
+        );
     }
 
     #[test]

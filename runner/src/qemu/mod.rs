@@ -16,10 +16,12 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use argv::{Accel, Invocation};
+pub use argv::{Accel, Invocation, args as x86_64_argv};
 pub use el2::{GUEST_MIB as EL2_GUEST_MIB, MEM_SIZE as EL2_MEM_SIZE};
 pub use el2_stats::El2HostStats;
 use exit_status::NoExitStatus;
+pub use exit_status::guest_status;
+pub use output::forward_stderr;
 
 use crate::console::ConsoleSink;
 use crate::guest_arch::GuestArch;
@@ -27,7 +29,7 @@ use crate::outcome::GuestOutcome;
 use crate::vmm::VmConfig;
 use crate::vmm::arch::{KernelError, validate_kernel};
 
-const QEMU_X86_64: &str = "qemu-system-x86_64";
+pub const QEMU_X86_64: &str = "qemu-system-x86_64";
 const KVM_DEVICE: &str = "/dev/kvm";
 /// What QEMU exits with when it fails by itself; also what a guest exit status of 0 becomes.
 const QEMU_FAILURE_CODE: i32 = 1;
@@ -228,10 +230,11 @@ fn x86_64_args(config: &VmConfig<'_>) -> Result<Vec<std::ffi::OsString>, Error> 
         kernel: config.kernel,
         cmdline: config.cmdline,
         apf: config.apf,
+        tsc_khz: None,
     }))
 }
 
-fn kvm_usable() -> bool {
+pub fn kvm_usable() -> bool {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -240,7 +243,7 @@ fn kvm_usable() -> bool {
 }
 
 /// A pump's result; a pump that panicked passes its panic on.
-fn join<T>(thread: JoinHandle<T>) -> T {
+pub fn join<T>(thread: JoinHandle<T>) -> T {
     thread
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
