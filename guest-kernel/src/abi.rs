@@ -22,6 +22,10 @@ pub enum Syscall {
     Wake = 5,
     /// Record the calling task's [`TaskReport`] (arg 0 points to it) for the result line.
     Report = 6,
+    /// Wait at the migration gate (`hold=console`) until the host releases it; returns at
+    /// once without `hold=console` or once released. Workload tasks call it between writing
+    /// their pages and their timed phase.
+    Hold = 7,
 }
 
 /// What a workload task reports about its run, for the machine-readable result line.
@@ -49,6 +53,7 @@ impl Syscall {
             4 => Self::Park,
             5 => Self::Wake,
             6 => Self::Report,
+            7 => Self::Hold,
             _ => return None,
         })
     }
@@ -85,10 +90,11 @@ mod tests {
             Syscall::Park,
             Syscall::Wake,
             Syscall::Report,
+            Syscall::Hold,
         ] {
             assert_eq!(Syscall::from_raw(call as u64), Some(call));
         }
-        assert_eq!(Syscall::from_raw(7), None);
+        assert_eq!(Syscall::from_raw(8), None);
         assert_eq!(Syscall::from_raw(u64::MAX), None);
     }
 }

@@ -121,6 +121,10 @@ pub struct Config {
     /// Retry a task parked on async PF for this long without its page-ready
     /// (`apf-watchdog=MS`, see [`watchdog`]).
     pub apf_watchdog_ms: u64,
+    /// Workload tasks wait after writing their pages until a byte arrives on the console,
+    /// and the kernel waits for another after the result line (`hold=console`, see
+    /// [`crate::hold`]): the host migrates the guest in between.
+    pub hold: bool,
 }
 
 /// The wrong MSR write of `apf-test=`: does the host refuse it with #GP, as KVM does?
@@ -171,6 +175,7 @@ impl Default for Config {
             apf_test: None,
             apf_cycle: None,
             apf_watchdog_ms: watchdog::DEFAULT_TIMEOUT_MS,
+            hold: false,
         }
     }
 }
@@ -188,6 +193,9 @@ pub enum Error<'a> {
     UnknownApfTest(&'a str),
     /// An async PF option while async PF stays off.
     NeedsApf(&'static str),
+    UnknownHold(&'a str),
+    /// `hold=console` with a scenario that has no workload tasks to hold.
+    HoldNeedsWorkload,
     NotOnOff {
         key: &'a str,
         value: &'a str,
@@ -231,6 +239,13 @@ impl fmt::Display for Error<'_> {
                  value, decimal or 0x hex: a vector up to 255, above that reserved bits set)"
             ),
             Error::NeedsApf(key) => write!(f, "{key} needs apf=on"),
+            Error::UnknownHold(v) => write!(f, "hold={v}: expected console"),
+            Error::HoldNeedsWorkload => {
+                write!(
+                    f,
+                    "hold=console needs a workload scenario (cpu, mem, seed or mlp:K)"
+                )
+            }
             Error::UnknownPattern(p) => write!(
                 f,
                 "pattern={p}: expected seq, random or stride:N with N from 1 to {PAGES_MAX}"
@@ -268,6 +283,7 @@ const KEYS: &[&str] = &[
     "apf-test",
     "apf-cycle",
     "apf-watchdog",
+    "hold",
 ];
 
 /// Keys that only mean something with async PF on: given with `apf=off`, they are refused.
@@ -311,6 +327,12 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
             "apf-watchdog" => {
                 config.apf_watchdog_ms = number(key, value, watchdog::TIMEOUT_RANGE_MS)?
             }
+            "hold" => {
+                config.hold = match value {
+                    "console" => true,
+                    _ => return Err(Error::UnknownHold(value)),
+                }
+            }
             "source" => {
                 config.source = match value {
                     "host" => PageSource::Host,
@@ -327,6 +349,13 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
             }
             _ => unreachable!("every entry of KEYS is handled"),
         }
+    }
+    let workload = matches!(
+        config.scenario,
+        Scenario::Cpu | Scenario::Mem | Scenario::Seed | Scenario::Mlp(_)
+    );
+    if config.hold && !workload {
+        return Err(Error::HoldNeedsWorkload);
     }
     if !config.apf {
         let given = |key: &str| KEYS.iter().zip(seen).any(|(k, seen)| seen && *k == key);
@@ -362,6 +391,24 @@ mod tests {
     }
 
     #[test]
+    fn hold_is_for_workload_scenarios_only() {
+        for scenario in ["cpu", "mem", "seed", "mlp:4"] {
+            let line = alloc::format!("scenario={scenario} hold=console");
+            assert!(parse(&line).unwrap().hold, "{scenario}");
+        }
+        assert!(!parse("scenario=seed").unwrap().hold);
+        assert_eq!(parse("hold=console"), Err(Error::HoldNeedsWorkload), "demo");
+        assert_eq!(
+            parse("scenario=div0 hold=console"),
+            Err(Error::HoldNeedsWorkload)
+        );
+        assert_eq!(
+            parse("scenario=seed hold=serial"),
+            Err(Error::UnknownHold("serial"))
+        );
+    }
+
+    #[test]
     fn parses_every_key() {
         let c = parse(
             " scenario=div0  hz=250 primes=1000 cpu=5 pages=9 pattern=stride:4 seed=18446744073709551615 ",
@@ -382,6 +429,7 @@ mod tests {
                 apf_test: None,
                 apf_cycle: None,
                 apf_watchdog_ms: 1_000,
+                hold: false,
             }
         );
         assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);

@@ -26,6 +26,11 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Takes a byte the host sent to the console, if one has arrived (`hold=console`).
+pub fn try_receive() -> Option<u8> {
+    CONSOLE.lock().as_mut()?.try_receive()
+}
+
 /// Releases the lock when the kernel is dying, possibly while it held the lock.
 pub fn force_unlock() {
     if CONSOLE.is_locked() {

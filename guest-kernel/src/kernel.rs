@@ -17,6 +17,7 @@ use core::ops::Range;
 use guest_kernel::apf::{self, Outcome};
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::Config;
+use guest_kernel::hold::Hold;
 use guest_kernel::sched::{Scheduler, State, TaskId};
 use guest_kernel::watchdog::Watchdog;
 use spin::{Mutex, Once};
@@ -76,6 +77,8 @@ pub struct Kernel {
     pub apf: WaiterTable<TaskId>,
     /// Retries tasks parked on async PF whose page-ready is late (deadlines in TSC ticks).
     pub watchdog: Watchdog,
+    /// The migration gate of `hold=console` (times in ns).
+    pub hold: Hold,
 }
 
 /// How often `apf-cycle` turned async PF off, and how often back on.
@@ -88,6 +91,11 @@ pub struct Cycles {
 /// Scheduler keys of tasks parked by async PF: one per task, in a range tasks' own `park`
 /// calls cannot use, so the waiter table alone decides who waits for which token.
 const APF_KEY: u64 = 1 << 63;
+
+/// The scheduler key every task held at the migration gate parks on: in the range `park`
+/// refuses (the [`APF_KEY`] bit set), so only the host's byte wakes them, and no task's
+/// [`apf_key`] (task ids are far below 2^63 - 1).
+const HOLD_KEY: u64 = u64::MAX;
 
 fn apf_key(id: TaskId) -> u64 {
     APF_KEY | id as u64
@@ -171,6 +179,7 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
             }
             Syscall::Exit => {
                 k.sched.exit_current(args[0] as i64);
+                k.check_hold_ready();
                 0
             }
             Syscall::Write => k.write(args[0], args[1]),
@@ -185,6 +194,13 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
                 0
             }
             Syscall::Report => k.report(args[0]),
+            Syscall::Hold => {
+                if k.hold.arrive() {
+                    k.sched.park_current(HOLD_KEY);
+                    k.check_hold_ready();
+                }
+                0
+            }
         };
     });
     (result, next)
@@ -256,6 +272,37 @@ impl Kernel {
         });
     }
 
+    /// Says `hold: ready` (once) when every task that has not exited waits at the gate:
+    /// called when a task arrives there or exits, and counting tasks only while the gate
+    /// is still gathering.
+    fn check_hold_ready(&mut self) {
+        if !self.hold.gathering() {
+            return;
+        }
+        let live = self
+            .sched
+            .tasks()
+            .filter(|t| !matches!(t.state, State::Exited(_)))
+            .count();
+        if self
+            .hold
+            .check_ready(live, self.clock.ns(arch::timestamp()))
+        {
+            println!("hold: ready");
+        }
+    }
+
+    /// While the gate is ready: one look at the console's receive side; the host's byte
+    /// (consumed) releases every held task.
+    fn poll_hold(&mut self) {
+        if !self.hold.polling() || console::try_receive().is_none() {
+            return;
+        }
+        self.hold.release(self.clock.ns(arch::timestamp()));
+        self.sched.wake(HOLD_KEY);
+        println!("hold: released");
+    }
+
     /// `len` bytes at `ptr`, if they lie in memory a task may pass to the kernel.
     fn user_bytes(&self, ptr: u64, len: u64) -> Option<&[u8]> {
         let end = ptr.checked_add(len)?;
@@ -298,13 +345,14 @@ impl Kernel {
     }
 }
 
-/// Timer interrupt: preempts the running task and retries tasks parked on async PF for
-/// longer than the watchdog's timeout.
+/// Timer interrupt: preempts the running task, retries tasks parked on async PF for
+/// longer than the watchdog's timeout, and polls for the release of a ready gate.
 pub fn tick() -> Next {
     handle(|k| {
         k.ticks += 1;
         k.sched.tick();
         k.retry_late_waiters();
+        k.poll_hold();
     })
 }
 
@@ -330,6 +378,7 @@ pub fn task_fault(fault: Fault) -> Next {
             FaultAddress(fault.address)
         );
         k.sched.exit_current(abi::fault_status(fault.vector));
+        k.check_hold_ready();
     })
 }
 
@@ -353,9 +402,10 @@ pub fn next() -> Next {
 }
 
 /// Turns async PF off, prints each task's outcome and the machine-readable result line,
-/// then exits.
+/// then exits; with `hold=console`, only after the host's next byte, so it can finish the
+/// migration and read its statistics while the guest still runs.
 fn finish() -> ! {
-    let status = with(|k| {
+    let (status, hold) = with(|k| {
         if k.apf_state == apf::State::On {
             // KVM sends nothing after this. Nobody can still wait: a parked task cannot
             // have exited.
@@ -375,11 +425,19 @@ fn finish() -> ! {
             );
         }
         crate::report::result_line(k, end_ns);
-        if failed {
+        let status = if failed {
             ExitStatus::TaskFailed
         } else {
             ExitStatus::Success
-        }
+        };
+        (status, k.config.hold)
     });
+    if hold {
+        println!("hold: finished");
+        // Interrupts stay masked in the kernel: poll.
+        while console::try_receive().is_none() {
+            core::hint::spin_loop();
+        }
+    }
     arch::exit(status)
 }

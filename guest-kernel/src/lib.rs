@@ -11,6 +11,7 @@ pub mod apf;
 pub mod clock;
 pub mod cmdline;
 pub mod exit_status;
+pub mod hold;
 pub mod pvh;
 pub mod sched;
 pub mod user_arena;

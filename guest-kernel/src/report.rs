@@ -72,7 +72,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
          \"apf\":{{\"enabled\":{},\"state\":\"{}\",\"test\":{},\"not_present\":{},\"ready\":{},\
          \"wake_before_wait\":{},\"broadcasts\":{},\"unknown_tokens\":{},\"unclaimed\":{},\"full\":{},\
          \"max_parked\":{},\"disables\":{},\"reenables\":{},\"watchdog_ms\":{},\
-         \"watchdog_retries\":{}}}}}\n",
+         \"watchdog_retries\":{}}},\"hold\":{},\"held_ns\":{}}}\n",
         reports().map(|r| r.pages_touched).sum::<u64>(),
         reports().map(|r| r.pages_verified).sum::<u64>(),
         k.apf_state == State::On,
@@ -90,5 +90,7 @@ pub fn result_line(k: &Kernel, end_ns: u64) {
         k.apf_cycles.reenables,
         k.config.apf_watchdog_ms,
         k.watchdog.retries(),
+        JsonStr(k.config.hold.then_some("console")),
+        k.hold.held_ns(),
     );
 }

@@ -11,6 +11,7 @@ use apf_pv::waiters::WaiterTable;
 use guest_kernel::apf;
 use guest_kernel::clock::TscClock;
 use guest_kernel::cmdline::{self, Config};
+use guest_kernel::hold::Hold;
 use guest_kernel::sched::Scheduler;
 use guest_kernel::user_arena::UserArena;
 use guest_kernel::watchdog::Watchdog;
@@ -136,6 +137,7 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
             sched_len,
             clock.ticks_for_ns(boot.config.apf_watchdog_ms * NS_PER_MS),
         ),
+        hold: Hold::new(boot.config.hold),
     });
     arch::start_timer(&calibration, boot.config.hz);
     arch::enter(kernel::next())

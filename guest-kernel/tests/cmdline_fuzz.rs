@@ -4,7 +4,7 @@
 //! (`APF_FUZZ_CASES`). Cases proptest finds failing are saved under `proptest-regressions/`
 //! and replayed first on every run.
 
-use guest_kernel::cmdline::{self, HZ_RANGE, PAGES_MAX, PageSource};
+use guest_kernel::cmdline::{self, HZ_RANGE, PAGES_MAX, PageSource, Scenario};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
@@ -27,6 +27,7 @@ fn word() -> impl Strategy<Value = String> {
         Just("source"),
         Just("apf"),
         Just("apf-watchdog"),
+        Just("hold"),
         Just("bogus"),
         Just(""),
     ];
@@ -37,6 +38,7 @@ fn word() -> impl Strategy<Value = String> {
         Just("mlp:97".to_owned()),
         Just("stride:0".to_owned()),
         Just("stride:3".to_owned()),
+        Just("console".to_owned()),
         Just("18446744073709551616".to_owned()),
         "\\PC{0,6}",
     ];
@@ -53,11 +55,19 @@ fn line() -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
-    /// Any line parses or is refused with an error that displays; nothing panics.
+    /// Any line parses or is refused with an error that displays; nothing panics. Only
+    /// workload scenarios hold.
     #[test]
     fn any_line_is_parsed_or_refused(line in line()) {
         match cmdline::parse(&line) {
-            Ok(config) => prop_assert!(HZ_RANGE.contains(&u64::from(config.hz))),
+            Ok(config) => {
+                prop_assert!(HZ_RANGE.contains(&u64::from(config.hz)));
+                let workload = matches!(
+                    config.scenario,
+                    Scenario::Cpu | Scenario::Mem | Scenario::Seed | Scenario::Mlp(_)
+                );
+                prop_assert!(workload || !config.hold);
+            }
             Err(error) => prop_assert!(!error.to_string().is_empty()),
         }
     }

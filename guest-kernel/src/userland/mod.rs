@@ -42,6 +42,12 @@ pub fn wake(key: u64) {
     arch::syscall(Syscall::Wake as u64, key, 0, 0);
 }
 
+/// Waits at the migration gate (`hold=console`) until the host releases it; returns at once
+/// without one.
+pub fn hold() {
+    arch::syscall(Syscall::Hold as u64, 0, 0, 0);
+}
+
 pub fn report(r: &TaskReport) {
     arch::syscall(Syscall::Report as u64, r as *const TaskReport as u64, 0, 0);
 }

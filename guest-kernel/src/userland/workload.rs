@@ -1,7 +1,7 @@
 //! The workload tasks of the `cpu`, `mem`, `seed` and `mlp:k` scenarios. Each reports its
 //! start and end times and results to the kernel for the result line.
 
-use super::{exit, report, time_ns};
+use super::{exit, hold, report, time_ns};
 use crate::abi::TaskReport;
 use crate::uprintln;
 use workloads::mem::{Outcome, Pattern, touch};
@@ -14,10 +14,11 @@ pub struct CpuArgs {
     pub rounds: u64,
 }
 
-/// Runs the hash chain; the host checks the reported value.
+/// Runs the hash chain (after the migration gate); the host checks the reported value.
 pub extern "C" fn cpu(arg: u64) -> ! {
     // SAFETY: the kernel passes a pointer to a `CpuArgs` in user memory that outlives us.
     let a = unsafe { &*(arg as *const CpuArgs) };
+    hold();
     let start_ns = time_ns();
     let result = workloads::cpu::chain(a.seed, a.rounds);
     let end_ns = time_ns();
@@ -44,7 +45,9 @@ pub struct MemArgs {
     pub fill_first: bool,
 }
 
-/// Touches its pages in `pattern` order and checks every page's contents.
+/// Touches its pages in `pattern` order and checks every page's contents. The timed phase
+/// starts after the migration gate, so with `hold=console` the pages it fills first are
+/// written on the source and touched on the destination.
 pub extern "C" fn mem(arg: u64) -> ! {
     // SAFETY: the kernel passes a pointer to a `MemArgs` in user memory that outlives us.
     let a = unsafe { &*(arg as *const MemArgs) };
@@ -58,6 +61,7 @@ pub extern "C" fn mem(arg: u64) -> ! {
             });
         }
     }
+    hold();
     let start_ns = time_ns();
     // SAFETY: as above.
     let Outcome {

@@ -1,14 +1,17 @@
-//! The PL011 UART of `virt` (Arm DDI 0183), transmit only, polled.
+//! The PL011 UART of `virt` (Arm DDI 0183), polled: the console, and the host's bytes that
+//! release `hold=console`'s waits.
 
 use super::platform::UART_BASE;
 use core::fmt;
 use core::ptr::NonNull;
 use volatile::VolatilePtr;
 
-/// Data register: a write sends a byte.
+/// Data register: a write sends a byte, a read takes a received one (bits 7:0; the bits
+/// above are its error flags).
 const UARTDR: u64 = 0x000;
-/// Flag register; TXFF (bit 5): the transmit FIFO is full.
+/// Flag register; RXFE (bit 4): nothing received; TXFF (bit 5): the transmit FIFO is full.
 const UARTFR: u64 = 0x018;
+const UARTFR_RXFE: u32 = 1 << 4;
 const UARTFR_TXFF: u32 = 1 << 5;
 /// Control register: UARTEN (bit 0), TXE (bit 8), RXE (bit 9).
 const UARTCR: u64 = 0x030;
@@ -35,6 +38,15 @@ impl Serial {
         }
         register(UARTCR).write(UARTCR_ENABLE);
         Some(Self(()))
+    }
+
+    /// Takes the next received byte, if there is one: a flag-register read, and the data
+    /// register read only when a byte is there.
+    pub fn try_receive(&mut self) -> Option<u8> {
+        if register(UARTFR).read() & UARTFR_RXFE != 0 {
+            return None;
+        }
+        Some(register(UARTDR).read() as u8)
     }
 }
 
