@@ -67,8 +67,9 @@ pub struct CompareArgs {
     #[arg(long, value_enum)]
     pub vmm: Option<VmmKind>,
     /// With --vmm qemu: QEMU's background transfer bandwidth during post-copy (`runner
-    /// migrate --bandwidth`), as a size per second [default: 1M, so that nearly every page
-    /// the workload touches is requested rather than pushed].
+    /// migrate --bandwidth`), as a size per second [default: 1M: post-copy then lasts
+    /// seconds and the workload waits on it; uncapped, QEMU pushes this guest's RAM over
+    /// loopback in about 60 ms and leaves almost nothing to wait for].
     #[arg(long, value_name = "RATE", value_parser = units::parse_bandwidth)]
     pub bandwidth: Option<u64>,
     /// `seed` (one CPU and one memory task), `mlp:K` (K memory tasks), `cpu` or `mem`; a list

@@ -19,6 +19,7 @@ mod stats;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -203,7 +204,7 @@ pub fn migrate(args: MigrateArgs) -> Result<MigrateReport, Error> {
         Ok(monitors) => monitors,
         // A QEMU that died while starting says why on stderr; name it, not the socket.
         Err(error) => {
-            return Err(failed_start(&mut [&mut destination, &mut source]).unwrap_or(error.into()));
+            return Err(failed_qemu(&mut [&mut destination, &mut source]).unwrap_or(error.into()));
         }
     };
 
@@ -262,7 +263,18 @@ pub fn migrate(args: MigrateArgs) -> Result<MigrateReport, Error> {
             };
             (outcome, None)
         }
-        Err(stop) => return Err(Error::Migration(stop)),
+        // A QEMU that quit mid-migration (e.g. a destination that rejected the stream)
+        // said why on stderr, and its monitor broke: name the QEMU, keep what the sequence
+        // saw as the detail.
+        Err(stop) => {
+            return Err(match failed_qemu(&mut [&mut destination, &mut source]) {
+                Some(failed) => {
+                    eprintln!("runner: {stop}");
+                    failed
+                }
+                None => Error::Migration(stop),
+            });
+        }
     };
     if let Some(stats) = &migration {
         eprintln!("runner: migration: {stats}");
@@ -334,15 +346,26 @@ fn host_tsc_khz() -> Result<u32, Error> {
     vcpu.get_tsc_khz().map_err(Error::TscKhz)
 }
 
-/// If one of `processes` has exited with an error of QEMU's own, that error.
-fn failed_start(processes: &mut [&mut QemuProcess]) -> Option<Error> {
-    processes.iter_mut().find_map(|process| {
-        let status = process.wait_until(Instant::now()).ok().flatten()?;
-        Some(Error::QemuFailed {
-            side: process.side().name(),
-            status,
-        })
-    })
+/// How long a QEMU whose monitor broke gets to exit before the runner gives up on naming it.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// If one of `processes` exits within [`EXIT_GRACE`] (it failed: its monitor broke or the
+/// sequence could not go on), that failure.
+fn failed_qemu(processes: &mut [&mut QemuProcess]) -> Option<Error> {
+    let grace = Instant::now() + EXIT_GRACE;
+    loop {
+        let exited = processes.iter_mut().find_map(|process| {
+            let status = process.wait_until(Instant::now()).ok().flatten()?;
+            Some(Error::QemuFailed {
+                side: process.side().name(),
+                status,
+            })
+        });
+        if exited.is_some() || Instant::now() >= grace {
+            return exited;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The guest's exit status from `process`'s exit, by `deadline`.

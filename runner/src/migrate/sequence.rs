@@ -2,8 +2,8 @@
 //! guest's two holds in it:
 //!
 //! 1. both sides: `postcopy-ram` (the destination also `postcopy-blocktime`, which counts
-//!    how long its vCPUs waited for pages); the source's background bandwidth; the
-//!    destination listens (`migrate-incoming` on port 0; its port is read back);
+//!    how long its vCPUs waited for pages); the source's pre-copy bandwidth (capped, see
+//!    [`PRECOPY_BANDWIDTH`]) and post-copy background bandwidth; the destination listens (`migrate-incoming` on port 0; its port is read back);
 //! 2. the shaper is put between them; the guest writes its pages and says `hold: ready`;
 //! 3. `migrate`, then at once `migrate-start-postcopy`, so nearly every workload page is still
 //!    on the source when the destination resumes; wait for `postcopy-active` and a running
@@ -27,6 +27,12 @@ use super::stats::MigrationStats;
 
 /// How often the monitors are polled while a migration changes state.
 const POLL: Duration = Duration::from_millis(5);
+/// The source's `max-bandwidth`, bytes per second. Pre-copy only lasts from `migrate` to
+/// `migrate-start-postcopy`, but uncapped it moves an idle guest's RAM over loopback in
+/// milliseconds and may complete the migration before post-copy is asked for (seen with a
+/// 128 MiB guest: `completed` without ever being `postcopy-active`). At this rate the first
+/// pass over even 32 MiB of written pages takes seconds and never converges first.
+const PRECOPY_BANDWIDTH: u64 = 1 << 20;
 /// The destination listens on the loopback, on a port the kernel picks.
 const INCOMING_URI: &str = "tcp:127.0.0.1:0";
 
@@ -71,6 +77,11 @@ pub enum Stop {
     Shaper(#[source] std::io::Error),
     #[error("timed out waiting for {0}")]
     TimedOut(String),
+    #[error(
+        "the migration completed in pre-copy, before post-copy started: no page was left for \
+         the destination to fault on"
+    )]
+    NoPostcopy,
     /// The guest's QEMU on `side` ended (its console closed) before the sequence was done:
     /// the caller reads that QEMU's exit status.
     #[error("the {} QEMU ended while the runner waited for {waiting_for}", side.name())]
@@ -114,11 +125,10 @@ pub fn run<S: Monitor, D: Monitor, G: Guest>(
         source,
         plan.deadline,
         "the source to switch to post-copy",
-        |info| {
-            Ok(matches!(
-                info.status,
-                Some(MigrationStatus::postcopy_active)
-            ))
+        |info| match info.status {
+            Some(MigrationStatus::postcopy_active) => Ok(true),
+            Some(MigrationStatus::completed) => Err(Stop::NoPostcopy),
+            _ => Ok(false),
         },
     )?;
     wait_running(destination, plan.deadline)?;
@@ -137,7 +147,7 @@ pub fn run<S: Monitor, D: Monitor, G: Guest>(
     Ok(MigrationStats::new(&info, &destination_info, switchover_us))
 }
 
-/// Step 1: capabilities, bandwidth, and the destination's listening address.
+/// Step 1: capabilities, bandwidths, and the destination's listening address.
 fn prepare<S: Monitor, D: Monitor>(
     source: &mut S,
     destination: &mut D,
@@ -149,9 +159,11 @@ fn prepare<S: Monitor, D: Monitor>(
         MigrationCapability::postcopy_ram,
         MigrationCapability::postcopy_blocktime,
     ]))?;
-    if let Some(bandwidth) = bandwidth {
-        set_bandwidth(source, bandwidth)?;
-    }
+    source.execute(&qmp::migrate_set_parameters(qmp::MigrateSetParameters {
+        max_bandwidth: Some(PRECOPY_BANDWIDTH),
+        max_postcopy_bandwidth: bandwidth,
+        ..Default::default()
+    }))?;
     destination.execute(&qmp::migrate_incoming {
         uri: Some(INCOMING_URI.to_owned()),
         channels: None,
@@ -212,6 +224,14 @@ fn poll<M: Monitor>(
                     desc: info
                         .error_desc
                         .unwrap_or_else(|| format!("status {:?}", info.status)),
+                });
+            }
+            // The stream broke after the switch began: QEMU waits for a `migrate-recover`
+            // that this run never sends, so the guest is stuck.
+            Some(MigrationStatus::postcopy_paused) => {
+                return Err(Stop::Failed {
+                    side: monitor.side(),
+                    desc: "post-copy paused: the stream between the QEMUs broke".to_owned(),
                 });
             }
             _ if done(&info)? => return Ok(info),
@@ -435,6 +455,7 @@ mod tests {
             json!([{"capability": "postcopy-ram", "state": true}])
         );
         assert_eq!(source.calls[1].1["max-postcopy-bandwidth"], 1 << 20);
+        assert_eq!(source.calls[1].1["max-bandwidth"], PRECOPY_BANDWIDTH);
         assert_eq!(source.calls[2].1["uri"], format!("tcp:{SHAPER}"));
         assert_eq!(source.calls[6].1["max-postcopy-bandwidth"], 0, "lifted");
         assert_eq!(
@@ -462,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn without_a_bandwidth_nothing_is_set_or_lifted() {
+    fn without_a_bandwidth_only_pre_copy_is_capped_and_nothing_is_lifted() {
         let (mut source, mut destination) = (healthy_source(), healthy_destination());
         let mut guest = FakeGuest::default();
         run(
@@ -473,7 +494,13 @@ mod tests {
             |_| Ok(SHAPER.parse().unwrap()),
         )
         .expect("migrated");
-        assert!(!source.names().contains(&"migrate-set-parameters"));
+        let set: Vec<_> = source
+            .calls
+            .iter()
+            .filter(|(name, _)| *name == "migrate-set-parameters")
+            .map(|(_, arguments)| arguments)
+            .collect();
+        assert_eq!(set, [&json!({"max-bandwidth": PRECOPY_BANDWIDTH})]);
     }
 
     #[test]
@@ -522,6 +549,29 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_post_copy_is_a_failure_not_a_wait() {
+        let mut source = FakeMonitor::new("source", |name, _| {
+            Ok(match name {
+                "query-migrate" => json!({"status": "postcopy-paused"}),
+                _ => json!({}),
+            })
+        });
+        let error = run(
+            &mut source,
+            &mut healthy_destination(),
+            &mut FakeGuest::default(),
+            plan(None),
+            |_| Ok(SHAPER.parse().unwrap()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the migration failed on the source: post-copy paused: the stream between the QEMUs \
+             broke"
+        );
+    }
+
+    #[test]
     fn a_destination_without_a_tcp_address_is_an_error() {
         let mut destination = FakeMonitor::new("destination", |name, _| {
             Ok(match name {
@@ -558,6 +608,27 @@ mod tests {
         .unwrap_err();
         assert!(matches!(error, Stop::Ended { .. }), "{error}");
         assert!(!source.names().contains(&"migrate"));
+    }
+
+    #[test]
+    fn a_migration_that_completes_before_post_copy_is_an_error_not_a_wait() {
+        let mut source = FakeMonitor::new("source", |name, _| {
+            Ok(match name {
+                "query-migrate" => json!({"status": "completed"}),
+                _ => json!({}),
+            })
+        });
+        let mut guest = FakeGuest::default();
+        let error = run(
+            &mut source,
+            &mut healthy_destination(),
+            &mut guest,
+            plan(None),
+            |_| Ok(SHAPER.parse().unwrap()),
+        )
+        .unwrap_err();
+        assert!(matches!(error, Stop::NoPostcopy), "{error}");
+        assert_eq!(guest.releases, 0);
     }
 
     #[test]
