@@ -189,6 +189,27 @@ mod tests {
     }
 
     #[test]
+    fn migrate_takes_only_the_modes_a_qemu_destination_has() {
+        for (word, mode) in [
+            ("off", crate::apf::ApfMode::Off),
+            ("kvm", crate::apf::ApfMode::Kvm),
+        ] {
+            match Cli::try_parse_from(["runner", "migrate", "--apf", word])
+                .expect("valid")
+                .command
+            {
+                Command::Migrate(migrate) => assert_eq!(migrate.apf, Some(mode)),
+                other => panic!("parsed as {other:?}"),
+            }
+        }
+        for word in ["vmm", "adaptive", "el2"] {
+            let error = Cli::try_parse_from(["runner", "migrate", "--apf", word])
+                .expect_err("should be refused");
+            assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue, "{word}");
+        }
+    }
+
+    #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
     }

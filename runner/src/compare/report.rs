@@ -275,11 +275,15 @@ impl Comparison {
     /// The table of every mode's makespans, task times, faults, throughput and faults in
     /// flight, with the ideal bound as a note.
     pub fn table(&self) -> Table {
+        // A migration's pages come from the source QEMU, not from our fetchers.
+        let source = match self.bandwidth {
+            Some(rate) => format!("post-copy from a QEMU source pushing {} KiB/s", rate / 1024),
+            None => format!("{} fetcher(s)", self.fetchers),
+        };
         let title = format!(
-            "scenario {}, latency {}, {} fetcher(s), {} pages per memory task{}{}, {} run(s) per mode",
+            "scenario {}, latency {}, {source}, {} pages per memory task{}{}, {} run(s) per mode",
             self.scenario,
             self.latency,
-            self.fetchers,
             self.size.pages,
             if self.size.cpu_rounds > 0 {
                 format!(", {} cpu rounds", self.size.cpu_rounds)
