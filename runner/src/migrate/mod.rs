@@ -122,7 +122,7 @@ pub enum Error {
     Qmp(#[from] qmp::Error),
     #[error(transparent)]
     Migration(Stop),
-    #[error("the {side} QEMU failed (exit status {status}); its messages are above")]
+    #[error("the {side} QEMU failed ({status}); its messages are above")]
     QemuFailed {
         side: &'static str,
         status: std::process::ExitStatus,
@@ -323,7 +323,7 @@ fn guest_words(words: &[String], apf: Option<ApfMode>) -> Result<Vec<String>, Er
 /// socket, and for the destination, an incoming migration set up over QMP.
 fn side_args(side: Side, dir: &Path) -> Vec<OsString> {
     let qmp = format!("unix:{},server=on,wait=off", qmp_path(dir, side).display());
-    let name = format!("runner-migrate-{}-{}", std::process::id(), side.name());
+    let name = format!("{RUN_DIR_PREFIX}{}-{}", std::process::id(), side.name());
     let mut args: Vec<OsString> = ["-name", &name, "-qmp", &qmp]
         .into_iter()
         .map(OsString::from)
@@ -444,15 +444,39 @@ impl Guest for Consoles<'_> {
     }
 }
 
+/// The prefix of a run directory's name; the runner's pid follows.
+const RUN_DIR_PREFIX: &str = "runner-migrate-";
+
 /// The run's directory for the QMP sockets, removed with everything in it when dropped.
 struct RunDir(PathBuf);
 
 impl RunDir {
+    /// Also removes the directories of earlier runs whose runner is gone: a runner killed by
+    /// a signal (Ctrl-C) takes its QEMUs with it but cannot run `Drop`.
     fn create() -> Result<Self, Error> {
-        let path = std::env::temp_dir().join(format!("runner-migrate-{}", std::process::id()));
+        let temp = std::env::temp_dir();
+        if let Ok(entries) = std::fs::read_dir(&temp) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let dead = run_dir_pid(&name.to_string_lossy())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if dead {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let path = temp.join(format!("{RUN_DIR_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&path).map_err(|error| Error::TempDir(path.clone(), error))?;
         Ok(Self(path))
     }
+}
+
+/// The pid in a run directory's name (`runner-migrate-<pid>`), if `name` is one.
+fn run_dir_pid(name: &str) -> Option<u32> {
+    let pid = name.strip_prefix(RUN_DIR_PREFIX)?;
+    pid.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| pid.parse().ok())?
 }
 
 impl Drop for RunDir {
@@ -467,6 +491,19 @@ mod tests {
 
     fn words(words: &[&str]) -> Vec<String> {
         words.iter().map(|&word| word.to_owned()).collect()
+    }
+
+    #[test]
+    fn only_run_directories_name_a_pid() {
+        assert_eq!(run_dir_pid("runner-migrate-4321"), Some(4321));
+        for other in [
+            "runner-migrate-",
+            "runner-migrate-12x",
+            "runner-migrate-+5",
+            "runner-compare-1",
+        ] {
+            assert_eq!(run_dir_pid(other), None, "{other}");
+        }
     }
 
     #[test]
