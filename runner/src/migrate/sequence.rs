@@ -428,6 +428,19 @@ mod tests {
 
     const SHAPER: &str = "127.0.0.1:5555";
 
+    /// Runs the sequence, routed straight to the fake shaper, expecting it to stop.
+    fn fails<S: Monitor, D: Monitor>(
+        source: &mut S,
+        destination: &mut D,
+        guest: &mut FakeGuest,
+        plan: Plan,
+    ) -> Stop {
+        run(source, destination, guest, plan, |_| {
+            Ok(SHAPER.parse().unwrap())
+        })
+        .unwrap_err()
+    }
+
     #[test]
     fn a_healthy_migration_runs_every_step_in_order() {
         let (mut source, mut destination) = (healthy_source(), healthy_destination());
@@ -521,65 +534,17 @@ mod tests {
             _ => Ok(json!({})),
         });
         let mut guest = FakeGuest::default();
-        let error = run(
+        let error = fails(
             &mut source,
             &mut healthy_destination(),
             &mut guest,
             plan(None),
-            |_| Ok(SHAPER.parse().unwrap()),
-        )
-        .unwrap_err();
+        );
         assert_eq!(
             error.to_string(),
             "source QEMU refused migrate: Migration is disabled: blocked"
         );
         assert_eq!(guest.releases, 0, "the guest is never released");
-    }
-
-    #[test]
-    fn a_failed_migration_gives_qemus_error_description() {
-        let mut source = FakeMonitor::new("source", |name, _| {
-            Ok(match name {
-                "query-migrate" => json!({"status": "failed",
-                    "error-desc": "Unable to write to socket: Connection reset by peer"}),
-                _ => json!({}),
-            })
-        });
-        let error = run(
-            &mut source,
-            &mut healthy_destination(),
-            &mut FakeGuest::default(),
-            plan(None),
-            |_| Ok(SHAPER.parse().unwrap()),
-        )
-        .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "the migration failed on the source: Unable to write to socket: Connection reset by peer"
-        );
-    }
-
-    #[test]
-    fn a_paused_post_copy_is_a_failure_not_a_wait() {
-        let mut source = FakeMonitor::new("source", |name, _| {
-            Ok(match name {
-                "query-migrate" => json!({"status": "postcopy-paused"}),
-                _ => json!({}),
-            })
-        });
-        let error = run(
-            &mut source,
-            &mut healthy_destination(),
-            &mut FakeGuest::default(),
-            plan(None),
-            |_| Ok(SHAPER.parse().unwrap()),
-        )
-        .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "the migration failed on the source: post-copy paused: the stream between the QEMUs \
-             broke"
-        );
     }
 
     #[test]
@@ -591,14 +556,12 @@ mod tests {
                 _ => json!({}),
             })
         });
-        let error = run(
+        let error = fails(
             &mut healthy_source(),
             &mut destination,
             &mut FakeGuest::default(),
             plan(None),
-            |_| Ok(SHAPER.parse().unwrap()),
-        )
-        .unwrap_err();
+        );
         assert!(matches!(error, Stop::NoIncomingAddress(_)), "{error}");
     }
 
@@ -609,58 +572,70 @@ mod tests {
             ends_at: Some(HOLD_READY),
             ..FakeGuest::default()
         };
-        let error = run(
+        let error = fails(
             &mut source,
             &mut healthy_destination(),
             &mut guest,
             plan(None),
-            |_| Ok(SHAPER.parse().unwrap()),
-        )
-        .unwrap_err();
+        );
         assert!(matches!(error, Stop::Ended { .. }), "{error}");
         assert!(!source.names().contains(&"migrate"));
     }
 
-    #[test]
-    fn a_migration_that_completes_before_post_copy_is_an_error_not_a_wait() {
-        let mut source = FakeMonitor::new("source", |name, _| {
+    /// Runs the sequence against a source whose `query-migrate` always answers `status`,
+    /// until `deadline`; returns why it stopped and the guest.
+    fn stopped_by(status: Value, deadline: Duration) -> (Stop, FakeGuest) {
+        let mut source = FakeMonitor::new("source", move |name, _| {
             Ok(match name {
-                "query-migrate" => json!({"status": "completed"}),
+                "query-migrate" => status.clone(),
                 _ => json!({}),
             })
         });
         let mut guest = FakeGuest::default();
-        let error = run(
-            &mut source,
-            &mut healthy_destination(),
-            &mut guest,
-            plan(None),
-            |_| Ok(SHAPER.parse().unwrap()),
-        )
-        .unwrap_err();
+        let plan = Plan {
+            bandwidth: None,
+            deadline: Instant::now() + deadline,
+        };
+        let error = fails(&mut source, &mut healthy_destination(), &mut guest, plan);
+        (error, guest)
+    }
+
+    #[test]
+    fn a_failed_migration_gives_qemus_error_description() {
+        let (error, _) = stopped_by(
+            json!({"status": "failed",
+                "error-desc": "Unable to write to socket: Connection reset by peer"}),
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            error.to_string(),
+            "the migration failed on the source: Unable to write to socket: Connection reset by peer"
+        );
+    }
+
+    #[test]
+    fn a_paused_post_copy_is_a_failure_not_a_wait() {
+        let (error, _) = stopped_by(
+            json!({"status": "postcopy-paused"}),
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            error.to_string(),
+            "the migration failed on the source: post-copy paused: the stream between the QEMUs \
+             broke"
+        );
+    }
+
+    #[test]
+    fn a_migration_that_completes_before_post_copy_is_an_error_not_a_wait() {
+        let (error, guest) = stopped_by(json!({"status": "completed"}), Duration::from_secs(30));
         assert!(matches!(error, Stop::NoPostcopy), "{error}");
         assert_eq!(guest.releases, 0);
     }
 
     #[test]
     fn a_migration_that_never_switches_times_out_naming_the_step() {
-        let mut source = FakeMonitor::new("source", |name, _| {
-            Ok(match name {
-                "query-migrate" => json!({"status": "active"}),
-                _ => json!({}),
-            })
-        });
-        let error = run(
-            &mut source,
-            &mut healthy_destination(),
-            &mut FakeGuest::default(),
-            Plan {
-                bandwidth: None,
-                deadline: Instant::now() + Duration::from_millis(30),
-            },
-            |_| Ok(SHAPER.parse().unwrap()),
-        )
-        .unwrap_err();
+        let (error, _) = stopped_by(json!({"status": "active"}), Duration::from_millis(30));
         assert_eq!(
             error.to_string(),
             "timed out waiting for the source to switch to post-copy (status Some(active))"
