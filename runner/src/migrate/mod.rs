@@ -34,7 +34,7 @@ use crate::{guest_build, guest_cmdline, units};
 use process::{ConsoleEvent, QemuProcess};
 use qmp::{Monitor, QmpMonitor};
 use sequence::{Guest, Plan, Side, Stop};
-use shaper::{Delay, Shaper, ShaperStats};
+use shaper::{Acks, Delay, Shaper, ShaperStats};
 pub use stats::MigrationStats;
 
 /// One vCPU, as `runner run`.
@@ -81,6 +81,12 @@ pub struct MigrateArgs {
     /// which a QEMU destination does not have.
     #[arg(long, value_name = "MODE", value_parser = migrate_apf_mode())]
     pub apf: Option<ApfMode>,
+    /// Let the shaper acknowledge the source's streams when the kernel would (delayed ACKs),
+    /// as a destination QEMU receiving directly does, instead of at once. QEMU sends
+    /// requested pages with Nagle's algorithm on, so with several requests in flight each
+    /// page after the first then waits up to ~40 ms for an ACK.
+    #[arg(long)]
+    pub delayed_acks: bool,
     /// Extra argument for the destination QEMU only (repeatable), e.g. to check what a
     /// destination that differs from the source does.
     #[arg(long = "dest-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -210,6 +216,11 @@ pub fn migrate(args: MigrateArgs) -> Result<MigrateReport, Error> {
     };
 
     let mut shaper = None;
+    let acks = if args.delayed_acks {
+        Acks::Delayed
+    } else {
+        Acks::Quick
+    };
     let delay = args.latency.clone().map(|model| Delay {
         model,
         seed: args.seed,
@@ -229,7 +240,7 @@ pub fn migrate(args: MigrateArgs) -> Result<MigrateReport, Error> {
             &mut guest,
             plan,
             |to| {
-                let started = Shaper::start(to, delay)?;
+                let started = Shaper::start(to, delay, acks)?;
                 let address = started.local_addr();
                 shaper = Some(started);
                 Ok(address)
