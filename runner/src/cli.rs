@@ -36,6 +36,9 @@ pub enum Command {
     /// Boot a guest kernel as `run` does and, if it exits with status 0, save its RAM to a
     /// snapshot file that `run --restore` serves lazy pages from.
     Snapshot(SnapshotArgs),
+    /// Count the guest's ring-0 instructions per trap kind, by function, from a `perf
+    /// script` of KVM's kvm:kvm_emulate_insn tracepoint (bench/insns records one).
+    Insns(crate::insns::InsnsArgs),
 }
 
 /// Which VMM boots the guest.

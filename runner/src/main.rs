@@ -9,6 +9,7 @@ mod guest_arch;
 mod guest_build;
 mod guest_cmdline;
 mod inject;
+mod insns;
 mod lazy;
 mod migrate;
 mod outcome;
@@ -47,6 +48,10 @@ fn main() -> ExitCode {
         },
         Command::Snapshot(args) => match run::snapshot(args) {
             Ok(report) => report.outcome.into_exit_code(),
+            Err(error) => fail(&error),
+        },
+        Command::Insns(args) => match insns::insns(args) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         },
     }

@@ -11,9 +11,9 @@ mod record;
 mod report;
 mod scenario;
 mod sizing;
-mod stats;
+pub(crate) mod stats;
 mod sweep;
-mod table;
+pub(crate) mod table;
 mod tuning;
 
 use std::path::PathBuf;

@@ -1,0 +1,326 @@
+//! `runner insns`: how many ring-0 instructions each kind of guest trap costs, counted
+//! exactly from a recording of KVM's `kvm:kvm_emulate_insn` tracepoint (`bench/insns`
+//! makes one around a `runner run`).
+//!
+//! On this host KVM emulates every ring-0 guest instruction, about a microsecond each, so
+//! the count per async PF event is the guest's side of what an async fault costs; the
+//! functions it is spent in say where to cut.
+
+mod episodes;
+mod symbols;
+mod trace;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::compare::stats::Summary;
+use crate::compare::table::Table;
+use episodes::{Counter, Tally, Traps};
+use symbols::Symbols;
+
+/// `runner insns` arguments.
+#[derive(Debug, Args)]
+pub struct InsnsArgs {
+    /// The guest kernel ELF that ran (its symbols name the functions).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: PathBuf,
+    /// The output of `perf script -F tid,event,trace` for a recording of
+    /// `kvm:kvm_emulate_insn` [default: stdin].
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+    /// Functions listed per trap kind, most instructions first.
+    #[arg(long, default_value_t = 12, value_name = "N")]
+    pub top: usize,
+    /// Write the counts as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Also write the tables as Markdown here.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Symbols(#[from] symbols::Error),
+    #[error("reading the trace {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("the trace {path}, {source}")]
+    Parse { path: String, source: trace::Error },
+    #[error("the trace {path} has no {event} events: was it recorded around a KVM guest run?")]
+    Empty { path: String, event: &'static str },
+    #[error("writing {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// The x86_64 guest's trap vectors (guest-kernel `arch/x86_64/trap.rs` and `apf.rs`), named
+/// for the tables.
+fn trap_name(vector: u8) -> String {
+    match vector {
+        3 => "system call".to_owned(),
+        14 => "not-present (#PF)".to_owned(),
+        0x20 => "timer".to_owned(),
+        0xf3 => "page-ready".to_owned(),
+        0xff => "spurious".to_owned(),
+        v => format!("vector {v:#x}"),
+    }
+}
+
+const NOT_PRESENT: u8 = 14;
+const PAGE_READY: u8 = 0xf3;
+
+pub fn insns(args: InsnsArgs) -> Result<(), Error> {
+    let symbols = Symbols::load(&args.kernel)?;
+    let name = args
+        .trace
+        .as_deref()
+        .map_or_else(|| "on stdin".to_owned(), |p| p.display().to_string());
+    let input: Box<dyn BufRead> = match &args.trace {
+        Some(path) => Box::new(BufReader::new(File::open(path).map_err(|source| {
+            Error::Read {
+                path: name.clone(),
+                source,
+            }
+        })?)),
+        None => Box::new(io::stdin().lock()),
+    };
+    let tally = count(&symbols, input, &name)?;
+    let tables = tables(&tally, args.top);
+    for table in &tables {
+        println!("{}", table.text());
+    }
+    if let Some(path) = &args.markdown {
+        let markdown: Vec<String> = tables.iter().map(Table::markdown).collect();
+        write(path, &markdown.join("\n"))?;
+    }
+    if let Some(path) = &args.json {
+        write(path, &format!("{:#}\n", to_json(&tally)))?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Counts every instruction line of `input`; `name` is the input's, for errors.
+fn count<'s>(symbols: &'s Symbols, input: impl BufRead, name: &str) -> Result<Tally<'s>, Error> {
+    let mut counter = Counter::new(symbols);
+    for (index, line) in input.lines().enumerate() {
+        let line = line.map_err(|source| Error::Read {
+            path: name.to_owned(),
+            source,
+        })?;
+        let parsed = trace::parse_line(index + 1, &line).map_err(|source| Error::Parse {
+            path: name.to_owned(),
+            source,
+        })?;
+        if let Some(insn) = parsed {
+            counter.add(&insn);
+        }
+    }
+    let tally = counter.finish();
+    if tally.total == 0 {
+        return Err(Error::Empty {
+            path: name.to_owned(),
+            event: trace::EVENT,
+        });
+    }
+    Ok(tally)
+}
+
+fn mean(traps: &Traps) -> f64 {
+    traps.insns.iter().sum::<u64>() as f64 / traps.insns.len().max(1) as f64
+}
+
+/// The summary table (one row per trap kind, and the sum per async PF event) and, per
+/// kind, its `top` functions.
+fn tables(tally: &Tally, top: usize) -> Vec<Table> {
+    let mut summary = Table::new(
+        format!(
+            "ring-0 instructions per guest trap (kvm:kvm_emulate_insn): {} emulated, {} outside \
+             traps (boot, idle), {} trap(s) unfinished at the end",
+            tally.total, tally.outside, tally.unfinished
+        ),
+        &["trap", "vector", "traps", "mean", "median", "min", "max"],
+    );
+    for (&vector, traps) in &tally.by_vector {
+        let s = Summary::of(&traps.insns).expect("a kind has at least one trap");
+        summary.row(vec![
+            trap_name(vector),
+            format!("{vector:#x}"),
+            traps.insns.len().to_string(),
+            format!("{:.1}", mean(traps)),
+            s.median.to_string(),
+            s.min.to_string(),
+            s.max.to_string(),
+        ]);
+    }
+    if let (Some(np), Some(ready)) = (
+        tally.by_vector.get(&NOT_PRESENT),
+        tally.by_vector.get(&PAGE_READY),
+    ) {
+        summary.note(format!(
+            "per async PF (one not-present and one page-ready, means): {:.1}",
+            mean(np) + mean(ready)
+        ));
+    }
+    if tally.failed > 0 {
+        summary.note(format!(
+            "{} failed emulation attempt(s) (KVM retraces each iretq to ring 3 so), not counted",
+            tally.failed
+        ));
+    }
+    let mut tables = vec![summary];
+    for (&vector, traps) in &tally.by_vector {
+        let mut by_symbol = Table::new(
+            format!(
+                "{}: mean instructions per trap, by function",
+                trap_name(vector)
+            ),
+            &["function", "insns"],
+        );
+        for (name, n) in ranked(traps).into_iter().take(top) {
+            by_symbol.row(vec![
+                name.to_owned(),
+                format!("{:.1}", n as f64 / traps.insns.len() as f64),
+            ]);
+        }
+        tables.push(by_symbol);
+    }
+    tables
+}
+
+/// A kind's functions, most instructions first (ties by name, so output repeats).
+fn ranked<'a>(traps: &'a Traps) -> Vec<(&'a str, u64)> {
+    let mut ranked: Vec<(&str, u64)> = traps.by_symbol.iter().map(|(&k, &v)| (k, v)).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked
+}
+
+/// `{"total", "outside", "unfinished", "failed", "traps": [{"vector", "name", "count",
+/// "mean", "median", "min", "max", "by_symbol": {name: mean}}], "per_async_pf"}`.
+fn to_json(tally: &Tally) -> Value {
+    let traps: Vec<Value> = tally
+        .by_vector
+        .iter()
+        .map(|(&vector, traps)| {
+            let s = Summary::of(&traps.insns).expect("a kind has at least one trap");
+            let n = traps.insns.len() as f64;
+            let by_symbol: serde_json::Map<String, Value> = ranked(traps)
+                .into_iter()
+                .map(|(name, total)| (name.to_owned(), json!(total as f64 / n)))
+                .collect();
+            json!({
+                "vector": vector,
+                "name": trap_name(vector),
+                "count": traps.insns.len(),
+                "mean": mean(traps),
+                "median": s.median,
+                "min": s.min,
+                "max": s.max,
+                "by_symbol": by_symbol,
+            })
+        })
+        .collect();
+    let per_async_pf = match (
+        tally.by_vector.get(&NOT_PRESENT),
+        tally.by_vector.get(&PAGE_READY),
+    ) {
+        (Some(np), Some(ready)) => json!(mean(np) + mean(ready)),
+        _ => Value::Null,
+    };
+    json!({
+        "total": tally.total,
+        "outside": tally.outside,
+        "unfinished": tally.unfinished,
+        "failed": tally.failed,
+        "traps": traps,
+        "per_async_pf": per_async_pf,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace() -> String {
+        // Two not-present traps (4 and 6 instructions) and one page-ready (5), between idle
+        // halts.
+        let mut lines = vec!["1 kvm:kvm_async_pf_ready: token 0x1000 gva 0x4000ff8".to_owned()];
+        let mut trap = |vector: u64, handler: u64| {
+            lines.push(format!(
+                "1 kvm:kvm_emulate_insn: 0:{:x}:6a 0e (prot64)",
+                0x1000 + vector * 16
+            ));
+            for i in 0..handler {
+                lines.push(format!(
+                    "1 kvm:kvm_emulate_insn: 0:{:x}:90 (prot64)",
+                    0x3000 + i
+                ));
+            }
+            lines.push("1 kvm:kvm_emulate_insn: 0:2040:48 cf (prot64)".to_owned());
+            lines.push("1 kvm:kvm_emulate_insn: 0:5000:f4 (prot64)".to_owned());
+        };
+        trap(14, 2);
+        trap(0xf3, 3);
+        trap(14, 4);
+        lines.join("\n")
+    }
+
+    #[test]
+    fn counts_a_trace_and_reports_per_async_pf() {
+        let symbols = symbols::tests::example();
+        let tally = count(&symbols, trace().as_bytes(), "t").unwrap();
+        let json = to_json(&tally);
+        assert_eq!(json["total"], 18);
+        assert_eq!(json["outside"], 3);
+        assert_eq!(json["traps"][0]["name"], "not-present (#PF)");
+        assert_eq!(json["traps"][0]["count"], 2);
+        assert_eq!(json["traps"][0]["mean"], 5.0);
+        assert_eq!(
+            json["traps"][0]["by_symbol"]["guest_kernel::kernel::apf_present"],
+            3.0
+        );
+        assert_eq!(json["traps"][1]["name"], "page-ready");
+        assert_eq!(json["per_async_pf"], 10.0);
+        let text: Vec<String> = tables(&tally, 1).iter().map(Table::text).collect();
+        assert!(text[0].contains("per async PF (one not-present and one page-ready, means): 10.0"));
+        assert_eq!(text.len(), 3, "the summary and one table per kind");
+        assert!(
+            text[1].contains("guest_kernel::kernel::apf_present"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            !text[1].contains("trap_stubs"),
+            "only the top function: {}",
+            text[1]
+        );
+    }
+
+    #[test]
+    fn a_trace_without_instructions_or_with_a_bad_line_is_an_error() {
+        let symbols = symbols::tests::example();
+        let err = count(&symbols, "1 kvm:kvm_exit: reason HLT".as_bytes(), "t").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has no kvm:kvm_emulate_insn events"),
+            "{err}"
+        );
+        let bad = "1 kvm:kvm_emulate_insn: 0:xyz:90 (prot64)";
+        let err = count(&symbols, bad.as_bytes(), "t").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("the trace t, line 1: rip is not hex: {bad:?}")
+        );
+    }
+}
