@@ -35,14 +35,15 @@
 //! handled: each [`wake`](WaiterTable::wake) for that token wakes one of them, the one that
 //! parked first, and a broadcast wakes all of them.
 //!
-//! Every operation is a linear scan over at most [`MAX_OUTSTANDING`] entries. A wake leaves a
-//! hole rather than shifting the waiters behind it: the handlers run in the guest kernel,
-//! where (on our KVM) every instruction is emulated, and a shift per page-ready cost tens of
-//! microseconds. Holes at either end of the occupied span are dropped at once (readies
-//! mostly come in fault order, so the oldest waiter goes first); the rest are squeezed out,
-//! in order, once they outnumber the waiters or a wait finds no free slot at the end. So a
-//! scan never passes more than about twice as many entries as are parked, and a squeeze
-//! moves at most one waiter per wake on average.
+//! [`wait`](WaiterTable::wait) and [`wake`](WaiterTable::wake) run in the guest's trap
+//! handlers, where (on our KVM) every instruction is emulated at about a microsecond, so
+//! neither scans: parked waiters sit in an open-addressing hash table keyed by token, twice
+//! as large as [`MAX_OUTSTANDING`] so that a probe rarely passes more than one other entry.
+//! Removal shifts the entries behind it back (no tombstones), which keeps waiters with the
+//! same token in parking order along their probe run. Each entry has a parking sequence
+//! number, so the rare whole-table operations (a broadcast, a release, a cancel by waiter)
+//! still go in parking order. Early tokens are a short list that a wait checks only when it
+//! is not empty.
 
 /// How many faults may wait at once: KVM's `ASYNC_PF_PER_VCPU`. The host never has more
 /// outstanding on one vCPU, so more waiters than this means tokens were lost.
@@ -94,24 +95,37 @@ pub struct Counters {
     pub max_parked: u64,
 }
 
-/// One parked waiter and the token it waits for.
+/// Slots of the hash table: a power of two, twice [`MAX_OUTSTANDING`].
+const SLOT_BITS: u32 = 7;
+const SLOTS: usize = 1 << SLOT_BITS;
+const SLOT_MASK: usize = SLOTS - 1;
+const _: () = assert!(SLOTS == 2 * MAX_OUTSTANDING);
+
+/// Where a token's probe run starts: Fibonacci hashing, so tokens that differ only in
+/// high bits (KVM's are a counter shifted left by 12) spread over the slots.
+fn home(token: Token) -> usize {
+    (token.wrapping_mul(0x9E37_79B9) >> (Token::BITS - SLOT_BITS)) as usize
+}
+
+/// One parked waiter, the token it waits for, and when it parked.
 #[derive(Clone, Copy)]
 struct Parked<W> {
     token: Token,
     waiter: W,
+    seq: u64,
 }
 
-/// Parked waiters and early tokens, both in arrival order (oldest first).
+/// Parked waiters and early tokens.
 pub struct WaiterTable<W: Copy + Eq> {
-    /// `parked[parked_start..parked_end]` holds the waiters in parking order, with holes
-    /// (`None`) where waiters left; its first and last entries are occupied and everything
-    /// outside it is `None` (both 0 when nothing is parked).
-    parked: [Option<Parked<W>>; MAX_OUTSTANDING],
-    parked_start: usize,
-    parked_end: usize,
-    /// How many of `parked` are occupied.
+    /// Linear probing by [`home`]: every waiter lies in the run of occupied slots that
+    /// starts at its token's home, after any waiter with its token that parked earlier.
+    slots: [Option<Parked<W>>; SLOTS],
+    /// How many of `slots` are occupied.
     parked_count: usize,
-    /// `early[..early_len]` are tokens whose ready came before any wait for them.
+    /// The next parking sequence number.
+    next_seq: u64,
+    /// `early[..early_len]` are tokens whose ready came before any wait for them, oldest
+    /// first.
     early: [Token; MAX_OUTSTANDING],
     early_len: usize,
     counters: Counters,
@@ -121,10 +135,9 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// An empty table, usable in a `static`.
     pub const fn new() -> Self {
         Self {
-            parked: [None; MAX_OUTSTANDING],
-            parked_start: 0,
-            parked_end: 0,
+            slots: [None; SLOTS],
             parked_count: 0,
+            next_seq: 0,
             early: [0; MAX_OUTSTANDING],
             early_len: 0,
             counters: Counters {
@@ -142,7 +155,9 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// A not-present fault for `token` taken by `waiter`.
     pub fn wait(&mut self, token: Token, waiter: W) -> Wait {
         self.counters.not_present += 1;
-        if let Some(index) = self.early_tokens().iter().position(|&t| t == token) {
+        if self.early_len != 0
+            && let Some(index) = self.early_tokens().iter().position(|&t| t == token)
+        {
             self.remove_early(index);
             self.counters.wake_before_wait += 1;
             return Wait::AlreadyReady;
@@ -151,11 +166,16 @@ impl<W: Copy + Eq> WaiterTable<W> {
             self.counters.full += 1;
             return Wait::Full;
         }
-        if self.parked_end == MAX_OUTSTANDING {
-            self.squeeze();
+        let mut slot = home(token);
+        while self.slots[slot].is_some() {
+            slot = (slot + 1) & SLOT_MASK;
         }
-        self.parked[self.parked_end] = Some(Parked { token, waiter });
-        self.parked_end += 1;
+        self.slots[slot] = Some(Parked {
+            token,
+            waiter,
+            seq: self.next_seq,
+        });
+        self.next_seq += 1;
         self.parked_count += 1;
         self.counters.max_parked = self.counters.max_parked.max(self.parked_count as u64);
         Wait::Park
@@ -166,8 +186,13 @@ impl<W: Copy + Eq> WaiterTable<W> {
     pub fn wake(&mut self, token: Token) -> Wake<W> {
         debug_assert_ne!(token, BROADCAST, "a broadcast goes to wake_all");
         self.counters.ready += 1;
-        if let Some(index) = self.position(|p| p.token == token) {
-            return Wake::Woke(self.remove_parked(index).waiter);
+        let mut slot = home(token);
+        while let Some(parked) = self.slots[slot] {
+            if parked.token == token {
+                self.remove_slot(slot);
+                return Wake::Woke(parked.waiter);
+            }
+            slot = (slot + 1) & SLOT_MASK;
         }
         if !self.early_tokens().contains(&token) {
             if self.early_len == MAX_OUTSTANDING {
@@ -190,24 +215,37 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// [`wake_all`](Self::wake_all) without a page-ready, so no broadcast is counted: the
     /// guest itself turned async PF off, and the host dropped everything outstanding.
     pub fn release_all(&mut self, mut f: impl FnMut(W)) -> usize {
-        let woken = self.parked_count;
-        for parked in self.parked[self.parked_start..self.parked_end].iter_mut() {
-            if let Some(p) = parked.take() {
-                f(p.waiter);
+        let mut order = [(0u64, 0u8); MAX_OUTSTANDING];
+        let mut woken = 0;
+        for (slot, entry) in self.slots.iter().enumerate() {
+            if let Some(parked) = entry {
+                order[woken] = (parked.seq, slot as u8);
+                woken += 1;
             }
         }
-        self.parked_start = 0;
-        self.parked_end = 0;
+        let order = &mut order[..woken];
+        order.sort_unstable_by_key(|&(seq, _)| seq);
+        for &(_, slot) in order.iter() {
+            let parked = self.slots[usize::from(slot)]
+                .take()
+                .expect("collected above");
+            f(parked.waiter);
+        }
         self.parked_count = 0;
         self.early_len = 0;
         woken
     }
 
     /// Removes `waiter` (e.g. a task that exits or is retried by a watchdog later); returns
-    /// its token, or `None` if it is not parked.
+    /// its token, or `None` if it is not parked. Of several entries for one waiter, the
+    /// first parked goes.
     pub fn cancel(&mut self, waiter: W) -> Option<Token> {
-        let index = self.position(|p| p.waiter == waiter)?;
-        Some(self.remove_parked(index).token)
+        let slot = (0..SLOTS)
+            .filter(|&slot| self.slots[slot].is_some_and(|p| p.waiter == waiter))
+            .min_by_key(|&slot| self.slots[slot].map(|p| p.seq))?;
+        let token = self.slots[slot].expect("just found").token;
+        self.remove_slot(slot);
+        Some(token)
     }
 
     /// How many waiters are parked.
@@ -230,51 +268,23 @@ impl<W: Copy + Eq> WaiterTable<W> {
         &self.early[..self.early_len]
     }
 
-    /// Index of the first-parked waiter matching `pred`.
-    fn position(&self, pred: impl Fn(&Parked<W>) -> bool) -> Option<usize> {
-        let span = self.parked_start..self.parked_end;
-        let at = self.parked[span]
-            .iter()
-            .position(|p| p.as_ref().is_some_and(&pred))?;
-        Some(self.parked_start + at)
-    }
-
-    /// Removes the occupied entry at `index`, leaving a hole; holes at either end of the span
-    /// go at once, the others once they outnumber the waiters.
-    fn remove_parked(&mut self, index: usize) -> Parked<W> {
-        let removed = self.parked[index]
-            .take()
-            .expect("position() returns occupied entries");
+    /// Empties `slot` and moves back every entry of the run after it that may sit there
+    /// (backward-shift deletion), so every probe run stays unbroken.
+    fn remove_slot(&mut self, slot: usize) {
+        self.slots[slot] = None;
         self.parked_count -= 1;
-        if self.parked_count == 0 {
-            self.parked_start = 0;
-            self.parked_end = 0;
-            return removed;
-        }
-        while self.parked[self.parked_end - 1].is_none() {
-            self.parked_end -= 1;
-        }
-        while self.parked[self.parked_start].is_none() {
-            self.parked_start += 1;
-        }
-        let holes = self.parked_end - self.parked_start - self.parked_count;
-        if holes > self.parked_count {
-            self.squeeze();
-        }
-        removed
-    }
-
-    /// Moves the waiters to the front, in order, leaving no holes.
-    fn squeeze(&mut self) {
-        let mut to = 0;
-        for from in self.parked_start..self.parked_end {
-            if let Some(parked) = self.parked[from].take() {
-                self.parked[to] = Some(parked);
-                to += 1;
+        let mut hole = slot;
+        let mut next = (slot + 1) & SLOT_MASK;
+        while let Some(parked) = self.slots[next] {
+            // The entry may fill the hole if the hole lies between its home and it.
+            let from_home = next.wrapping_sub(home(parked.token)) & SLOT_MASK;
+            let from_hole = next.wrapping_sub(hole) & SLOT_MASK;
+            if from_home >= from_hole {
+                self.slots[hole] = self.slots[next].take();
+                hole = next;
             }
+            next = (next + 1) & SLOT_MASK;
         }
-        self.parked_start = 0;
-        self.parked_end = to;
     }
 
     /// Removes the early token at `index`, keeping the rest in arrival order.

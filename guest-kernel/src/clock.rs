@@ -39,11 +39,6 @@ impl TscClock {
     pub fn khz(&self) -> u64 {
         self.khz
     }
-
-    /// Ticks in `ns` nanoseconds (for deadlines computed once, off the hot path).
-    pub fn ticks_for_ns(&self, ns: u64) -> u64 {
-        (u128::from(ns) * u128::from(self.khz) / 1_000_000) as u64
-    }
 }
 
 /// Frequency in kHz of a counter that advanced `ticks` during `window_ns` nanoseconds.
@@ -85,9 +80,7 @@ mod tests {
     }
 
     #[test]
-    fn deadlines_and_windows_invert_each_other() {
-        let c = TscClock::new(0, 2_500_000).unwrap();
-        assert_eq!(c.ticks_for_ns(1_000_000), 2_500_000);
+    fn frequencies_from_windows() {
         assert_eq!(khz_from_window(25_000_000, 10_000_000), Some(2_500_000));
         assert_eq!(khz_from_window(1, 0), None);
     }

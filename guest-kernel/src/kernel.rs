@@ -75,7 +75,7 @@ pub struct Kernel {
     pub apf_cycles: Cycles,
     /// Tasks parked on async PF tokens.
     pub apf: WaiterTable<TaskId>,
-    /// Retries tasks parked on async PF whose page-ready is late (deadlines in TSC ticks).
+    /// Retries tasks parked on async PF whose page-ready is late (deadlines in timer ticks).
     pub watchdog: Watchdog,
     /// The migration gate of `hold=console` (times in ns).
     pub hold: Hold,
@@ -111,7 +111,7 @@ pub fn apf_not_present(token: Token) -> Next {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
             k.sched.park_current(apf_key(id));
-            k.watchdog.arm(id, arch::timestamp());
+            k.watchdog.arm(id, k.ticks);
         }
         if apf::cycle_due(k.apf.counters().not_present, k.config.apf_cycle) {
             k.cycle_async_pf();
@@ -135,7 +135,7 @@ pub fn apf_ready(token: Token) -> Next {
             });
         } else if let Wake::Woke(id) = apf.wake(token) {
             watchdog.disarm(id);
-            sched.wake_task_first(id, apf_key(id));
+            sched.run_woken_task(id, apf_key(id));
         }
     })
 }
@@ -261,15 +261,19 @@ impl Kernel {
             apf,
             sched,
             watchdog,
+            ticks,
             ..
         } = self;
-        watchdog.expire(arch::timestamp, |id| {
-            let parked = apf.cancel(id).is_some();
-            if parked {
-                sched.wake_task_first(id, apf_key(id));
-            }
-            parked
-        });
+        watchdog.expire(
+            || *ticks,
+            |id| {
+                let parked = apf.cancel(id).is_some();
+                if parked {
+                    sched.wake_task_first(id, apf_key(id));
+                }
+                parked
+            },
+        );
     }
 
     /// Says `hold: ready` (once) when every task that has not exited waits at the gate:

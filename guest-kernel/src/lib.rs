@@ -13,6 +13,7 @@ pub mod cmdline;
 pub mod exit_status;
 pub mod hold;
 pub mod pvh;
+mod run_queue;
 pub mod sched;
 pub mod user_arena;
 pub mod watchdog;

@@ -14,7 +14,7 @@ use guest_kernel::cmdline::{self, Config};
 use guest_kernel::hold::Hold;
 use guest_kernel::sched::Scheduler;
 use guest_kernel::user_arena::UserArena;
-use guest_kernel::watchdog::Watchdog;
+use guest_kernel::watchdog::{self, Watchdog};
 
 /// Kernel heap: task kernel stacks and scheduler tables; tasks' memory is elsewhere.
 const HEAP_SIZE: u64 = 8 << 20;
@@ -27,7 +27,6 @@ const WORKLOAD_OFFSET: u64 = 64 << 20;
 const MIN_USER_MEMORY: u64 = 4 << 20;
 const PAGE: u64 = 4096;
 const HUGE_PAGE: u64 = 2 << 20;
-const NS_PER_MS: u64 = 1_000_000;
 
 /// What the boot information says.
 struct Boot {
@@ -135,7 +134,7 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
         apf: WaiterTable::new(),
         watchdog: Watchdog::new(
             sched_len,
-            clock.ticks_for_ns(boot.config.apf_watchdog_ms * NS_PER_MS),
+            watchdog::timeout_ticks(boot.config.apf_watchdog_ms, boot.config.hz),
         ),
         hold: Hold::new(boot.config.hold),
     });

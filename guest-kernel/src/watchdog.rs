@@ -9,8 +9,10 @@
 //! and the tick only compares against it; it scans the tasks only once that bound has
 //! passed, which in a healthy run (every page-ready on time) happens about once per timeout.
 //!
-//! Times are in whatever unit the caller uses consistently (the kernel: TSC ticks, so a
-//! park and a tick read the counter and nothing more).
+//! Times are in whatever unit the caller uses consistently. The kernel counts timer ticks,
+//! which only the tick can act on anyway: arming on a park is then a load and two stores,
+//! with no clock read (a `rdtsc` and its arithmetic were a tenth of the not-present path's
+//! emulated instructions). [`timeout_ticks`] turns the timeout into ticks.
 
 use crate::sched::TaskId;
 use alloc::vec;
@@ -32,6 +34,13 @@ const _: () = assert!(
     *TIMEOUT_RANGE_MS.start() <= DEFAULT_TIMEOUT_MS
         && DEFAULT_TIMEOUT_MS <= *TIMEOUT_RANGE_MS.end()
 );
+
+/// The timeout of `ms` milliseconds in ticks of a `hz` timer, rounded up, plus one: a task
+/// parks anywhere between two ticks, so it has waited at least `ms` by the tick this many
+/// after the last one before its park.
+pub fn timeout_ticks(ms: u64, hz: u32) -> u64 {
+    (ms * u64::from(hz)).div_ceil(1_000) + 1
+}
 
 /// Deadlines of parked tasks and the retries made so far.
 #[derive(Debug)]
@@ -57,11 +66,16 @@ impl Watchdog {
         }
     }
 
-    /// Task `id` parked at `now`: it is due for a retry at `now + timeout`.
+    /// Task `id` parked at `now`: it is due for a retry at `now + timeout`. `now` never
+    /// decreases from one call to the next (nor below the last [`expire`](Self::expire)'s),
+    /// so a deadline armed while a bound is set never undercuts it: only an unset bound
+    /// needs the new deadline.
     pub fn arm(&mut self, id: TaskId, now: u64) {
         let deadline = now.saturating_add(self.timeout);
         self.deadlines[id] = Some(deadline);
-        self.earliest = Some(self.earliest.map_or(deadline, |e| e.min(deadline)));
+        if self.earliest.is_none() {
+            self.earliest = Some(deadline);
+        }
     }
 
     /// Task `id` was woken (its page-ready, a broadcast, or a release): no retry is due.
@@ -132,8 +146,8 @@ mod tests {
     #[test]
     fn only_expired_tasks_are_retried_and_the_rest_stay_armed() {
         let mut w = Watchdog::new(4, 100);
-        w.arm(0, 50);
         w.arm(2, 10);
+        w.arm(0, 50);
         w.arm(3, 200);
         assert_eq!(tick(&mut w, 160), [0, 2]);
         assert!(tick(&mut w, 299).is_empty());
@@ -197,6 +211,25 @@ mod tests {
         w.arm(1, 0);
         w.expire(|| 10, |id| id == 1);
         assert_eq!(w.retries(), 1);
+    }
+
+    #[test]
+    fn timeouts_in_ticks_round_up_and_cover_a_park_just_before_a_tick() {
+        assert_eq!(
+            timeout_ticks(50, 100),
+            6,
+            "5 periods of 10 ms, and the partial one"
+        );
+        assert_eq!(timeout_ticks(55, 100), 7);
+        assert_eq!(timeout_ticks(1, 1_000), 2);
+        assert_eq!(timeout_ticks(1, 10), 2);
+        assert_eq!(timeout_ticks(60_000, 1_000), 60_001);
+        // Parked right before tick 11 (the counter still says 10): retried at tick 16, 50 ms
+        // after the park at the earliest.
+        let mut w = Watchdog::new(1, timeout_ticks(50, 100));
+        w.arm(0, 10);
+        assert!(tick(&mut w, 15).is_empty());
+        assert_eq!(tick(&mut w, 16), [0]);
     }
 
     #[test]

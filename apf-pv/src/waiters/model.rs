@@ -97,21 +97,22 @@ impl Returned {
     }
 }
 
-/// The layout the scan costs depend on: the span starts and ends on a waiter, nothing lies
-/// outside it, and it holds at most one hole more than it holds waiters.
-fn assert_compact(table: &WaiterTable<u32>) {
-    let (start, end, count) = (table.parked_start, table.parked_end, table.parked_count);
-    let occupied =
-        |range: core::ops::Range<usize>| table.parked[range].iter().filter(|p| p.is_some()).count();
-    assert_eq!(occupied(start..end), count, "every waiter lies in the span");
-    if count == 0 {
-        assert_eq!((start, end), (0, 0));
-    } else {
-        assert!(table.parked[start].is_some() && table.parked[end - 1].is_some());
-        assert!(
-            end - start <= 2 * count + 1,
-            "{start}..{end} for {count} waiters"
-        );
+/// The layout lookups depend on: every waiter lies in an unbroken run of occupied slots
+/// from its token's home, after every waiter with its token that parked earlier.
+fn assert_probe_runs(table: &WaiterTable<u32>) {
+    let occupied = table.slots.iter().filter(|p| p.is_some()).count();
+    assert_eq!(occupied, table.parked_count, "every waiter is counted");
+    for (slot, entry) in table.slots.iter().enumerate() {
+        let Some(parked) = entry else { continue };
+        let mut probe = super::home(parked.token);
+        while probe != slot {
+            let before = table.slots[probe].expect("a probe run has no gap");
+            assert!(
+                before.token != parked.token || before.seq < parked.seq,
+                "same-token waiters are in parking order along the run"
+            );
+            probe = (probe + 1) & super::SLOT_MASK;
+        }
     }
 }
 
@@ -174,7 +175,7 @@ proptest! {
             prop_assert!(table.parked() <= MAX_OUTSTANDING);
             prop_assert_eq!(table.parked(), model.parked.len());
             prop_assert_eq!(table.unclaimed(), model.early.len());
-            assert_compact(&table);
+            assert_probe_runs(&table);
             prop_assert_eq!(table.counters(), model.counters);
         }
 

@@ -1,8 +1,9 @@
 //! Splits each vCPU's stream of emulated instructions into traps and counts them.
 //!
 //! A trap starts at the first instruction of its vector's entry stub and ends with the
-//! `iretq` that leaves it: from the event to the next context running, which is what one
-//! async PF event costs the guest's kernel. Every guest trap returns through `iretq`, and
+//! `iretq` that leaves it, or where the kernel enters its idle loop (`idle_enter`, which
+//! restores nothing): from the event to the next context running, which is what one async
+//! PF event costs the guest's kernel. Every guest trap returns through `iretq`, and
 //! the kernel runs with interrupts masked, so traps nest only when a trap's own code faults
 //! (a refused MSR write); a nested trap is counted as its own and not in the outer one.
 //! What runs outside any trap (boot, the idle loop's `hlt`) is counted apart.
@@ -83,6 +84,11 @@ impl<'s> Counter<'s> {
                 _ => break,
             }
         }
+        if self.symbols.is_idle_enter(insn.rip) {
+            for done in stack.drain(..) {
+                Self::close(&mut self.tally, done);
+            }
+        }
         if let Some(vector) = self.symbols.trap_entry(insn.rip) {
             stack.push(Open {
                 vector,
@@ -135,6 +141,7 @@ mod tests {
     const STUBS: u64 = 0x1000;
     const COMMON: u64 = 0x2000;
     const HANDLER: u64 = 0x3000;
+    /// `idle_enter`.
     const IDLE: u64 = 0x5000;
 
     fn insn(tid: u32, rip: u64, bytes: &str) -> Insn {
@@ -194,6 +201,20 @@ mod tests {
         assert_eq!(tally.by_vector[&14].insns, [5]);
         assert_eq!(tally.by_vector[&0x20].insns, [4]);
         assert_eq!((tally.outside, tally.failed, tally.total), (0, 1, 9));
+    }
+
+    #[test]
+    fn a_trap_that_goes_idle_ends_at_the_idle_loop() {
+        let symbols = example();
+        let mut insns = trap(1, 14, 3);
+        insns.pop();
+        insns.push(insn(1, IDLE, "48 8d 25 00 00 00 00"));
+        insns.push(insn(1, IDLE + 8, "fb"));
+        insns.extend(trap(1, 0xf3, 1));
+        let tally = count(&symbols, &insns);
+        assert_eq!(tally.by_vector[&14].insns, [5]);
+        assert_eq!(tally.by_vector[&0xf3].insns, [4]);
+        assert_eq!((tally.outside, tally.unfinished), (2, 0));
     }
 
     #[test]

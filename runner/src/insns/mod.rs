@@ -11,7 +11,7 @@ mod symbols;
 mod trace;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -91,9 +91,9 @@ pub fn insns(args: InsnsArgs) -> Result<(), Error> {
     };
     let tally = count(&symbols, input, &name)?;
     let tables = tables(&tally, args.top);
-    for table in &tables {
-        println!("{}", table.text());
-    }
+    let text: Vec<String> = tables.iter().map(Table::text).collect();
+    // A reader that stops early (`| head`) is no error.
+    let _ = writeln!(io::stdout().lock(), "{}", text.join("\n"));
     if let Some(path) = &args.markdown {
         let markdown: Vec<String> = tables.iter().map(Table::markdown).collect();
         write(path, &markdown.join("\n"))?;

@@ -11,6 +11,8 @@ use thiserror::Error;
 const STUBS_START: &str = "trap_stubs";
 const STUBS_END: &str = "trap_stubs_end";
 const VECTORS: u64 = 256;
+/// Where a trap that leaves for the idle loop ends (it restores nothing, so no `iretq`).
+const IDLE_ENTER: &str = "idle_enter";
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -44,6 +46,7 @@ pub struct Symbols {
     symbols: Vec<Symbol>,
     stubs: u64,
     stub_size: u64,
+    idle_enter: Option<u64>,
 }
 
 impl Symbols {
@@ -85,6 +88,7 @@ impl Symbols {
                 .map(|&(a, _, _)| a)
                 .ok_or(FromRawError::Missing(name))
         };
+        let idle_enter = address_of(IDLE_ENTER).ok();
         let stubs = address_of(STUBS_START)?;
         let span = address_of(STUBS_END)?.saturating_sub(stubs);
         if span == 0 || !span.is_multiple_of(VECTORS) {
@@ -113,6 +117,7 @@ impl Symbols {
             symbols,
             stubs,
             stub_size: span / VECTORS,
+            idle_enter,
         })
     }
 
@@ -124,6 +129,11 @@ impl Symbols {
             .checked_sub(1)?;
         let symbol = &self.symbols[index];
         (rip < symbol.end).then_some(symbol.name.as_str())
+    }
+
+    /// Whether `rip` is the idle loop's entry: every trap running on that vCPU has ended.
+    pub fn is_idle_enter(&self, rip: u64) -> bool {
+        self.idle_enter == Some(rip)
     }
 
     /// The vector whose entry stub starts at `rip`: the first instruction of a trap.
@@ -158,6 +168,8 @@ pub(super) mod tests {
                 "_ZN12guest_kernel6kernel11apf_present17h0123456789abcdefE",
             ),
             (0x3100, 0x10, "dispatch"),
+            (0x5000, 0, "idle_enter"),
+            (0x5008, 8, "idle_loop"),
         ];
         Symbols::from_raw(raw.into_iter().map(|(a, s, n)| (a, s, n.to_owned()))).unwrap()
     }
@@ -191,6 +203,8 @@ pub(super) mod tests {
         assert_eq!(symbols.trap_entry(0x1000 + 14 * 16 + 2), None);
         assert_eq!(symbols.trap_entry(0x2000), None, "past the last stub");
         assert_eq!(symbols.trap_entry(0x800), None);
+        assert!(symbols.is_idle_enter(0x5000));
+        assert!(!symbols.is_idle_enter(0x5008));
     }
 
     #[test]

@@ -2,10 +2,18 @@
 //! see [`super::usercall`]).
 //!
 //! All of them build the same [`TrapFrame`] on the current task's kernel stack and call
-//! [`trap::dispatch`], which returns the frame to resume: the same one, another task's
-//! (a context switch is just a different stack pointer), or the idle frame. Everything
-//! returns through `iretq`, so a task preempted by the timer and one that made a system
-//! call are resumed the same way.
+//! [`trap::dispatch`], which returns the frame to resume: the same one or another task's
+//! (a context switch is just a different stack pointer), or null for the idle loop. Every
+//! task resumes through `iretq`, so a task preempted by the timer and one that made a
+//! system call are resumed the same way.
+//!
+//! The idle loop has no state worth keeping, and on our KVM every ring-0 instruction is
+//! emulated (about a microsecond each): so a trap taken in the idle loop does not save its
+//! registers (it only makes room for the frame), and going idle restores nothing (it
+//! starts the loop afresh on the idle stack). The idle loop keeps interrupts off except
+//! inside `sti; hlt`, so every interrupt it takes arrives with the return address
+//! `idle_halted`, which is how `trap_common` recognises it with one comparison: no task can
+//! run at that kernel address.
 //!
 //! [`TrapFrame`]: super::trap::TrapFrame
 //! [`trap::dispatch`]: super::trap::dispatch
@@ -14,6 +22,15 @@ use core::arch::global_asm;
 
 /// Bytes per interrupt stub; [`stub_address`] relies on it.
 const STUB_SIZE: u64 = 16;
+
+/// The idle loop's stack: interrupts taken while idle run their handlers on it (ring 0, no
+/// stack switch).
+const IDLE_STACK_SIZE: usize = 8 * 1024;
+
+const _: () = assert!(
+    size_of::<super::trap::TrapFrame>() == (15 + 2 + 5) * 8,
+    "trap_from_idle makes room for the 15 registers trap_common pushes"
+);
 
 global_asm!(
     r#"
@@ -38,6 +55,8 @@ trap_stubs:
 trap_stubs_end:
 
 trap_common:
+    cmpq $idle_halted, 16(%rsp)  /* the interrupted RIP, above the vector and error code */
+    je trap_from_idle
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -53,8 +72,11 @@ trap_common:
     pushq %r13
     pushq %r14
     pushq %r15
+trap_dispatch:
     movq %rsp, %rdi
     call {dispatch}
+    testq %rax, %rax
+    jz idle_enter
     movq %rax, %rsp
     .global trap_restore
 trap_restore:
@@ -76,28 +98,46 @@ trap_restore:
     addq $16, %rsp              /* vector and error code */
     iretq
 
-    /* The idle context: a ring-0 frame that halts until the next interrupt. */
-    .global idle_loop
+trap_from_idle:
+    subq $(15 * 8), %rsp        /* room for the registers, left unsaved */
+    jmp trap_dispatch
+
+    /* The idle context: halts until the next interrupt, on a stack of its own. */
+    .global idle_enter
+idle_enter:
+    leaq idle_stack_top(%rip), %rsp
 idle_loop:
+    sti                         /* takes effect after hlt: no interrupt slips in between */
     hlt
+    .global idle_halted
+idle_halted:
+    cli
     jmp idle_loop
+
+    .section .bss
+    .p2align 4
+idle_stack:
+    .skip {idle_stack_size}
+idle_stack_top:
 "#,
     dispatch = sym super::trap::dispatch,
+    idle_stack_size = const IDLE_STACK_SIZE,
     options(att_syntax)
 );
 
 unsafe extern "C" {
     fn trap_stubs();
     fn trap_stubs_end();
-    fn idle_loop();
 }
 
-/// Resumes `frame` (a task's or the idle frame) for good, leaving the boot stack.
+/// Resumes `frame` (a task's, or null for the idle loop) for good, leaving the boot stack.
 pub fn restore(frame: *mut super::trap::TrapFrame) -> ! {
-    // SAFETY: `frame` is a complete frame built by the kernel; `trap_restore` pops it and
-    // returns to it with iretq.
+    // SAFETY: `frame` is null or a complete frame built by the kernel; `trap_restore` pops
+    // it and returns to it with iretq, `idle_enter` needs nothing.
     unsafe {
         core::arch::asm!(
+            "test {frame}, {frame}",
+            "jz idle_enter",
             "mov rsp, {frame}",
             "jmp trap_restore",
             frame = in(reg) frame,
@@ -115,8 +155,4 @@ pub fn stubs_fit() -> bool {
 /// Address of the stub for `vector`.
 pub fn stub_address(vector: u8) -> u64 {
     trap_stubs as *const () as u64 + u64::from(vector) * STUB_SIZE
-}
-
-pub fn idle_loop_address() -> u64 {
-    idle_loop as *const () as u64
 }

@@ -1,13 +1,9 @@
 //! The saved user state and the one Rust entry point every stub calls.
 
-use super::gdt::{KERNEL_CS, KERNEL_SS};
 use super::{apf, apic, entry, msr};
-use crate::arch::stack::Stack;
 use crate::kernel::{self, Fault, Next};
 use apf_pv::x86::PageFault;
-use core::cell::UnsafeCell;
 use x86_64::registers::control::Cr2;
-use x86_64::registers::rflags::RFlags;
 
 /// System calls: `int3` from ring 3 (see [`super::usercall`]).
 pub const SYSCALL_VECTOR: u8 = 3;
@@ -53,59 +49,8 @@ impl TrapFrame {
     }
 }
 
-/// The frame `iretq` uses to (re-)enter the idle loop; rebuilt each time.
-struct IdleFrame(UnsafeCell<TrapFrame>);
-
-// SAFETY: used only by the one CPU, with interrupts off.
-unsafe impl Sync for IdleFrame {}
-
-static IDLE_FRAME: IdleFrame = IdleFrame(UnsafeCell::new(TrapFrame {
-    r15: 0,
-    r14: 0,
-    r13: 0,
-    r12: 0,
-    r11: 0,
-    r10: 0,
-    r9: 0,
-    r8: 0,
-    rbp: 0,
-    rdi: 0,
-    rsi: 0,
-    rdx: 0,
-    rcx: 0,
-    rbx: 0,
-    rax: 0,
-    vector: 0,
-    error_code: 0,
-    rip: 0,
-    cs: 0,
-    rflags: 0,
-    rsp: 0,
-    ss: 0,
-}));
-
-const IDLE_STACK_SIZE: usize = 8 * 1024;
-
-/// Interrupts that arrive while idle are taken on this stack (ring 0: no stack switch).
-static IDLE_STACK: Stack<IDLE_STACK_SIZE> = Stack::new();
-
-fn idle_frame() -> *mut TrapFrame {
-    let frame = IDLE_FRAME.0.get();
-    // SAFETY: the idle frame is only used here and by `iretq`, one CPU, interrupts off.
-    unsafe {
-        *frame = TrapFrame {
-            rip: entry::idle_loop_address(),
-            cs: u64::from(KERNEL_CS),
-            rflags: (RFlags::INTERRUPT_FLAG | RFlags::from_bits_retain(0x2)).bits(),
-            rsp: IDLE_STACK.top(),
-            ss: u64::from(KERNEL_SS),
-            ..TrapFrame::default()
-        };
-    }
-    frame
-}
-
-/// Called by every stub with the frame it built; returns the frame to resume.
+/// Called by every stub with the frame it built; returns the frame to resume, or null for
+/// the idle loop.
 pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: the stub passes the frame it just pushed on this stack.
     let f = unsafe { &mut *frame };
@@ -170,14 +115,14 @@ pub fn enter(next: Next) -> ! {
     entry::restore(resume(next))
 }
 
-/// Points the CPU at the next context's kernel stack and returns its frame.
+/// Points the CPU at the next task's kernel stack and returns its frame (null: idle).
 fn resume(next: Next) -> *mut TrapFrame {
     match next {
         Next::Task(ctx) => {
             super::gdt::set_kernel_stack(ctx.stack_top());
             ctx.frame()
         }
-        Next::Idle => idle_frame(),
+        Next::Idle => core::ptr::null_mut(),
     }
 }
 
