@@ -15,13 +15,11 @@ pub mod esr;
 pub mod frame;
 pub mod hypercall;
 pub mod inject;
-pub mod latency;
 pub mod list_registers;
 pub mod memory_map;
 pub mod params;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod pl011;
-pub mod rng;
 pub mod sdei_dispatcher;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod semihosting;

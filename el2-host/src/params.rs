@@ -11,10 +11,10 @@
 //! | `inject` | `NAME[,NAME...]`: faults to inject ([`Inject`] names, as the runner's `--inject`) | none |
 
 use crate::inject::{Inject, Injections};
-use crate::latency::{self, LatencyModel};
 use crate::memory_map::{GUEST_RAM, WORKLOAD_BASE};
 use core::fmt;
 use core::ops::Range;
+use latency_model::{self as latency, Draws, LatencyModel};
 
 /// How lazy-page faults are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl fmt::Display for Error<'_> {
         match self {
             Error::UnknownKey(word) => write!(f, "unknown key in {word:?}"),
             Error::BadValue(word) => write!(f, "bad value in {word:?}"),
-            Error::Latency(word, error) => write!(f, "{word:?}: {error:?}"),
+            Error::Latency(word, error) => write!(f, "{word:?}: {error}"),
             Error::UnknownInjection(name) => {
                 write!(f, "inject= names no fault {name:?}; known:")?;
                 Inject::ALL
@@ -76,6 +76,11 @@ impl Default for Params {
 }
 
 impl Params {
+    /// The run's fetch latencies, drawn from `seed` as the x86 runner draws them.
+    pub fn latencies(&self) -> Draws {
+        Draws::new(self.latency, self.seed)
+    }
+
     pub fn parse(line: &str) -> Result<Self, Error<'_>> {
         let mut params = Self::default();
         for word in line.split_ascii_whitespace() {
@@ -115,6 +120,15 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_are_the_seeds_draws_as_under_the_runner() {
+        // latency-model pins these for seed 1; the runner's fault reader draws them too.
+        let params = Params::parse("latency=lognormal:1ms,10ms seed=1").unwrap();
+        let mut latencies = params.latencies();
+        let drawn: [u64; 4] = core::array::from_fn(|_| latencies.next_ns());
+        assert_eq!(drawn, [967637, 989250, 586830, 56002]);
+    }
 
     #[test]
     fn defaults_and_the_image_path_word() {

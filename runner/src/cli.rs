@@ -315,7 +315,7 @@ mod tests {
         let run = parse_run(&["runner", "run", "--latency", "30us"]);
         assert_eq!(
             run.latency,
-            Some(LatencyModel::Fixed(Duration::from_micros(30)))
+            Some("fixed:30us".parse::<LatencyModel>().unwrap())
         );
     }
 

@@ -5,23 +5,20 @@ use super::guest_memory::GuestMemory;
 use super::stats::Stats;
 use crate::arch::aarch64::{counter, hyp_timer};
 use el2_host::inject::Faulty;
-use el2_host::latency::LatencyModel;
 use el2_host::params::Params;
-use el2_host::rng::Rng;
 use el2_host::stage2::PAGE_SIZE;
+use latency_model::Draws;
 use workloads::pages;
 
 pub struct Lazy {
-    latency: LatencyModel,
-    rng: Rng,
+    latencies: Draws,
     seed: u64,
 }
 
 impl Lazy {
     pub fn new(params: &Params) -> Self {
         Self {
-            latency: params.latency,
-            rng: Rng::new(params.seed),
+            latencies: params.latencies(),
             seed: params.seed,
         }
     }
@@ -29,7 +26,7 @@ impl Lazy {
     /// Starts fetching `page`: writes its contents (not mapped yet) and returns the counter
     /// value at which the fetch completes; `faulty` decides whether it is a latency spike.
     pub fn start(&mut self, memory: &mut GuestMemory, page: u64, faulty: &mut Faulty) -> u64 {
-        let latency = faulty.fetch_latency(self.latency.sample(&mut self.rng));
+        let latency = faulty.fetch_latency(self.latencies.next_ns());
         let deadline = counter::now() + counter::ticks(latency);
         let seed = self.seed;
         memory.fill(page, |words| pages::fill(seed, page / PAGE_SIZE, words));

@@ -199,7 +199,7 @@ impl CompareArgs {
     /// Each comparison to make, (scenario, latency), and what varies between them.
     fn points(&self) -> (Axis, Vec<(Scenario, LatencyModel)>) {
         if self.scenario.0.len() > 1 {
-            let points = self.scenario.0.iter().map(|&s| (s, self.latency.clone()));
+            let points = self.scenario.0.iter().map(|&s| (s, self.latency));
             return (Axis::Mlp, points.collect());
         }
         let scenario = self.scenario.0[0];
@@ -207,7 +207,7 @@ impl CompareArgs {
             [] => std::slice::from_ref(&self.latency),
             sweep => sweep,
         };
-        let points = latencies.iter().map(|l| (scenario, l.clone()));
+        let points = latencies.iter().map(|l| (scenario, *l));
         (Axis::Latency, points.collect())
     }
 }

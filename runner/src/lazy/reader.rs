@@ -7,12 +7,10 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
 use userfaultfd::{Event, EventBuffer};
 use workloads::pages::PAGE_SIZE;
 
-use super::latency::LatencyModel;
+use super::latency::{Draws, LatencyModel};
 use super::page_table::Fault as PageFault;
 use super::server::{Error, Shared};
 use super::work::Fault;
@@ -29,8 +27,7 @@ const READAHEAD: i32 = 0;
 /// The reader's own state: the latency stream, the readahead depth, and the latency spikes
 /// injected (`--inject spikes`).
 pub struct Reader {
-    latency: LatencyModel,
-    rng: Xoshiro256PlusPlus,
+    latencies: Draws,
     readahead: u16,
     inject: Injections,
     spikes: Every,
@@ -41,8 +38,7 @@ impl Reader {
     /// `Inject::Spikes` in `inject`, every 16th fetch takes [`SPIKE_FACTOR`] times its latency.
     pub fn new(latency: LatencyModel, seed: u64, readahead: u16, inject: Injections) -> Self {
         Reader {
-            latency,
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            latencies: latency.draws(seed),
             readahead,
             inject,
             spikes: Every::default(),
@@ -51,7 +47,7 @@ impl Reader {
 
     /// The latency of the next fetch.
     fn draw(&mut self, counters: &super::stats::Counters) -> Duration {
-        let latency = self.latency.sample(&mut self.rng);
+        let latency = self.latencies.next_latency();
         if self.spikes.next(Inject::Spikes, &self.inject) {
             counters.spike();
             latency * SPIKE_FACTOR
@@ -190,5 +186,22 @@ fn fetch(
         }
         PageFault::InFlight { due } => Fetched::Already(due.saturating_duration_since(at)),
         PageFault::Served => Fetched::Already(Duration::ZERO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lazy::stats::Counters;
+
+    #[test]
+    fn fetches_draw_the_seeds_latencies_as_under_the_el2_host() {
+        // latency-model pins these for seed 1; the EL2 host's `latency=` draws them too.
+        let model = "lognormal:1ms,10ms".parse().unwrap();
+        let mut reader = Reader::new(model, 1, 0, Injections::default());
+        let counters = Counters::default();
+        let drawn: Vec<Duration> = (0..4).map(|_| reader.draw(&counters)).collect();
+        let expected = [967637, 989250, 586830, 56002].map(Duration::from_nanos);
+        assert_eq!(drawn, expected);
     }
 }

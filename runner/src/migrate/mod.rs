@@ -221,7 +221,7 @@ pub fn migrate(args: MigrateArgs) -> Result<MigrateReport, Error> {
     } else {
         Acks::Quick
     };
-    let delay = args.latency.clone().map(|model| Delay {
+    let delay = args.latency.map(|model| Delay {
         model,
         seed: args.seed,
     });

@@ -174,7 +174,7 @@ fn start_lazy(
         .cloned()
         .map(|apf| apf as Arc<dyn lazy::FaultObserver>);
     let settings = lazy::Settings {
-        latency: lazy.latency.clone(),
+        latency: lazy.latency,
         fetchers: lazy.fetchers,
         seed: lazy.seed,
         source,

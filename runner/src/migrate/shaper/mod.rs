@@ -43,10 +43,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
-
 use crate::lazy::LatencyModel;
+use crate::lazy::latency::Draws;
 
 mod return_path;
 mod stats;
@@ -74,6 +72,13 @@ const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 pub struct Delay {
     pub model: LatencyModel,
     pub seed: u64,
+}
+
+impl Delay {
+    /// The draws of the `index`th connection accepted (see the module's doc).
+    fn draws_for_connection(&self, index: u64) -> Draws {
+        self.model.draws(self.seed.wrapping_add(index))
+    }
 }
 
 /// How the proxy acknowledges the source's streams (see the module's doc).
@@ -109,25 +114,6 @@ impl Schedule {
         let release = self.last.map_or(due, |last| due.max(last));
         self.last = Some(release);
         release
-    }
-}
-
-/// One connection's seeded draws.
-struct Draws {
-    model: LatencyModel,
-    rng: Xoshiro256PlusPlus,
-}
-
-impl Draws {
-    fn for_connection(delay: &Delay, index: u64) -> Self {
-        Draws {
-            model: delay.model.clone(),
-            rng: Xoshiro256PlusPlus::seed_from_u64(delay.seed.wrapping_add(index)),
-        }
-    }
-
-    fn draw(&mut self) -> Duration {
-        self.model.sample(&mut self.rng)
     }
 }
 
@@ -362,7 +348,7 @@ fn read_return_path(
             // Only page requests draw, so the n-th request gets the n-th draw whatever else
             // the destination sends.
             let drawn = match &mut draws {
-                Some(draws) if page_request => Some(draws.draw()),
+                Some(draws) if page_request => Some(draws.next_latency()),
                 _ => None,
             };
             shared.tally().return_message(&message, drawn);
@@ -433,7 +419,7 @@ fn accept_connections(
             Ok((source, _)) => {
                 let draws = delay
                     .as_ref()
-                    .map(|delay| Draws::for_connection(delay, index));
+                    .map(|delay| delay.draws_for_connection(index));
                 // A destination that refuses is the migration's failure to report, which
                 // QMP does; closing the source's connection tells it.
                 if let Ok(connection) = Connection::open(source, upstream, draws, &shared) {

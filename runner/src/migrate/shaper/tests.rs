@@ -3,7 +3,6 @@
 use super::return_path::*;
 use super::stats::*;
 use super::*;
-use rand::RngExt;
 
 const REQ_PAGES_ID: u16 = 3;
 const REQ_PAGES: u16 = 4;
@@ -221,13 +220,13 @@ fn a_short_delay_waits_behind_a_long_one() {
 
 #[test]
 fn random_delays_keep_order_and_their_minimum() {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let gap: LatencyModel = "uniform:0us..3ms".parse().expect("valid");
+    let mut gap_draws = gap.draws(11);
     for text in ["uniform:1ms..20ms", "lognormal:1ms,10ms"] {
         let model: LatencyModel = text.parse().expect("valid");
-        let gaps: Vec<_> = (0..2000)
-            .map(|_| Duration::from_micros(rng.random_range(0..3000)))
-            .collect();
-        let delays: Vec<_> = (0..2000).map(|_| model.sample(&mut rng)).collect();
+        let gaps: Vec<_> = (0..2000).map(|_| gap_draws.next_latency()).collect();
+        let mut draws = model.draws(12);
+        let delays: Vec<_> = (0..2000).map(|_| draws.next_latency()).collect();
         check_schedule(&gaps, &delays);
     }
 }
@@ -246,13 +245,13 @@ fn draws_repeat_per_connection() {
         seed: 5,
     };
     let draws = |index| {
-        let mut draws = Draws::for_connection(&delay, index);
-        (0..32).map(|_| draws.draw()).collect::<Vec<_>>()
+        let mut draws = delay.draws_for_connection(index);
+        (0..32).map(|_| draws.next_latency()).collect::<Vec<_>>()
     };
     assert_eq!(draws(0), draws(0));
     assert_ne!(draws(0), draws(1));
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-    let first: Vec<_> = (0..32).map(|_| delay.model.sample(&mut rng)).collect();
+    let mut seeded = delay.model.draws(5);
+    let first: Vec<_> = (0..32).map(|_| seeded.next_latency()).collect();
     assert_eq!(
         draws(0),
         first,
@@ -393,7 +392,9 @@ fn rig(delay: Option<Delay>) -> Rig {
 
 fn fixed(delay: Duration) -> Option<Delay> {
     Some(Delay {
-        model: LatencyModel::Fixed(delay),
+        model: format!("fixed:{}ns", delay.as_nanos())
+            .parse()
+            .expect("valid"),
         seed: 1,
     })
 }

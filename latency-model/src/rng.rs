@@ -1,6 +1,6 @@
 //! The seeded generator for fetch latencies: rand's xoshiro256++, seeded through SplitMix64
-//! (`seed_from_u64`), the generator the x86 runner's fetchers draw from; a run's latencies
-//! repeat with the same seed, with no `std` and no entropy.
+//! (`seed_from_u64`); a run's latencies repeat with the same seed, with no `std` and no
+//! entropy.
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng as _, SeedableRng};
@@ -39,7 +39,9 @@ impl Rng {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::Rng;
+    use std::vec::Vec;
 
     #[test]
     fn same_seed_same_sequence() {

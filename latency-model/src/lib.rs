@@ -1,13 +1,22 @@
-//! Latency models for one lazy page fetch, with the names and meaning of the x86 runner's
-//! `--latency` (runner/src/lazy/latency.rs): `fixed:D`, `uniform:LOW..HIGH`,
-//! `lognormal:MEDIAN,P99`, or a bare duration (fixed). Durations are integers with a `ns`,
-//! `us`, `ms` or `s` suffix. Times are nanoseconds; the host converts them to counter ticks.
+//! How long one lazy page fetch takes: the `--latency` models of both hosts that serve
+//! lazy memory, the x86 runner (its fetchers and the post-copy shaper) and the arm64 EL2
+//! host (`latency=`), so that a model means the same on both and a seed draws the same
+//! latencies on both.
+//!
+//! `fixed:D`, `uniform:LOW..HIGH`, `lognormal:MEDIAN,P99`, or a bare duration (fixed).
+//! Durations are integers with a `ns`, `us`, `ms` or `s` suffix. Times are nanoseconds;
+//! each host converts them to its own clock. `no_std`, with no float support beyond `libm`,
+//! because the EL2 host has no `std`.
+#![no_std]
 
-use crate::rng::Rng;
+pub mod rng;
+
+pub use rng::Rng;
+
 use core::fmt;
 
 /// The standard normal distribution's 99th percentile: a lognormal's p99 is
-/// `median * exp(sigma * P99_Z)` (the runner's constant).
+/// `median * exp(sigma * P99_Z)`.
 const P99_Z: f64 = 2.3263;
 
 const FIXED: &str = "fixed";
@@ -39,6 +48,23 @@ pub enum Error {
     ZeroMedian,
     /// `lognormal`'s p99 is below its median.
     P99BelowMedian,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::UnknownModel => {
+                "unknown model (expected fixed:D, uniform:LOW..HIGH or lognormal:MEDIAN,P99)"
+            }
+            Error::Shape => "uniform takes LOW..HIGH, lognormal MEDIAN,P99",
+            Error::Duration => {
+                "a duration is a whole number with ns, us, ms or s that fits in 64-bit nanoseconds"
+            }
+            Error::ReversedBounds => "the lower bound is above the upper",
+            Error::ZeroMedian => "the median must be longer than zero",
+            Error::P99BelowMedian => "the p99 is below the median",
+        })
+    }
 }
 
 /// The time one page fetch takes, in nanoseconds.
@@ -109,6 +135,18 @@ impl LatencyModel {
         }
     }
 
+    /// The expected fetch time in nanoseconds (the runner sizes its workloads with it): for
+    /// a lognormal `exp(mu + sigma^2 / 2)`.
+    pub fn mean(&self) -> u64 {
+        match *self {
+            Self::Fixed(nanos) => nanos,
+            Self::Uniform { low, high } => low.midpoint(high),
+            Self::LogNormal { mu, sigma, .. } => {
+                libm::round(libm::exp(mu + sigma * sigma / 2.0)) as u64
+            }
+        }
+    }
+
     /// One fetch time in nanoseconds.
     pub fn sample(&self, rng: &mut Rng) -> u64 {
         match *self {
@@ -119,6 +157,29 @@ impl LatencyModel {
                 libm::round(libm::exp(mu + sigma * standard_normal(rng))) as u64
             }
         }
+    }
+}
+
+/// A run's fetch latencies: one draw per fetch, in the order the fetches start, from a
+/// generator seeded with the run's seed. Both hosts draw through this, so a model and seed
+/// give the same latencies under either.
+#[derive(Clone, Debug)]
+pub struct Draws {
+    model: LatencyModel,
+    rng: Rng,
+}
+
+impl Draws {
+    pub fn new(model: LatencyModel, seed: u64) -> Self {
+        Self {
+            model,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// The next fetch's latency in nanoseconds.
+    pub fn next_ns(&mut self) -> u64 {
+        self.model.sample(&mut self.rng)
     }
 }
 
@@ -166,7 +227,10 @@ fn standard_normal(rng: &mut Rng) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::string::ToString;
+    use std::vec::Vec;
 
     const MS: u64 = 1_000_000;
 
@@ -261,6 +325,48 @@ mod tests {
         let mut samples: Vec<u64> = (0..50_000).map(|_| model.sample(&mut rng)).collect();
         assert!(within(quantile(&mut samples, 0.5), MS, 0.10));
         assert!(within(quantile(&mut samples, 0.99), 10 * MS, 0.10));
+    }
+
+    #[test]
+    fn means_match_the_models_and_their_samples() {
+        assert_eq!(LatencyModel::parse("fixed:10ms").unwrap().mean(), 10 * MS);
+        assert_eq!(
+            LatencyModel::parse("uniform:1ms..5ms").unwrap().mean(),
+            3 * MS
+        );
+        let lognormal = LatencyModel::parse("lognormal:1ms,10ms").unwrap();
+        let mut rng = Rng::new(3);
+        let n = 200_000;
+        let sum: u64 = (0..n).map(|_| lognormal.sample(&mut rng)).sum();
+        assert!(
+            within(sum / n, lognormal.mean(), 0.03),
+            "{} vs {}",
+            sum / n,
+            lognormal.mean()
+        );
+    }
+
+    /// The first draws of seed 1 for each kind of model, pinned: the runner's fault reader
+    /// and the EL2 host's parameters each have a test that they draw exactly these.
+    const SEED_1_DRAWS: [(&str, [u64; 4]); 3] = [
+        ("fixed:1ms", [MS, MS, MS, MS]),
+        ("uniform:1ms..5ms", [2513611, 1565510, 3077651, 4687862]),
+        ("lognormal:1ms,10ms", [967637, 989250, 586830, 56002]),
+    ];
+
+    #[test]
+    fn seed_1_draws_these() {
+        for (model, draws) in SEED_1_DRAWS {
+            let mut stream = Draws::new(LatencyModel::parse(model).unwrap(), 1);
+            let drawn: Vec<u64> = (0..4).map(|_| stream.next_ns()).collect();
+            assert_eq!(drawn, draws, "{model}");
+        }
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        assert!(Error::ReversedBounds.to_string().contains("lower bound"));
+        assert!(Error::Duration.to_string().contains("ns, us, ms or s"));
     }
 
     #[test]
