@@ -153,6 +153,7 @@ impl<W: Copy + Eq> WaiterTable<W> {
     }
 
     /// A not-present fault for `token` taken by `waiter`.
+    #[inline]
     pub fn wait(&mut self, token: Token, waiter: W) -> Wait {
         self.counters.not_present += 1;
         if self.early_len != 0
@@ -183,6 +184,7 @@ impl<W: Copy + Eq> WaiterTable<W> {
 
     /// A page-ready for `token` (not [`BROADCAST`]: callers route BROADCAST to
     /// [`wake_all`](Self::wake_all)).
+    #[inline]
     pub fn wake(&mut self, token: Token) -> Wake<W> {
         debug_assert_ne!(token, BROADCAST, "a broadcast goes to wake_all");
         self.counters.ready += 1;

@@ -218,6 +218,7 @@ impl<C> Scheduler<C> {
     /// outcome is the same as queueing it first and scheduling, minus a push and a pop on
     /// the hot path of every page-ready. (Several wakes in a row, as a broadcast makes, use
     /// [`Scheduler::wake_task_first`], which keeps them in their wake order.)
+    #[inline]
     pub fn run_woken_task(&mut self, id: TaskId, key: u64) -> Wake {
         if self
             .tasks

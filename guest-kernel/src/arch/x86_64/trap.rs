@@ -54,16 +54,25 @@ impl TrapFrame {
 pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: the stub passes the frame it just pushed on this stack.
     let f = unsafe { &mut *frame };
+    // The async PF events first: each arm tested before theirs costs every one of them an
+    // emulated compare and branch.
     let next = match f.vector {
+        PAGE_FAULT_VECTOR => match apf::classify(Cr2::read_raw()) {
+            PageFault::NotPresent(token) if f.is_from_user() => kernel::apf_not_present(token),
+            _ => exception(f),
+        },
+        v if v == u64::from(apf::READY_VECTOR) => {
+            apic::end_of_interrupt();
+            match apf::take_ready() {
+                Some(token) => kernel::apf_ready(token),
+                None => kernel::next(),
+            }
+        }
         v if v == u64::from(SYSCALL_VECTOR) && f.is_from_user() => {
             let (result, next) = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]);
             f.rax = result as u64;
             next
         }
-        PAGE_FAULT_VECTOR => match apf::classify(Cr2::read_raw()) {
-            PageFault::NotPresent(token) if f.is_from_user() => kernel::apf_not_present(token),
-            _ => exception(f),
-        },
         v if v < FIRST_IRQ_VECTOR => {
             // A refused `msr::write_safe` resumes at once: it may come from boot code or
             // from inside another trap, where no task is to be scheduled.
@@ -71,13 +80,6 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
                 return frame;
             }
             exception(f)
-        }
-        v if v == u64::from(apf::READY_VECTOR) => {
-            apic::end_of_interrupt();
-            match apf::take_ready() {
-                Some(token) => kernel::apf_ready(token),
-                None => kernel::next(),
-            }
         }
         v if v == u64::from(TIMER_VECTOR) => {
             apic::end_of_interrupt();
