@@ -324,6 +324,17 @@ mod tests {
         s
     }
 
+    /// `n` tasks (at least 3): task 0 parked on key 10, task 1 on key 11, task 2 running.
+    fn parked_0_and_1(n: usize) -> Scheduler<u32> {
+        let mut s = sched(n);
+        assert_eq!(s.schedule(), Some(0));
+        assert_eq!(s.park_current(10), Park::Parked);
+        assert_eq!(s.schedule(), Some(1));
+        assert_eq!(s.park_current(11), Park::Parked);
+        assert_eq!(s.schedule(), Some(2));
+        s
+    }
+
     #[test]
     fn round_robin_on_ticks() {
         let mut s = sched(3);
@@ -421,14 +432,7 @@ mod tests {
     #[test]
     fn waking_a_known_task_first_is_wake_first_for_its_own_key() {
         // Same events on two schedulers, one waking by key, one by task and key.
-        let (mut by_key, mut by_task) = (sched(3), sched(3));
-        for s in [&mut by_key, &mut by_task] {
-            assert_eq!(s.schedule(), Some(0));
-            assert_eq!(s.park_current(10), Park::Parked);
-            assert_eq!(s.schedule(), Some(1));
-            assert_eq!(s.park_current(11), Park::Parked);
-            assert_eq!(s.schedule(), Some(2));
-        }
+        let (mut by_key, mut by_task) = (parked_0_and_1(3), parked_0_and_1(3));
         assert_eq!(by_key.wake_first(11), Wake::Woken(1));
         assert_eq!(by_task.wake_task_first(1, 11), Wake::Woken(1));
         // Not parked on the key (or no such task): remembered as an early wake.
@@ -447,14 +451,7 @@ mod tests {
     #[test]
     fn running_a_woken_task_at_once_is_waking_it_first_then_scheduling() {
         // The same events on two schedulers: by the run queue, and directly.
-        let (mut queued, mut direct) = (sched(4), sched(4));
-        for s in [&mut queued, &mut direct] {
-            assert_eq!(s.schedule(), Some(0));
-            assert_eq!(s.park_current(10), Park::Parked);
-            assert_eq!(s.schedule(), Some(1));
-            assert_eq!(s.park_current(11), Park::Parked);
-            assert_eq!(s.schedule(), Some(2));
-        }
+        let (mut queued, mut direct) = (parked_0_and_1(4), parked_0_and_1(4));
         assert_eq!(queued.wake_task_first(1, 11), Wake::Woken(1));
         assert_eq!(direct.run_woken_task(1, 11), Wake::Woken(1));
         assert_eq!(direct.current(), Some(1), "no schedule needed");
@@ -491,14 +488,7 @@ mod tests {
 
     #[test]
     fn waking_a_known_task_is_wake_for_its_own_key() {
-        let (mut by_key, mut by_task) = (sched(3), sched(3));
-        for s in [&mut by_key, &mut by_task] {
-            assert_eq!(s.schedule(), Some(0));
-            assert_eq!(s.park_current(10), Park::Parked);
-            assert_eq!(s.schedule(), Some(1));
-            assert_eq!(s.park_current(11), Park::Parked);
-            assert_eq!(s.schedule(), Some(2));
-        }
+        let (mut by_key, mut by_task) = (parked_0_and_1(3), parked_0_and_1(3));
         assert_eq!(by_key.wake(11), Wake::Woken(1));
         assert_eq!(by_task.wake_task(1, 11), Wake::Woken(1));
         assert_eq!(by_key.wake(12), Wake::Early);

@@ -270,26 +270,19 @@ mod tests {
 
     #[test]
     fn malformed_models_are_refused() {
-        assert_eq!(LatencyModel::parse("gamma:1ms"), Err(Error::UnknownModel));
-        assert_eq!(LatencyModel::parse("uniform:1ms,5ms"), Err(Error::Shape));
-        assert_eq!(LatencyModel::parse("fixed:10"), Err(Error::Duration));
-        assert_eq!(LatencyModel::parse("fast"), Err(Error::Duration));
-        assert_eq!(
-            LatencyModel::parse("fixed:99999999999999999999ms"),
-            Err(Error::Duration)
-        );
-        assert_eq!(
-            LatencyModel::parse("uniform:5ms..1ms"),
-            Err(Error::ReversedBounds)
-        );
-        assert_eq!(
-            LatencyModel::parse("lognormal:0ms,1ms"),
-            Err(Error::ZeroMedian)
-        );
-        assert_eq!(
-            LatencyModel::parse("lognormal:10ms,1ms"),
-            Err(Error::P99BelowMedian)
-        );
+        let cases = [
+            ("gamma:1ms", Error::UnknownModel),
+            ("uniform:1ms,5ms", Error::Shape),
+            ("fixed:10", Error::Duration),
+            ("fast", Error::Duration),
+            ("fixed:99999999999999999999ms", Error::Duration),
+            ("uniform:5ms..1ms", Error::ReversedBounds),
+            ("lognormal:0ms,1ms", Error::ZeroMedian),
+            ("lognormal:10ms,1ms", Error::P99BelowMedian),
+        ];
+        for (text, error) in cases {
+            assert_eq!(LatencyModel::parse(text), Err(error), "{text}");
+        }
     }
 
     #[test]
