@@ -1,7 +1,8 @@
 //! `runner insns` on a real recording: `perf record` of KVM's kvm:kvm_emulate_insn around
 //! a lazy-memory run of the real guest with in-kernel async PF. Every not-present the guest
 //! counted must show as one #PF trap and every page-ready interrupt as one page-ready trap:
-//! the count per event is exact only if the traps are found exactly.
+//! the count per event is exact only if the traps are found exactly. It is also the
+//! structural test of the async PF paths: one lock acquisition per trap, no allocation.
 
 mod common;
 
@@ -98,7 +99,22 @@ fn counts_one_trap_per_async_pf_event_the_guest_saw() {
         "{not_present}"
     );
     assert!(counts["per_async_pf"].as_f64().unwrap() > 0.0, "{counts}");
+    // The async PF paths take the kernel lock once and never allocate.
+    for trap in [&not_present, &ready] {
+        assert_eq!(trap["max_locked"], 1, "{trap}");
+        let allocator: Vec<&String> = trap["by_symbol"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|name| ALLOCATOR.iter().any(|a| name.contains(a)))
+            .collect();
+        assert!(allocator.is_empty(), "allocates: {allocator:?}");
+    }
 }
+
+/// Names in the guest's allocation paths: its allocator (`talc`), Rust's global allocator
+/// shims (`__rust_alloc`, `__rust_realloc`, `__rust_dealloc`, ...) and growing a `Vec`.
+const ALLOCATOR: [&str; 4] = ["talc::", "__rust_", "alloc::raw_vec::", "box_new"];
 
 #[test]
 fn a_file_that_is_not_our_guest_is_refused() {

@@ -24,6 +24,8 @@ pub const UNKNOWN_SYMBOL: &str = "?";
 struct Open<'s> {
     vector: u8,
     insns: u64,
+    /// Its atomic read-modify-writes: one per lock it took.
+    locked: u64,
     by_symbol: HashMap<&'s str, u64>,
     /// The address of its `iretq`, once seen.
     returning_at: Option<u64>,
@@ -34,6 +36,8 @@ struct Open<'s> {
 pub struct Traps<'s> {
     /// Instructions of each trap, in the order they ended.
     pub insns: Vec<u64>,
+    /// The most atomic read-modify-writes one trap ran (a lock acquisition is one).
+    pub max_locked: u64,
     /// Instructions of all of them, by the function they ran in.
     pub by_symbol: BTreeMap<&'s str, u64>,
 }
@@ -93,6 +97,7 @@ impl<'s> Counter<'s> {
             stack.push(Open {
                 vector,
                 insns: 0,
+                locked: 0,
                 by_symbol: HashMap::new(),
                 returning_at: None,
             });
@@ -102,6 +107,7 @@ impl<'s> Counter<'s> {
             return;
         };
         top.insns += 1;
+        top.locked += u64::from(insn.is_locked());
         let name = self.symbols.name(insn.rip).unwrap_or(UNKNOWN_SYMBOL);
         *top.by_symbol.entry(name).or_default() += 1;
         if insn.is_iretq() {
@@ -127,6 +133,7 @@ impl<'s> Counter<'s> {
     fn close(tally: &mut Tally<'s>, open: Open<'s>) {
         let traps = tally.by_vector.entry(open.vector).or_default();
         traps.insns.push(open.insns);
+        traps.max_locked = traps.max_locked.max(open.locked);
         for (name, n) in open.by_symbol {
             *traps.by_symbol.entry(name).or_default() += n;
         }
@@ -157,7 +164,7 @@ mod tests {
     fn trap(tid: u32, vector: u8, handler: u64) -> Vec<Insn> {
         let mut insns = vec![
             insn(tid, STUBS + u64::from(vector) * 16, "6a 0e"),
-            insn(tid, COMMON, "50"),
+            insn(tid, COMMON, "f0 0f b0 0d 00 00 00 00"),
         ];
         insns.extend((0..handler).map(|i| insn(tid, HANDLER + i, "90")));
         insns.push(insn(tid, COMMON + 0x40, "48 cf"));
@@ -187,6 +194,7 @@ mod tests {
         assert_eq!(pf.by_symbol["trap_common"], 4);
         assert_eq!(pf.by_symbol["guest_kernel::kernel::apf_present"], 12);
         assert_eq!(tally.by_vector[&0xf3].insns, [13]);
+        assert_eq!(pf.max_locked, 1, "each trap took one lock");
     }
 
     #[test]

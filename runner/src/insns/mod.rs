@@ -150,7 +150,16 @@ fn tables(tally: &Tally, top: usize) -> Vec<Table> {
              traps (boot, idle), {} trap(s) unfinished at the end",
             tally.total, tally.outside, tally.unfinished
         ),
-        &["trap", "vector", "traps", "mean", "median", "min", "max"],
+        &[
+            "trap",
+            "vector",
+            "traps",
+            "mean",
+            "median",
+            "min",
+            "max",
+            "atomics max",
+        ],
     );
     for (&vector, traps) in &tally.by_vector {
         let s = Summary::of(&traps.insns).expect("a kind has at least one trap");
@@ -162,6 +171,7 @@ fn tables(tally: &Tally, top: usize) -> Vec<Table> {
             s.median.to_string(),
             s.min.to_string(),
             s.max.to_string(),
+            traps.max_locked.to_string(),
         ]);
     }
     if let (Some(np), Some(ready)) = (
@@ -207,7 +217,8 @@ fn ranked<'a>(traps: &'a Traps) -> Vec<(&'a str, u64)> {
 }
 
 /// `{"total", "outside", "unfinished", "failed", "traps": [{"vector", "name", "count",
-/// "mean", "median", "min", "max", "by_symbol": {name: mean}}], "per_async_pf"}`.
+/// "mean", "median", "min", "max", "max_locked", "by_symbol": {name: mean}}],
+/// "per_async_pf"}`.
 fn to_json(tally: &Tally) -> Value {
     let traps: Vec<Value> = tally
         .by_vector
@@ -227,6 +238,7 @@ fn to_json(tally: &Tally) -> Value {
                 "median": s.median,
                 "min": s.min,
                 "max": s.max,
+                "max_locked": traps.max_locked,
                 "by_symbol": by_symbol,
             })
         })

@@ -30,7 +30,47 @@ impl Insn {
     pub fn is_iretq(&self) -> bool {
         self.bytes == "48 cf"
     }
+
+    /// An atomic read-modify-write: a `LOCK`-prefixed instruction, or `xchg` with memory
+    /// (locked without the prefix). A lock acquisition takes one; releasing a spin lock is a
+    /// plain store.
+    pub fn is_locked(&self) -> bool {
+        let mut bytes = self
+            .bytes
+            .split(' ')
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .peekable();
+        let mut lock = false;
+        while let Some(&b) = bytes.peek() {
+            if !LEGACY_PREFIXES.contains(&b) {
+                break;
+            }
+            lock |= b == LOCK_PREFIX;
+            bytes.next();
+        }
+        if lock {
+            return true;
+        }
+        if bytes.peek().is_some_and(|b| REX.contains(b)) {
+            bytes.next();
+        }
+        let (Some(opcode), Some(modrm)) = (bytes.next(), bytes.next()) else {
+            return false;
+        };
+        XCHG.contains(&opcode) && modrm >> 6 != MODRM_REGISTER
+    }
 }
+
+const LOCK_PREFIX: u8 = 0xf0;
+/// Operand-size, address-size, segment, REP and LOCK prefixes, in any order.
+const LEGACY_PREFIXES: [u8; 11] = [
+    0xf0, 0xf2, 0xf3, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65, 0x66, 0x67,
+];
+const REX: core::ops::RangeInclusive<u8> = 0x40..=0x4f;
+/// `xchg r/m8, r8` and `xchg r/m, r`.
+const XCHG: [u8; 2] = [0x86, 0x87];
+/// ModRM.mod for a register operand: `xchg` between registers is not locked.
+const MODRM_REGISTER: u8 = 0b11;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("line {line}: {what}: {text:?}")]
@@ -129,6 +169,23 @@ mod tests {
             .unwrap();
         assert!(failed.failed);
         assert!(!failed.is_iretq());
+    }
+
+    #[test]
+    fn atomics_are_lock_prefixed_or_xchg_with_memory() {
+        let locked = |bytes: &str| insn(1, 0, bytes).is_locked();
+        assert!(locked("f0 0f b0 0d dc 99 02 00"), "lock cmpxchg");
+        assert!(locked("f0 48 0f b1 0e"), "lock cmpxchg with REX.W");
+        assert!(locked("66 f0 0f c1 07"), "lock after another prefix");
+        assert!(locked("48 87 07"), "xchg with memory");
+        assert!(locked("86 07"));
+        assert!(!locked("48 87 c7"), "xchg between registers");
+        assert!(
+            !locked("c6 03 00"),
+            "releasing a spin lock is a plain store"
+        );
+        assert!(!locked("48 cf"));
+        assert!(!locked("f3 48 ab"), "rep stos");
     }
 
     #[test]
