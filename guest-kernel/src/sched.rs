@@ -220,11 +220,7 @@ impl<C> Scheduler<C> {
     /// [`Scheduler::wake_task_first`], which keeps them in their wake order.)
     #[inline]
     pub fn run_woken_task(&mut self, id: TaskId, key: u64) -> Wake {
-        if self
-            .tasks
-            .get(id)
-            .is_none_or(|t| t.state != State::Parked(key))
-        {
+        if !self.parked_on(id, key) {
             return self.wake_to(key, true);
         }
         self.requeue_current();
@@ -233,14 +229,17 @@ impl<C> Scheduler<C> {
         Wake::Woken(1)
     }
 
+    /// Whether task `id` exists and is parked on `key`.
+    fn parked_on(&self, id: TaskId, key: u64) -> bool {
+        self.tasks
+            .get(id)
+            .is_some_and(|t| t.state == State::Parked(key))
+    }
+
     /// [`Scheduler::wake_to`] when only task `id` can be parked on `key`; if it is not,
     /// the full wake (which remembers it as early).
     fn wake_task_to(&mut self, id: TaskId, key: u64, front: bool) -> Wake {
-        if self
-            .tasks
-            .get(id)
-            .is_none_or(|t| t.state != State::Parked(key))
-        {
+        if !self.parked_on(id, key) {
             return self.wake_to(key, front);
         }
         self.tasks[id].state = State::Ready;

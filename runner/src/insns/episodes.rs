@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::symbols::Symbols;
 use super::trace::Insn;
+use crate::compare::stats::Summary;
 
 /// The name of instructions no symbol covers.
 pub const UNKNOWN_SYMBOL: &str = "?";
@@ -27,8 +28,8 @@ struct Open<'s> {
     /// Its atomic read-modify-writes: one per lock it took.
     locked: u64,
     by_symbol: HashMap<&'s str, u64>,
-    /// The address of its `iretq`, once seen.
-    returning_at: Option<u64>,
+    /// Its `iretq` ran: the next instruction on this vCPU is no longer part of it.
+    returned: bool,
 }
 
 /// Every trap of one vector.
@@ -63,6 +64,30 @@ pub struct Counter<'s> {
     tally: Tally<'s>,
 }
 
+impl Traps<'_> {
+    /// Mean instructions per trap.
+    pub fn mean(&self) -> f64 {
+        self.insns.iter().sum::<u64>() as f64 / self.insns.len().max(1) as f64
+    }
+
+    /// Minimum, median and maximum instructions per trap.
+    pub fn summary(&self) -> Summary {
+        Summary::of(&self.insns).expect("a kind has at least one trap")
+    }
+
+    /// Mean instructions per trap in each function, most first (ties by name, so output
+    /// repeats).
+    pub fn by_function(&self) -> Vec<(&str, f64)> {
+        let n = self.insns.len().max(1) as f64;
+        let mut ranked: Vec<(&str, u64)> = self.by_symbol.iter().map(|(&k, &v)| (k, v)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        ranked
+            .into_iter()
+            .map(|(name, total)| (name, total as f64 / n))
+            .collect()
+    }
+}
+
 impl<'s> Counter<'s> {
     pub fn new(symbols: &'s Symbols) -> Self {
         Self {
@@ -79,14 +104,9 @@ impl<'s> Counter<'s> {
         }
         self.tally.total += 1;
         let stack = self.open.entry(insn.tid).or_default();
-        while let Some(top) = stack.last() {
-            match top.returning_at {
-                Some(rip) if rip != insn.rip => {
-                    let done = stack.pop().expect("just looked at it");
-                    Self::close(&mut self.tally, done);
-                }
-                _ => break,
-            }
+        if stack.last().is_some_and(|top| top.returned) {
+            let done = stack.pop().expect("just looked at it");
+            Self::close(&mut self.tally, done);
         }
         if self.symbols.is_idle_enter(insn.rip) {
             for done in stack.drain(..) {
@@ -99,7 +119,7 @@ impl<'s> Counter<'s> {
                 insns: 0,
                 locked: 0,
                 by_symbol: HashMap::new(),
-                returning_at: None,
+                returned: false,
             });
         }
         let Some(top) = stack.last_mut() else {
@@ -110,9 +130,7 @@ impl<'s> Counter<'s> {
         top.locked += u64::from(insn.is_locked());
         let name = self.symbols.name(insn.rip).unwrap_or(UNKNOWN_SYMBOL);
         *top.by_symbol.entry(name).or_default() += 1;
-        if insn.is_iretq() {
-            top.returning_at = Some(insn.rip);
-        }
+        top.returned = insn.is_iretq();
     }
 
     /// The counts, once the recording has ended: traps past their `iretq` are complete,
@@ -120,7 +138,7 @@ impl<'s> Counter<'s> {
     pub fn finish(mut self) -> Tally<'s> {
         for (_, stack) in self.open.drain() {
             for open in stack {
-                if open.returning_at.is_some() {
+                if open.returned {
                     Self::close(&mut self.tally, open);
                 } else {
                     self.tally.unfinished += 1;
@@ -143,6 +161,7 @@ impl<'s> Counter<'s> {
 #[cfg(test)]
 mod tests {
     use super::super::symbols::tests::example;
+    use super::super::trace::tests::insn;
     use super::*;
 
     const STUBS: u64 = 0x1000;
@@ -150,15 +169,6 @@ mod tests {
     const HANDLER: u64 = 0x3000;
     /// `idle_enter`.
     const IDLE: u64 = 0x5000;
-
-    fn insn(tid: u32, rip: u64, bytes: &str) -> Insn {
-        Insn {
-            tid,
-            rip,
-            bytes: bytes.to_owned(),
-            failed: false,
-        }
-    }
 
     /// One trap on `vector`: its stub, `handler` instructions in the handler, `iretq`.
     fn trap(tid: u32, vector: u8, handler: u64) -> Vec<Insn> {

@@ -18,7 +18,6 @@ use clap::Args;
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::compare::stats::Summary;
 use crate::compare::table::Table;
 use episodes::{Counter, Tally, Traps};
 use symbols::Symbols;
@@ -137,8 +136,11 @@ fn count<'s>(symbols: &'s Symbols, input: impl BufRead, name: &str) -> Result<Ta
     Ok(tally)
 }
 
-fn mean(traps: &Traps) -> f64 {
-    traps.insns.iter().sum::<u64>() as f64 / traps.insns.len().max(1) as f64
+/// One not-present plus one page-ready, their means: what one async PF event costs; `None`
+/// if the recording has no trap of either kind.
+fn per_async_pf(tally: &Tally) -> Option<f64> {
+    let mean = |vector| tally.by_vector.get(&vector).map(Traps::mean);
+    Some(mean(NOT_PRESENT)? + mean(PAGE_READY)?)
 }
 
 /// The summary table (one row per trap kind, and the sum per async PF event) and, per
@@ -162,25 +164,21 @@ fn tables(tally: &Tally, top: usize) -> Vec<Table> {
         ],
     );
     for (&vector, traps) in &tally.by_vector {
-        let s = Summary::of(&traps.insns).expect("a kind has at least one trap");
+        let s = traps.summary();
         summary.row(vec![
             trap_name(vector),
             format!("{vector:#x}"),
             traps.insns.len().to_string(),
-            format!("{:.1}", mean(traps)),
+            format!("{:.1}", traps.mean()),
             s.median.to_string(),
             s.min.to_string(),
             s.max.to_string(),
             traps.max_locked.to_string(),
         ]);
     }
-    if let (Some(np), Some(ready)) = (
-        tally.by_vector.get(&NOT_PRESENT),
-        tally.by_vector.get(&PAGE_READY),
-    ) {
+    if let Some(per_event) = per_async_pf(tally) {
         summary.note(format!(
-            "per async PF (one not-present and one page-ready, means): {:.1}",
-            mean(np) + mean(ready)
+            "per async PF (one not-present and one page-ready, means): {per_event:.1}"
         ));
     }
     if tally.failed > 0 {
@@ -198,22 +196,12 @@ fn tables(tally: &Tally, top: usize) -> Vec<Table> {
             ),
             &["function", "insns"],
         );
-        for (name, n) in ranked(traps).into_iter().take(top) {
-            by_symbol.row(vec![
-                name.to_owned(),
-                format!("{:.1}", n as f64 / traps.insns.len() as f64),
-            ]);
+        for (name, mean) in traps.by_function().into_iter().take(top) {
+            by_symbol.row(vec![name.to_owned(), format!("{mean:.1}")]);
         }
         tables.push(by_symbol);
     }
     tables
-}
-
-/// A kind's functions, most instructions first (ties by name, so output repeats).
-fn ranked<'a>(traps: &'a Traps) -> Vec<(&'a str, u64)> {
-    let mut ranked: Vec<(&str, u64)> = traps.by_symbol.iter().map(|(&k, &v)| (k, v)).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    ranked
 }
 
 /// `{"total", "outside", "unfinished", "failed", "traps": [{"vector", "name", "count",
@@ -224,17 +212,17 @@ fn to_json(tally: &Tally) -> Value {
         .by_vector
         .iter()
         .map(|(&vector, traps)| {
-            let s = Summary::of(&traps.insns).expect("a kind has at least one trap");
-            let n = traps.insns.len() as f64;
-            let by_symbol: serde_json::Map<String, Value> = ranked(traps)
+            let s = traps.summary();
+            let by_symbol: serde_json::Map<String, Value> = traps
+                .by_function()
                 .into_iter()
-                .map(|(name, total)| (name.to_owned(), json!(total as f64 / n)))
+                .map(|(name, mean)| (name.to_owned(), json!(mean)))
                 .collect();
             json!({
                 "vector": vector,
                 "name": trap_name(vector),
                 "count": traps.insns.len(),
-                "mean": mean(traps),
+                "mean": traps.mean(),
                 "median": s.median,
                 "min": s.min,
                 "max": s.max,
@@ -243,20 +231,13 @@ fn to_json(tally: &Tally) -> Value {
             })
         })
         .collect();
-    let per_async_pf = match (
-        tally.by_vector.get(&NOT_PRESENT),
-        tally.by_vector.get(&PAGE_READY),
-    ) {
-        (Some(np), Some(ready)) => json!(mean(np) + mean(ready)),
-        _ => Value::Null,
-    };
     json!({
         "total": tally.total,
         "outside": tally.outside,
         "unfinished": tally.unfinished,
         "failed": tally.failed,
         "traps": traps,
-        "per_async_pf": per_async_pf,
+        "per_async_pf": per_async_pf(tally),
     })
 }
 

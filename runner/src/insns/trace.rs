@@ -136,10 +136,11 @@ pub fn parse_line(line: usize, text: &str) -> Result<Option<Insn>, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn insn(tid: u32, rip: u64, bytes: &str) -> Insn {
+    /// An instruction the emulator ran, for tests here and of the trap counter.
+    pub fn insn(tid: u32, rip: u64, bytes: &str) -> Insn {
         Insn {
             tid,
             rip,
