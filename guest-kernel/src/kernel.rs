@@ -2,9 +2,10 @@
 //! printed when the last task exits.
 //!
 //! The arch layer calls in with interrupts masked (the kernel never enables them for
-//! itself), so the lock is never contended on our single CPU; it exists to make the
-//! sharing explicit and safe. Each trap takes it once: the entry points handle their event
-//! and pick what runs next under the same lock (see [`handle`]).
+//! itself) on our single CPU, so the state needs no lock: each trap borrows it once,
+//! handling its event and picking what runs next in the same borrow (see [`handle`]). On
+//! our KVM every ring-0 instruction is emulated, and a spin lock's acquire and release
+//! were a tenth of an async PF event's instructions.
 
 use crate::abi::{self, Syscall, TaskReport};
 use crate::arch::{self, Context};
@@ -12,6 +13,7 @@ use crate::exit_status::ExitStatus;
 use crate::{console, println};
 use alloc::vec::Vec;
 use apf_pv::waiters::{BROADCAST, Token, Wait, WaiterTable, Wake};
+use core::cell::UnsafeCell;
 use core::fmt;
 use core::ops::Range;
 use guest_kernel::apf::{self, Outcome};
@@ -20,7 +22,6 @@ use guest_kernel::cmdline::Config;
 use guest_kernel::hold::Hold;
 use guest_kernel::sched::{Scheduler, State, TaskId};
 use guest_kernel::watchdog::Watchdog;
-use spin::{Mutex, Once};
 
 /// A CPU exception, as the arch layer reports it.
 pub struct Fault {
@@ -62,7 +63,7 @@ pub struct Kernel {
     pub timer_start_ns: u64,
     /// When `kernel_main` started, in the TSC clock.
     pub entry_ns: u64,
-    /// When the first task was dispatched.
+    /// When the boot path handed the CPU to the first task.
     pub ready_ns: Option<u64>,
     pub unexpected_interrupts: u64,
     /// What each task reported (indexed by task id), for the result line.
@@ -106,11 +107,12 @@ fn apf_key(id: TaskId) -> u64 {
 /// full, in which case the task retries the access at once (and the host halts the vCPU
 /// until the page arrives). With `apf-cycle=N`, every N-th one then turns async PF off and
 /// on again.
+#[inline]
 pub fn apf_not_present(token: Token) -> Next {
     handle(|k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
-            k.sched.park_current(apf_key(id));
+            k.sched.block_current(apf_key(id));
             k.watchdog.arm(id, k.ticks);
         }
         if apf::cycle_due(k.apf.counters().not_present, k.config.apf_cycle) {
@@ -120,6 +122,7 @@ pub fn apf_not_present(token: Token) -> Next {
 }
 
 /// "Page ready" for `token` (or the broadcast): its waiter runs next.
+#[inline]
 pub fn apf_ready(token: Token) -> Next {
     handle(|k| {
         let Kernel {
@@ -140,20 +143,52 @@ pub fn apf_ready(token: Token) -> Next {
     })
 }
 
-static KERNEL: Once<Mutex<Kernel>> = Once::new();
+/// The kernel's state, borrowed by one trap at a time (see [`with`]).
+struct KernelCell(UnsafeCell<Option<Kernel>>);
+
+// SAFETY: one CPU, and only trap handlers and the boot path before its first trap touch the
+// cell, with interrupts masked (see `with`).
+unsafe impl Sync for KernelCell {}
+
+static KERNEL: KernelCell = KernelCell(UnsafeCell::new(None));
+
+/// Set while [`with`] lends the state out: a debug build catches a nested borrow.
+#[cfg(debug_assertions)]
+static BORROWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Publishes the kernel state; traps are handled from here on.
 pub fn install(kernel: Kernel) {
-    KERNEL.call_once(|| Mutex::new(kernel));
+    // SAFETY: the boot path runs this once, before it enables interrupts or starts a task,
+    // so no trap handler can be borrowing the state.
+    let cell = unsafe { &mut *KERNEL.0.get() };
+    assert!(cell.is_none(), "kernel::install twice");
+    *cell = Some(kernel);
 }
 
+/// Lends the state to `f`. Traps borrow it one at a time: handlers run with interrupts
+/// masked on the one CPU, and the only traps a handler's own code can take (a refused
+/// `write_safe` MSR write, a kernel fault) never reach this function, so borrows never
+/// nest (a debug build checks).
+#[inline]
 fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
-    f(&mut KERNEL.get().expect("trap before kernel::install").lock())
+    #[cfg(debug_assertions)]
+    {
+        use core::sync::atomic::Ordering::Relaxed;
+        assert!(!BORROWED.load(Relaxed), "kernel state borrowed twice");
+        BORROWED.store(true, Relaxed);
+    }
+    // SAFETY: no other reference to the state exists while this one lives (see above).
+    let kernel = unsafe { &mut *KERNEL.0.get() };
+    let result = f(kernel.as_mut().expect("trap before kernel::install"));
+    #[cfg(debug_assertions)]
+    BORROWED.store(false, core::sync::atomic::Ordering::Relaxed);
+    result
 }
 
-/// Applies a trap's `event` and picks what runs next, taking the lock once: on our KVM
-/// every ring-0 instruction is emulated, and a second lock per trap (for [`next`]) cost
-/// microseconds on every async page fault.
+/// Applies a trap's `event` and picks what runs next in the same borrow of the state: on
+/// our KVM every ring-0 instruction is emulated, and a second borrow per trap (for
+/// [`next`]) cost its share of every async page fault.
+#[inline]
 fn handle(event: impl FnOnce(&mut Kernel)) -> Next {
     let next = with(|k| {
         event(k);
@@ -208,14 +243,10 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
 
 impl Kernel {
     /// What runs next; `None` once every task has exited.
+    #[inline(always)]
     fn pick(&mut self) -> Option<Next> {
-        match self.sched.schedule() {
-            Some(id) => {
-                if self.ready_ns.is_none() {
-                    self.ready_ns = Some(self.clock.ns(arch::timestamp()));
-                }
-                Some(Next::Task(self.sched.task(id).ctx))
-            }
+        match self.sched.schedule_context() {
+            Some(ctx) => Some(Next::Task(ctx)),
             None if self.sched.all_exited() => None,
             None => Some(Next::Idle),
         }
@@ -403,6 +434,11 @@ pub fn kernel_fault(fault: Fault, sp: u64) -> ! {
 /// Picks what runs next; when every task has exited, prints the report and ends the VM.
 pub fn next() -> Next {
     handle(|_| ())
+}
+
+/// The first task to run, from the boot path: the tasks are ready from now on.
+pub fn first() -> Next {
+    handle(|k| k.ready_ns = Some(k.clock.ns(arch::timestamp())))
 }
 
 /// Turns async PF off, prints each task's outcome and the machine-readable result line,

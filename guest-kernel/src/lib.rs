@@ -15,5 +15,6 @@ pub mod hold;
 pub mod pvh;
 mod run_queue;
 pub mod sched;
+pub mod task_table;
 pub mod user_arena;
 pub mod watchdog;

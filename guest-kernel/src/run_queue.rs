@@ -1,20 +1,19 @@
-//! The scheduler's run queue: task ids in a ring whose size is a power of two, at least
-//! the number of tasks.
+//! The scheduler's run queue: task ids in a ring of [`MAX_TASKS`] slots.
 //!
 //! A task is queued at most once (only a ready task is, and running or parking takes it
 //! out), so the ring never fills and a push needs no capacity check; every push and pop is
-//! an index mask and a store or a load. It replaces a `VecDeque` whose wrap-around and
-//! growth checks cost about ten emulated instructions per operation on the async PF paths.
-//! It grows only when a task is spawned, never in a trap.
+//! an index mask by a constant and a store or a load. It replaces a `VecDeque` whose
+//! wrap-around and growth checks cost about ten emulated instructions per operation on the
+//! async PF paths.
 
-use alloc::vec;
-use alloc::vec::Vec;
+use crate::task_table::{MAX_TASKS, TaskId};
+use alloc::boxed::Box;
 
 /// Task ids in first-out order.
 #[derive(Debug)]
 pub struct RunQueue {
-    /// `slots[head & mask .. tail & mask]`, wrapping; `slots.len()` is a power of two.
-    slots: Vec<usize>,
+    /// `slots[head % MAX_TASKS .. tail % MAX_TASKS]`, wrapping.
+    slots: Box<[TaskId; MAX_TASKS]>,
     /// Free-running positions of the first entry and one past the last.
     head: usize,
     tail: usize,
@@ -23,7 +22,7 @@ pub struct RunQueue {
 impl Default for RunQueue {
     fn default() -> Self {
         Self {
-            slots: vec![0; 1],
+            slots: Box::new([0; MAX_TASKS]),
             head: 0,
             tail: 0,
         }
@@ -31,10 +30,6 @@ impl Default for RunQueue {
 }
 
 impl RunQueue {
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
-    }
-
     pub fn len(&self) -> usize {
         self.tail.wrapping_sub(self.head)
     }
@@ -43,46 +38,32 @@ impl RunQueue {
         self.head == self.tail
     }
 
-    /// Makes room for `ids` distinct entries (the number of tasks), keeping the order.
-    pub fn reserve_for(&mut self, ids: usize) {
-        let size = ids.max(1).next_power_of_two();
-        if size <= self.slots.len() {
-            return;
-        }
-        let mut slots = vec![0; size];
-        for (i, slot) in slots.iter_mut().take(self.len()).enumerate() {
-            *slot = self.slots[self.head.wrapping_add(i) & self.mask()];
-        }
-        self.tail = self.len();
-        self.head = 0;
-        self.slots = slots;
-    }
-
     /// Queues `id` last.
     ///
     /// # Panics
-    /// In debug builds, if the ring is full: a task queued twice, or not reserved for.
-    pub fn push_back(&mut self, id: usize) {
-        debug_assert!(self.len() < self.slots.len(), "run queue overflow");
-        let slot = self.tail & self.mask();
-        self.slots[slot] = id;
+    /// In debug builds, if the ring is full: a task queued twice.
+    #[inline]
+    pub fn push_back(&mut self, id: TaskId) {
+        debug_assert!(self.len() < MAX_TASKS, "run queue overflow");
+        self.slots[self.tail % MAX_TASKS] = id;
         self.tail = self.tail.wrapping_add(1);
     }
 
     /// Queues `id` first.
-    pub fn push_front(&mut self, id: usize) {
-        debug_assert!(self.len() < self.slots.len(), "run queue overflow");
+    #[inline]
+    pub fn push_front(&mut self, id: TaskId) {
+        debug_assert!(self.len() < MAX_TASKS, "run queue overflow");
         self.head = self.head.wrapping_sub(1);
-        let slot = self.head & self.mask();
-        self.slots[slot] = id;
+        self.slots[self.head % MAX_TASKS] = id;
     }
 
     /// Takes the first entry.
-    pub fn pop_front(&mut self) -> Option<usize> {
+    #[inline]
+    pub fn pop_front(&mut self) -> Option<TaskId> {
         if self.is_empty() {
             return None;
         }
-        let id = self.slots[self.head & self.mask()];
+        let id = self.slots[self.head % MAX_TASKS];
         self.head = self.head.wrapping_add(1);
         Some(id)
     }
@@ -97,7 +78,6 @@ mod tests {
     #[test]
     fn first_in_first_out_with_front_pushes() {
         let mut q = RunQueue::default();
-        q.reserve_for(4);
         assert_eq!(q.pop_front(), None);
         q.push_back(1);
         q.push_back(2);
@@ -110,17 +90,15 @@ mod tests {
     }
 
     #[test]
-    fn growing_keeps_the_order_across_the_wrap() {
+    fn the_order_holds_across_the_wrap() {
         let mut q = RunQueue::default();
-        q.reserve_for(2);
-        q.push_back(7);
         q.push_front(6);
-        q.reserve_for(5);
-        q.push_back(8);
-        q.push_front(5);
-        q.push_back(9);
-        let order: Vec<usize> = core::iter::from_fn(|| q.pop_front()).collect();
-        assert_eq!(order, [5, 6, 7, 8, 9]);
+        q.push_back(7);
+        for id in 0..3 * MAX_TASKS {
+            q.push_back(id);
+            assert_eq!(q.pop_front(), Some(if id < 2 { 6 + id } else { id - 2 }));
+        }
+        assert_eq!(q.len(), 2);
     }
 
     #[test]
@@ -128,10 +106,9 @@ mod tests {
     #[cfg(debug_assertions)]
     fn a_full_ring_is_a_bug() {
         let mut q = RunQueue::default();
-        q.reserve_for(2);
-        q.push_back(0);
-        q.push_back(1);
-        q.push_back(2);
+        for id in 0..=MAX_TASKS {
+            q.push_back(id);
+        }
     }
 
     #[derive(Clone, Debug)]
@@ -142,21 +119,20 @@ mod tests {
     }
 
     proptest! {
-        /// Any sequence that never queues more than the reserved entries behaves like a
-        /// `VecDeque`.
+        /// Any sequence that never queues more than `limit` entries (up to the capacity)
+        /// behaves like a `VecDeque`.
         #[test]
-        fn matches_a_vecdeque(reserve in 1usize..40, ops in prop::collection::vec(
-            prop_oneof![Just(Op::Back), Just(Op::Front), Just(Op::Pop)], 0..300)) {
+        fn matches_a_vecdeque(limit in 1usize..=MAX_TASKS, ops in prop::collection::vec(
+            prop_oneof![Just(Op::Back), Just(Op::Front), Just(Op::Pop)], 0..600)) {
             let mut q = RunQueue::default();
-            q.reserve_for(reserve);
             let mut model = VecDeque::new();
             for (next, op) in ops.into_iter().enumerate() {
                 match op {
-                    Op::Back if model.len() < reserve => {
+                    Op::Back if model.len() < limit => {
                         q.push_back(next);
                         model.push_back(next);
                     }
-                    Op::Front if model.len() < reserve => {
+                    Op::Front if model.len() < limit => {
                         q.push_front(next);
                         model.push_front(next);
                     }

@@ -1,8 +1,9 @@
 //! Round-robin scheduler shared by both architectures.
 //!
-//! It is a plain state machine: the arch layer saves the interrupted task's context into
-//! [`Scheduler::current_ctx_mut`], reports what happened (tick, yield, park, wake, exit),
-//! asks [`Scheduler::schedule`] which task runs next and restores that task's context.
+//! It is a plain state machine: a task's context is a handle the arch layer fixed at spawn
+//! (on x86_64 the task's kernel stack, where every trap saves the task's registers); the
+//! kernel reports what happened (tick, yield, park, wake, exit), asks
+//! [`Scheduler::schedule_context`] which task runs next and resumes that task's context.
 //! The kernel only ever runs with interrupts masked (every entry is an interrupt gate or
 //! `syscall` with IF cleared), so no locking is needed inside; the caller owns the instance.
 //!
@@ -11,10 +12,9 @@
 //! later park returns at once (the async-PF "page ready before not-present handled" race).
 
 use crate::run_queue::RunQueue;
+use crate::task_table::TaskTable;
+pub use crate::task_table::{MAX_TASKS, TaskId};
 use alloc::vec::Vec;
-
-/// Index of a task in the scheduler; stable for the task's life and after its exit.
-pub type TaskId = usize;
 
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +25,10 @@ pub enum State {
     Exited(i64),
 }
 
-/// A task: its name (for reports), its state and the arch's saved context.
+/// A task: its name (for reports), its state and the arch's saved context. Aligned to a
+/// power of two so that a lookup by id is one shift, not a multiply.
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct Task<C> {
     pub name: &'static str,
     pub state: State,
@@ -56,7 +58,7 @@ pub enum Wake {
 /// Counters reported in the result line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Switches from one task to a different one.
+    /// Switches from one task to a different one (computed by [`Scheduler::stats`]).
     pub switches: u64,
     /// Timer ticks that moved the running task to the back of the queue.
     pub preemptions: u64,
@@ -69,19 +71,27 @@ pub struct Stats {
 /// The per-CPU scheduler.
 #[derive(Debug)]
 pub struct Scheduler<C> {
-    tasks: Vec<Task<C>>,
+    tasks: TaskTable<Task<C>>,
     ready: RunQueue,
-    current: Option<TaskId>,
+    /// The running task, with a copy of its context: resuming it needs no lookup.
+    current: Option<Running<C>>,
     /// The task that ran last, to count real switches.
     last: Option<TaskId>,
     early_wakes: Vec<u64>,
     stats: Stats,
 }
 
+/// The running task and its context.
+#[derive(Clone, Copy, Debug)]
+struct Running<C> {
+    id: TaskId,
+    ctx: C,
+}
+
 impl<C> Default for Scheduler<C> {
     fn default() -> Self {
         Self {
-            tasks: Vec::new(),
+            tasks: TaskTable::default(),
             ready: RunQueue::default(),
             current: None,
             last: None,
@@ -91,28 +101,21 @@ impl<C> Default for Scheduler<C> {
     }
 }
 
-impl<C> Scheduler<C> {
+impl<C: Copy> Scheduler<C> {
     /// Adds a ready task at the back of the run queue.
     pub fn spawn(&mut self, name: &'static str, ctx: C) -> TaskId {
-        let id = self.tasks.len();
-        self.tasks.push(Task {
+        let id = self.tasks.push(Task {
             name,
             state: State::Ready,
             ctx,
             dispatches: 0,
         });
-        self.ready.reserve_for(self.tasks.len());
         self.ready.push_back(id);
         id
     }
 
     pub fn current(&self) -> Option<TaskId> {
-        self.current
-    }
-
-    /// The running task's saved context, where the arch layer stores an interrupted task.
-    pub fn current_ctx_mut(&mut self) -> Option<&mut C> {
-        self.current.map(|id| &mut self.tasks[id].ctx)
+        self.current.map(|r| r.id)
     }
 
     pub fn task(&self, id: TaskId) -> &Task<C> {
@@ -127,8 +130,13 @@ impl<C> Scheduler<C> {
         self.tasks.iter()
     }
 
+    /// The counters; `switches` is the sum of every task's `dispatches`, which the switch
+    /// path keeps instead of two counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            switches: self.tasks.iter().map(|t| t.dispatches).sum(),
+            ..self.stats
+        }
     }
 
     /// True once every task has exited (and there was at least one).
@@ -153,8 +161,9 @@ impl<C> Scheduler<C> {
     }
 
     /// Moves the running task to the back of the queue; true if another task was waiting.
+    #[inline]
     fn requeue_current(&mut self) -> bool {
-        let Some(id) = self.current.take() else {
+        let Some(Running { id, .. }) = self.current.take() else {
             return false;
         };
         let others_waiting = !self.ready.is_empty();
@@ -168,7 +177,7 @@ impl<C> Scheduler<C> {
     /// # Panics
     /// If no task is running (a kernel bug: only tasks park).
     pub fn park_current(&mut self, key: u64) -> Park {
-        let id = self.current.expect("park_current without a running task");
+        let id = self.current().expect("park_current without a running task");
         if let Some(pos) = self.early_wakes.iter().position(|&k| k == key) {
             self.early_wakes.swap_remove(pos);
             return Park::AlreadyWoken;
@@ -177,6 +186,22 @@ impl<C> Scheduler<C> {
         self.current = None;
         self.stats.parks += 1;
         Park::Parked
+    }
+
+    /// [`Scheduler::park_current`] for a `key` whose wakes never come early, because
+    /// something else decided the task must wait (the async PF waiter table does): parks
+    /// without looking for a remembered wake.
+    ///
+    /// # Panics
+    /// If no task is running.
+    #[inline]
+    pub fn block_current(&mut self, key: u64) {
+        let Running { id, .. } = self
+            .current
+            .take()
+            .expect("block_current without a running task");
+        self.tasks[id].state = State::Parked(key);
+        self.stats.parks += 1;
     }
 
     /// Makes every task parked on `key` ready, or remembers the wake if none is.
@@ -220,12 +245,21 @@ impl<C> Scheduler<C> {
     /// [`Scheduler::wake_task_first`], which keeps them in their wake order.)
     #[inline]
     pub fn run_woken_task(&mut self, id: TaskId, key: u64) -> Wake {
-        if !self.parked_on(id, key) {
+        let Some(task) = self
+            .tasks
+            .get_mut(id)
+            .filter(|t| t.state == State::Parked(key))
+        else {
             return self.wake_to(key, true);
+        };
+        // The woken task first, so that it is looked up once: the runner's state store
+        // below may be to any task, as far as the compiler knows.
+        let woken = Self::make_running(task, id, &mut self.last);
+        if let Some(Running { id: runner, .. }) = self.current.replace(woken) {
+            self.tasks[runner].state = State::Ready;
+            self.ready.push_back(runner);
         }
-        self.requeue_current();
         self.stats.wakes += 1;
-        self.dispatch(id);
         Wake::Woken(1)
     }
 
@@ -281,7 +315,7 @@ impl<C> Scheduler<C> {
     /// # Panics
     /// If no task is running.
     pub fn exit_current(&mut self, status: i64) -> TaskId {
-        let id = self
+        let Running { id, .. } = self
             .current
             .take()
             .expect("exit_current without a running task");
@@ -291,23 +325,40 @@ impl<C> Scheduler<C> {
 
     /// Picks the task to run: the current one if it is still running, else the head of the
     /// run queue. `None` means idle (everything parked or exited).
+    #[inline]
     pub fn schedule(&mut self) -> Option<TaskId> {
+        self.schedule_context()?;
+        self.current()
+    }
+
+    /// [`Scheduler::schedule`], returning the context of the task that runs: what the trap
+    /// path resumes.
+    #[inline]
+    pub fn schedule_context(&mut self) -> Option<C> {
         if self.current.is_none() {
             let next = self.ready.pop_front()?;
             self.dispatch(next);
         }
-        self.current
+        self.current.map(|r| r.ctx)
     }
 
-    /// Makes `next` (not queued) the running task, counting a switch if another ran last.
+    /// Makes `next` (not queued) the running task.
+    #[inline]
     fn dispatch(&mut self, next: TaskId) {
-        self.tasks[next].state = State::Running;
-        self.current = Some(next);
-        if self.last.is_some_and(|last| last != next) {
-            self.stats.switches += 1;
-            self.tasks[next].dispatches += 1;
+        let running = Self::make_running(&mut self.tasks[next], next, &mut self.last);
+        self.current = Some(running);
+    }
+
+    /// Marks task `id` running, counting a switch if another ran `last` (and making it
+    /// the last); returns what becomes [`Scheduler::current`].
+    #[inline]
+    fn make_running(task: &mut Task<C>, id: TaskId, last: &mut Option<TaskId>) -> Running<C> {
+        task.state = State::Running;
+        if last.is_some_and(|last| last != id) {
+            task.dispatches += 1;
         }
-        self.last = Some(next);
+        *last = Some(id);
+        Running { id, ctx: task.ctx }
     }
 }
 
@@ -362,10 +413,10 @@ mod tests {
         let mut s = sched(2);
         assert_eq!(s.schedule(), Some(0));
         assert_eq!(s.schedule(), Some(0));
-        *s.current_ctx_mut().unwrap() = 42;
-        assert_eq!(s.task(0).ctx, 42);
+        assert_eq!(s.schedule_context(), Some(0), "task 0's context");
         s.yield_current();
-        assert_eq!(s.schedule(), Some(1));
+        assert_eq!(s.schedule_context(), Some(1));
+        assert_eq!(s.current(), Some(1));
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
         hold: Hold::new(boot.config.hold),
     });
     arch::start_timer(&calibration, boot.config.hz);
-    arch::enter(kernel::next())
+    arch::enter(kernel::first())
 }
 
 /// Reads the RAM size and command line (outside the memory the final page tables map, so

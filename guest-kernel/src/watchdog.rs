@@ -14,9 +14,8 @@
 //! with no clock read (a `rdtsc` and its arithmetic were a tenth of the not-present path's
 //! emulated instructions). [`timeout_ticks`] turns the timeout into ticks.
 
-use crate::sched::TaskId;
-use alloc::vec;
-use alloc::vec::Vec;
+use crate::task_table::{MAX_TASKS, TaskId};
+use alloc::boxed::Box;
 use core::ops::RangeInclusive;
 
 /// Timeouts `apf-watchdog=MS` accepts, in milliseconds: at least one (the timer tick is the
@@ -42,26 +41,39 @@ pub fn timeout_ticks(ms: u64, hz: u32) -> u64 {
     (ms * u64::from(hz)).div_ceil(1_000) + 1
 }
 
+/// The deadline of a task that is not parked: no time reaches it. A plain value rather
+/// than an `Option`, so that arming and disarming are one store each.
+const NEVER: u64 = u64::MAX;
+
 /// Deadlines of parked tasks and the retries made so far.
 #[derive(Debug)]
 pub struct Watchdog {
     /// How long a task may stay parked.
     timeout: u64,
-    /// Each task's deadline while it is parked on async PF, indexed by task id.
-    deadlines: Vec<Option<u64>>,
-    /// No later than every armed deadline (`None`: nothing is armed). Disarming leaves it
-    /// be: a stale bound costs one scan, which then recomputes it.
-    earliest: Option<u64>,
+    /// Each task's deadline while it is parked on async PF, indexed by task id (masked, as
+    /// in the [`TaskTable`](crate::task_table::TaskTable), so arming needs no bounds
+    /// check); [`NEVER`] while it is not.
+    deadlines: Box<[u64; MAX_TASKS]>,
+    /// Tasks `0..tasks` exist: the part of `deadlines` the tick scans.
+    tasks: usize,
+    /// No later than every armed deadline ([`NEVER`]: nothing is armed). Disarming leaves
+    /// it be: a stale bound costs one scan, which then recomputes it.
+    earliest: u64,
     retries: u64,
 }
 
 impl Watchdog {
     /// A watchdog for tasks `0..tasks`, retrying those parked longer than `timeout`.
     pub fn new(tasks: usize, timeout: u64) -> Self {
+        assert!(
+            tasks <= MAX_TASKS,
+            "a watchdog for more than {MAX_TASKS} tasks"
+        );
         Self {
             timeout,
-            deadlines: vec![None; tasks],
-            earliest: None,
+            deadlines: Box::new([NEVER; MAX_TASKS]),
+            tasks,
+            earliest: NEVER,
             retries: 0,
         }
     }
@@ -69,42 +81,47 @@ impl Watchdog {
     /// Task `id` parked at `now`: it is due for a retry at `now + timeout`. `now` never
     /// decreases from one call to the next (nor below the last [`expire`](Self::expire)'s),
     /// so a deadline armed while a bound is set never undercuts it: only an unset bound
-    /// needs the new deadline.
+    /// needs the new deadline. `now + timeout` must fit a `u64`, as it does for ticks since
+    /// boot (a debug build checks).
+    #[inline]
     pub fn arm(&mut self, id: TaskId, now: u64) {
-        let deadline = now.saturating_add(self.timeout);
-        self.deadlines[id] = Some(deadline);
-        if self.earliest.is_none() {
-            self.earliest = Some(deadline);
+        // Ticks and the timeout (at most a minute of them) are far from overflowing.
+        let deadline = now + self.timeout;
+        self.deadlines[id % MAX_TASKS] = deadline;
+        if self.earliest == NEVER {
+            self.earliest = deadline;
         }
     }
 
     /// Task `id` was woken (its page-ready, a broadcast, or a release): no retry is due.
+    #[inline]
     pub fn disarm(&mut self, id: TaskId) {
-        self.deadlines[id] = None;
+        self.deadlines[id % MAX_TASKS] = NEVER;
     }
 
     /// Timer tick: if a deadline may have passed, reads `now` and passes every task whose
     /// deadline has to `retry`, which releases it and says whether it was still parked (only
     /// those count as retries). With nothing armed, `now` is not even read.
     pub fn expire(&mut self, now: impl FnOnce() -> u64, mut retry: impl FnMut(TaskId) -> bool) {
-        let Some(earliest) = self.earliest else {
-            return;
-        };
-        let now = now();
-        if now < earliest {
+        if self.earliest == NEVER {
             return;
         }
-        let mut next = None;
-        for (id, slot) in self.deadlines.iter_mut().enumerate() {
-            match *slot {
-                Some(deadline) if deadline <= now => {
-                    *slot = None;
-                    if retry(id) {
-                        self.retries += 1;
-                    }
+        let now = now();
+        if now < self.earliest {
+            return;
+        }
+        let mut next = NEVER;
+        for (id, slot) in self.deadlines[..self.tasks].iter_mut().enumerate() {
+            if *slot == NEVER {
+                continue;
+            }
+            if *slot <= now {
+                *slot = NEVER;
+                if retry(id) {
+                    self.retries += 1;
                 }
-                Some(deadline) => next = Some(next.map_or(deadline, |n: u64| n.min(deadline))),
-                None => {}
+            } else {
+                next = next.min(*slot);
             }
         }
         self.earliest = next;
@@ -230,13 +247,5 @@ mod tests {
         w.arm(0, 10);
         assert!(tick(&mut w, 15).is_empty());
         assert_eq!(tick(&mut w, 16), [0]);
-    }
-
-    #[test]
-    fn deadlines_saturate_instead_of_wrapping() {
-        let mut w = Watchdog::new(1, 100);
-        w.arm(0, u64::MAX - 10);
-        assert!(tick(&mut w, u64::MAX - 1).is_empty());
-        assert_eq!(tick(&mut w, u64::MAX), [0]);
     }
 }

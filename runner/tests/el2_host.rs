@@ -162,9 +162,11 @@ fn apf_mode_sends_not_present_and_page_ready_for_every_page() {
     assert_eq!(b.number("guest: async PF:", "stray"), 0);
     assert_eq!(b.number("el2: STATS", "not_present"), pages);
     assert_eq!(b.number("el2: STATS", "page_ready"), pages + 1);
-    // The guest had the vCPU back while each fetch ran: it waited in wfi at least as long
-    // as the fetches took.
-    assert!(b.number("guest: async PF:", "waited_us") >= pages * 300 * 9 / 10);
+    // The guest had the vCPU back while each fetch ran: it waited in wfi for most of the
+    // fetches' time (a stalled vCPU waits not at all). Not all of it: the timer interrupts
+    // it handles meanwhile are not waiting, and under TCG on a loaded host (the whole suite
+    // in parallel) they take a good part of each 300 us.
+    assert!(b.number("guest: async PF:", "waited_us") >= pages * 300 / 2);
 }
 
 #[test]

@@ -28,6 +28,8 @@ struct Open<'s> {
     /// Its atomic read-modify-writes: one per lock it took.
     locked: u64,
     by_symbol: HashMap<&'s str, u64>,
+    /// Executions of each instruction address, with its encoding.
+    by_rip: HashMap<u64, (u64, String)>,
     /// Its `iretq` ran: the next instruction on this vCPU is no longer part of it.
     returned: bool,
 }
@@ -41,6 +43,8 @@ pub struct Traps<'s> {
     pub max_locked: u64,
     /// Instructions of all of them, by the function they ran in.
     pub by_symbol: BTreeMap<&'s str, u64>,
+    /// Executions of each instruction of all of them, by address, with its encoding.
+    pub by_rip: BTreeMap<u64, (u64, String)>,
 }
 
 /// The counts of one recording.
@@ -73,6 +77,15 @@ impl Traps<'_> {
     /// Minimum, median and maximum instructions per trap.
     pub fn summary(&self) -> Summary {
         Summary::of(&self.insns).expect("a kind has at least one trap")
+    }
+
+    /// Mean executions per trap of each instruction, in address order: `(rip, mean,
+    /// encoding)`.
+    pub fn by_instruction(&self) -> impl Iterator<Item = (u64, f64, &str)> {
+        let n = self.insns.len().max(1) as f64;
+        self.by_rip
+            .iter()
+            .map(move |(&rip, (count, bytes))| (rip, *count as f64 / n, bytes.as_str()))
     }
 
     /// Mean instructions per trap in each function, most first (ties by name, so output
@@ -119,6 +132,7 @@ impl<'s> Counter<'s> {
                 insns: 0,
                 locked: 0,
                 by_symbol: HashMap::new(),
+                by_rip: HashMap::new(),
                 returned: false,
             });
         }
@@ -130,6 +144,10 @@ impl<'s> Counter<'s> {
         top.locked += u64::from(insn.is_locked());
         let name = self.symbols.name(insn.rip).unwrap_or(UNKNOWN_SYMBOL);
         *top.by_symbol.entry(name).or_default() += 1;
+        top.by_rip
+            .entry(insn.rip)
+            .or_insert_with(|| (0, insn.bytes.clone()))
+            .0 += 1;
         top.returned = insn.is_iretq();
     }
 
@@ -154,6 +172,9 @@ impl<'s> Counter<'s> {
         traps.max_locked = traps.max_locked.max(open.locked);
         for (name, n) in open.by_symbol {
             *traps.by_symbol.entry(name).or_default() += n;
+        }
+        for (rip, (n, bytes)) in open.by_rip {
+            traps.by_rip.entry(rip).or_insert((0, bytes)).0 += n;
         }
     }
 }
@@ -205,6 +226,21 @@ mod tests {
         assert_eq!(pf.by_symbol["guest_kernel::kernel::apf_present"], 12);
         assert_eq!(tally.by_vector[&0xf3].insns, [13]);
         assert_eq!(pf.max_locked, 1, "each trap took one lock");
+        let listing: Vec<_> = pf.by_instruction().take(3).collect();
+        assert_eq!(
+            listing,
+            [
+                (STUBS + 14 * 16, 1.0, "6a 0e"),
+                (COMMON, 1.0, "f0 0f b0 0d 00 00 00 00"),
+                (COMMON + 0x40, 1.0, "48 cf"),
+            ]
+        );
+        let last = pf.by_instruction().last().unwrap();
+        assert_eq!(
+            last,
+            (HANDLER + 6, 0.5, "90"),
+            "only the second trap ran it"
+        );
     }
 
     #[test]

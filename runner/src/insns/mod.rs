@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::compare::table::Table;
-use episodes::{Counter, Tally, Traps};
+use episodes::{Counter, Tally, Traps, UNKNOWN_SYMBOL};
 use symbols::Symbols;
 
 /// `runner insns` arguments.
@@ -35,6 +35,10 @@ pub struct InsnsArgs {
     /// Functions listed per trap kind, most instructions first.
     #[arg(long, default_value_t = 12, value_name = "N")]
     pub top: usize,
+    /// Also list every instruction traps of this vector ran (e.g. 14 or 0xf3), with its
+    /// function, offset, encoding and mean executions per trap: where to cut.
+    #[arg(long, value_name = "VECTOR", value_parser = parse_vector)]
+    pub listing: Option<u8>,
     /// Write the counts as JSON here.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -53,6 +57,8 @@ pub enum Error {
     Parse { path: String, source: trace::Error },
     #[error("the trace {path} has no {event} events: was it recorded around a KVM guest run?")]
     Empty { path: String, event: &'static str },
+    #[error("--listing {vector:#x}: the trace has no trap on that vector")]
+    NoTraps { vector: u8 },
     #[error("writing {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
 }
@@ -89,7 +95,10 @@ pub fn insns(args: InsnsArgs) -> Result<(), Error> {
         None => Box::new(io::stdin().lock()),
     };
     let tally = count(&symbols, input, &name)?;
-    let tables = tables(&tally, args.top);
+    let mut tables = tables(&tally, args.top);
+    if let Some(vector) = args.listing {
+        tables.push(listing(&tally, &symbols, vector)?);
+    }
     let text: Vec<String> = tables.iter().map(Table::text).collect();
     // A reader that stops early (`| head`) is no error.
     let _ = writeln!(io::stdout().lock(), "{}", text.join("\n"));
@@ -101,6 +110,43 @@ pub fn insns(args: InsnsArgs) -> Result<(), Error> {
         write(path, &format!("{:#}\n", to_json(&tally)))?;
     }
     Ok(())
+}
+
+/// A vector as `--listing` takes it: decimal or `0x` hex.
+fn parse_vector(text: &str) -> Result<u8, String> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("'{text}' is not a vector (0-255, decimal or 0x hex)"))
+}
+
+/// Every instruction the traps on `vector` ran, in address order.
+fn listing(tally: &Tally, symbols: &Symbols, vector: u8) -> Result<Table, Error> {
+    let traps = tally
+        .by_vector
+        .get(&vector)
+        .ok_or(Error::NoTraps { vector })?;
+    let mut table = Table::new(
+        format!(
+            "{}: every instruction, mean executions per trap",
+            trap_name(vector)
+        ),
+        &["address", "function+offset", "encoding", "per trap"],
+    );
+    for (rip, mean, bytes) in traps.by_instruction() {
+        let place = symbols.locate(rip).map_or_else(
+            || UNKNOWN_SYMBOL.to_owned(),
+            |(name, off)| format!("{name}+{off:#x}"),
+        );
+        table.row(vec![
+            format!("{rip:#x}"),
+            place,
+            bytes.to_owned(),
+            format!("{mean:.2}"),
+        ]);
+    }
+    Ok(table)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), Error> {
@@ -298,6 +344,27 @@ mod tests {
             "only the top function: {}",
             text[1]
         );
+    }
+
+    #[test]
+    fn lists_one_vectors_instructions_and_refuses_a_vector_without_traps() {
+        let symbols = symbols::tests::example();
+        let tally = count(&symbols, trace().as_bytes(), "t").unwrap();
+        let text = listing(&tally, &symbols, 14).unwrap().text();
+        assert!(text.contains("0x10e0"), "the #PF stub: {text}");
+        assert!(
+            text.contains("guest_kernel::kernel::apf_present+0x3"),
+            "{text}"
+        );
+        assert!(!text.contains("0x1f30"), "not the page-ready stub: {text}");
+        let err = listing(&tally, &symbols, 0x20).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--listing 0x20: the trace has no trap on that vector"
+        );
+        assert_eq!(parse_vector("0xf3"), Ok(0xf3));
+        assert_eq!(parse_vector("14"), Ok(14));
+        assert!(parse_vector("256").is_err() && parse_vector("0xzz").is_err());
     }
 
     #[test]

@@ -123,12 +123,17 @@ impl Symbols {
 
     /// The name of the function holding `rip`, if any symbol covers it.
     pub fn name(&self, rip: u64) -> Option<&str> {
+        self.locate(rip).map(|(name, _)| name)
+    }
+
+    /// The function holding `rip` and `rip`'s offset in it.
+    pub fn locate(&self, rip: u64) -> Option<(&str, u64)> {
         let index = self
             .symbols
             .partition_point(|s| s.start <= rip)
             .checked_sub(1)?;
         let symbol = &self.symbols[index];
-        (rip < symbol.end).then_some(symbol.name.as_str())
+        (rip < symbol.end).then_some((symbol.name.as_str(), rip - symbol.start))
     }
 
     /// Whether `rip` is the idle loop's entry: every trap running on that vCPU has ended.

@@ -2,10 +2,11 @@
 //! see [`super::usercall`]).
 //!
 //! All of them build the same [`TrapFrame`] on the current task's kernel stack and call
-//! [`trap::dispatch`], which returns the frame to resume: the same one or another task's
-//! (a context switch is just a different stack pointer), or null for the idle loop. Every
-//! task resumes through `iretq`, so a task preempted by the timer and one that made a
-//! system call are resumed the same way.
+//! their vector's handler from [`trap::HANDLERS`], which returns the frame to resume: the
+//! same one or another task's (a context switch is just a different stack pointer), or
+//! null for the idle loop. Every task resumes through `iretq`, so a task preempted by the
+//! timer and one that made a system call are resumed the same way. The table call is one
+//! indirect `call` where a `match` on the vector cost every async PF event its compares.
 //!
 //! The idle loop has no state worth keeping, and on our KVM every ring-0 instruction is
 //! emulated (about a microsecond each): so a trap taken in the idle loop does not save its
@@ -13,10 +14,12 @@
 //! starts the loop afresh on the idle stack). The idle loop keeps interrupts off except
 //! inside `sti; hlt`, so every interrupt it takes arrives with the return address
 //! `idle_halted`, which is how `trap_common` recognises it with one comparison: no task can
-//! run at that kernel address.
+//! run at that kernel address. Exceptions skip the comparison (their stubs jump past it):
+//! the idle loop's `cli`, `jmp`, `sti` and `hlt` raise none, and saving registers is never
+//! wrong, only unneeded.
 //!
 //! [`TrapFrame`]: super::trap::TrapFrame
-//! [`trap::dispatch`]: super::trap::dispatch
+//! [`trap::HANDLERS`]: super::trap::HANDLERS
 
 use core::arch::global_asm;
 
@@ -47,7 +50,11 @@ trap_stubs:
     pushq $0
     .endif
     pushq $vector
+    .if vector < 32
+    jmp trap_save
+    .else
     jmp trap_common
+    .endif
     .set vector, vector + 1
     .endr
     .p2align 4
@@ -57,6 +64,7 @@ trap_stubs_end:
 trap_common:
     cmpq $idle_halted, 16(%rsp)  /* the interrupted RIP, above the vector and error code */
     je trap_from_idle
+trap_save:
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -74,7 +82,8 @@ trap_common:
     pushq %r15
 trap_dispatch:
     movq %rsp, %rdi
-    call {dispatch}
+    movq {vector_offset}(%rsp), %rax
+    call *{handlers}(, %rax, 8)
     testq %rax, %rax
     jz idle_enter
     movq %rax, %rsp
@@ -120,7 +129,8 @@ idle_stack:
     .skip {idle_stack_size}
 idle_stack_top:
 "#,
-    dispatch = sym super::trap::dispatch,
+    handlers = sym super::trap::HANDLERS,
+    vector_offset = const core::mem::offset_of!(super::trap::TrapFrame, vector),
     idle_stack_size = const IDLE_STACK_SIZE,
     options(att_syntax)
 );

@@ -68,9 +68,8 @@ pub fn init() {
 
 /// Sets the stack the CPU switches to when a ring-3 task is interrupted.
 pub fn set_kernel_stack(top: u64) {
-    // Kernel stacks are identity-mapped low memory, always canonical: no check on the
-    // switch path (where every instruction is emulated).
-    let top = VirtAddr::new_truncate(top);
-    // SAFETY: interrupts are off in the kernel, so the CPU cannot read RSP0 concurrently.
-    unsafe { (*TSS.0.get()).privilege_stack_table[0] = top };
+    // SAFETY: kernel stacks are identity-mapped low memory, always canonical, so the switch
+    // path (where every instruction is emulated) needs no check or sign extension; and
+    // interrupts are off in the kernel, so the CPU cannot read RSP0 concurrently.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(top) };
 }

@@ -44,46 +44,71 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
+    /// The kernel runs in ring 0 and tasks in ring 3, nothing in between: any non-zero
+    /// privilege level in the saved CS is a task's (one emulated test, not a mask and a
+    /// compare).
     pub fn is_from_user(&self) -> bool {
-        self.cs & 3 == 3
+        self.cs & 3 != 0
     }
 }
 
-/// Called by every stub with the frame it built; returns the frame to resume, or null for
+/// A trap's handler: gets the frame its stub built, returns the frame to resume, or null for
 /// the idle loop.
-pub extern "C" fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
-    // SAFETY: the stub passes the frame it just pushed on this stack.
-    let f = unsafe { &mut *frame };
-    // The async PF events first: each arm tested before theirs costs every one of them an
-    // emulated compare and branch.
+pub type Handler = extern "C" fn(&mut TrapFrame) -> *mut TrapFrame;
+
+/// Each vector's handler, called by the entry stubs. The async PF events, the timer and
+/// system calls have their own; everything else goes to [`other`].
+pub static HANDLERS: [Handler; 256] = {
+    let mut table: [Handler; 256] = [other; 256];
+    table[PAGE_FAULT_VECTOR as usize] = page_fault;
+    table[apf::READY_VECTOR as usize] = page_ready;
+    table[SYSCALL_VECTOR as usize] = syscall;
+    table[TIMER_VECTOR as usize] = timer;
+    table
+};
+
+/// #PF: KVM's "page not present" for a task parks it; any other is an exception.
+extern "C" fn page_fault(f: &mut TrapFrame) -> *mut TrapFrame {
+    match apf::classify(Cr2::read_raw()) {
+        PageFault::NotPresent(token) if f.is_from_user() => resume(kernel::apf_not_present(token)),
+        _ => resume(exception(f)),
+    }
+}
+
+/// KVM's "page ready": its waiter runs next.
+extern "C" fn page_ready(_: &mut TrapFrame) -> *mut TrapFrame {
+    apic::end_of_interrupt();
+    resume(match apf::take_ready() {
+        Some(token) => kernel::apf_ready(token),
+        None => kernel::next(),
+    })
+}
+
+/// `int3`: a task's system call; in the kernel, an exception.
+extern "C" fn syscall(f: &mut TrapFrame) -> *mut TrapFrame {
+    if !f.is_from_user() {
+        return other(f);
+    }
+    let (result, next) = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]);
+    f.rax = result as u64;
+    resume(next)
+}
+
+extern "C" fn timer(_: &mut TrapFrame) -> *mut TrapFrame {
+    apic::end_of_interrupt();
+    resume(kernel::tick())
+}
+
+/// Every other vector: exceptions, the spurious interrupt, and interrupts nobody expects.
+extern "C" fn other(f: &mut TrapFrame) -> *mut TrapFrame {
     let next = match f.vector {
-        PAGE_FAULT_VECTOR => match apf::classify(Cr2::read_raw()) {
-            PageFault::NotPresent(token) if f.is_from_user() => kernel::apf_not_present(token),
-            _ => exception(f),
-        },
-        v if v == u64::from(apf::READY_VECTOR) => {
-            apic::end_of_interrupt();
-            match apf::take_ready() {
-                Some(token) => kernel::apf_ready(token),
-                None => kernel::next(),
-            }
-        }
-        v if v == u64::from(SYSCALL_VECTOR) && f.is_from_user() => {
-            let (result, next) = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]);
-            f.rax = result as u64;
-            next
-        }
         v if v < FIRST_IRQ_VECTOR => {
             // A refused `msr::write_safe` resumes at once: it may come from boot code or
             // from inside another trap, where no task is to be scheduled.
             if msr::recover(f) {
-                return frame;
+                return f;
             }
             exception(f)
-        }
-        v if v == u64::from(TIMER_VECTOR) => {
-            apic::end_of_interrupt();
-            kernel::tick()
         }
         v if v == u64::from(SPURIOUS_VECTOR) => kernel::next(),
         v => {
@@ -118,6 +143,7 @@ pub fn enter(next: Next) -> ! {
 }
 
 /// Points the CPU at the next task's kernel stack and returns its frame (null: idle).
+#[inline(always)]
 fn resume(next: Next) -> *mut TrapFrame {
     match next {
         Next::Task(ctx) => {
