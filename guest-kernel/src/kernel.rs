@@ -89,18 +89,13 @@ pub struct Cycles {
     pub reenables: u64,
 }
 
-/// Scheduler keys of tasks parked by async PF: one per task, in a range tasks' own `park`
-/// calls cannot use, so the waiter table alone decides who waits for which token.
-const APF_KEY: u64 = 1 << 63;
+/// Scheduler keys with this bit set are the kernel's: a task's `park` on one is refused.
+const KERNEL_KEYS: u64 = 1 << 63;
 
-/// The scheduler key every task held at the migration gate parks on: in the range `park`
-/// refuses (the [`APF_KEY`] bit set), so only the host's byte wakes them, and no task's
-/// [`apf_key`] (task ids are far below 2^63 - 1).
-const HOLD_KEY: u64 = u64::MAX;
-
-fn apf_key(id: TaskId) -> u64 {
-    APF_KEY | id as u64
-}
+/// The scheduler key every task held at the migration gate parks on: a kernel key, so only
+/// the host's byte wakes them. (Tasks parked by async PF are blocked, not parked on a key:
+/// the waiter table alone decides who waits for which token.)
+const HOLD_KEY: u64 = KERNEL_KEYS | 1;
 
 /// "Page not present" for `token`, taken by the running task: park it (with a watchdog
 /// deadline), unless its page is already ready (the page-ready came first) or the table is
@@ -112,7 +107,7 @@ pub fn apf_not_present(token: Token) -> Next {
     handle(|k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
-            k.sched.block_current(apf_key(id));
+            k.sched.block_current();
             k.watchdog.arm(id, k.ticks);
         }
         if apf::cycle_due(k.apf.counters().not_present, k.config.apf_cycle) {
@@ -134,11 +129,11 @@ pub fn apf_ready(token: Token) -> Next {
         if token == BROADCAST {
             apf.wake_all(|id| {
                 watchdog.disarm(id);
-                sched.wake_task_first(id, apf_key(id));
+                sched.unblock_first(id);
             });
         } else if let Wake::Woke(id) = apf.wake(token) {
             watchdog.disarm(id);
-            sched.run_woken_task(id, apf_key(id));
+            sched.run_unblocked(id);
         }
     })
 }
@@ -219,7 +214,7 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
             }
             Syscall::Write => k.write(args[0], args[1]),
             Syscall::Time => k.clock.ns(arch::timestamp()) as i64,
-            Syscall::Park if args[0] & APF_KEY != 0 => abi::EINVAL,
+            Syscall::Park if args[0] & KERNEL_KEYS != 0 => abi::EINVAL,
             Syscall::Park => {
                 k.sched.park_current(args[0]);
                 0
@@ -270,7 +265,7 @@ impl Kernel {
         } = self;
         apf.release_all(|id| {
             watchdog.disarm(id);
-            sched.wake_task(id, apf_key(id));
+            sched.unblock(id);
         });
         match arch::enable_async_pf() {
             Ok(()) => self.apf_cycles.reenables += 1,
@@ -300,7 +295,7 @@ impl Kernel {
             |id| {
                 let parked = apf.cancel(id).is_some();
                 if parked {
-                    sched.wake_task_first(id, apf_key(id));
+                    sched.unblock_first(id);
                 }
                 parked
             },

@@ -21,7 +21,11 @@ use alloc::vec::Vec;
 pub enum State {
     Ready,
     Running,
+    /// Parked on a key: any wake of the key makes it ready.
     Parked(u64),
+    /// Blocked by the kernel on something that tracks it by id (the async PF waiter
+    /// table): only an unblock of this task makes it ready.
+    Blocked,
     Exited(i64),
 }
 
@@ -188,20 +192,22 @@ impl<C: Copy> Scheduler<C> {
         Park::Parked
     }
 
-    /// [`Scheduler::park_current`] for a `key` whose wakes never come early, because
-    /// something else decided the task must wait (the async PF waiter table does): parks
-    /// without looking for a remembered wake.
+    /// Blocks the running task until [`Scheduler::unblock`] (or one of its variants) names
+    /// it: for waits that something else tracks by task id and that cannot be woken early,
+    /// because that something decided the task must wait (the async PF waiter table does).
+    /// No key, so blocking and unblocking are a store each, and no task's `wake` reaches it.
     ///
     /// # Panics
     /// If no task is running.
     #[inline]
-    pub fn block_current(&mut self, key: u64) {
+    pub fn block_current(&mut self) -> TaskId {
         let Running { id, .. } = self
             .current
             .take()
             .expect("block_current without a running task");
-        self.tasks[id].state = State::Parked(key);
+        self.tasks[id].state = State::Blocked;
         self.stats.parks += 1;
+        id
     }
 
     /// Makes every task parked on `key` ready, or remembers the wake if none is.
@@ -221,69 +227,61 @@ impl<C: Copy> Scheduler<C> {
         outcome
     }
 
-    /// [`Scheduler::wake`] for a `key` only task `id` parks on (its own), without looking
-    /// at every task: the async PF waiter table already names the task, and on our KVM
-    /// each ring-0 instruction of a scan costs about a microsecond.
-    pub fn wake_task(&mut self, id: TaskId, key: u64) -> Wake {
-        self.wake_task_to(id, key, false)
+    /// Makes task `id` ready (at the back of the queue) if it is blocked; false if it is
+    /// not (it was unblocked already, or never blocked), which changes nothing.
+    pub fn unblock(&mut self, id: TaskId) -> bool {
+        self.unblock_to(id, false)
     }
 
-    /// [`Scheduler::wake_first`] for a `key` only task `id` parks on, as
-    /// [`Scheduler::wake_task`].
-    pub fn wake_task_first(&mut self, id: TaskId, key: u64) -> Wake {
-        let outcome = self.wake_task_to(id, key, true);
-        if let Wake::Woken(_) = outcome {
+    /// [`Scheduler::unblock`], with the task running next as for [`Scheduler::wake_first`]:
+    /// at the front of the queue, and the running task to the back.
+    pub fn unblock_first(&mut self, id: TaskId) -> bool {
+        let unblocked = self.unblock_to(id, true);
+        if unblocked {
             self.requeue_current();
         }
-        outcome
+        unblocked
     }
 
-    /// [`Scheduler::wake_task_first`] for one page-ready, without the run queue: the woken
-    /// task becomes the running one at once and the running task goes to the back. The
-    /// outcome is the same as queueing it first and scheduling, minus a push and a pop on
-    /// the hot path of every page-ready. (Several wakes in a row, as a broadcast makes, use
-    /// [`Scheduler::wake_task_first`], which keeps them in their wake order.)
+    /// [`Scheduler::unblock_first`] for one page-ready, without the run queue: the task
+    /// becomes the running one at once and the running task goes to the back. The outcome
+    /// is the same as unblocking it first and scheduling, minus a push and a pop on the hot
+    /// path of every page-ready. (Several unblocks in a row, as a broadcast makes, use
+    /// [`Scheduler::unblock_first`], which keeps them in their order.)
     #[inline]
-    pub fn run_woken_task(&mut self, id: TaskId, key: u64) -> Wake {
-        let Some(task) = self
-            .tasks
-            .get_mut(id)
-            .filter(|t| t.state == State::Parked(key))
-        else {
-            return self.wake_to(key, true);
+    pub fn run_unblocked(&mut self, id: TaskId) -> bool {
+        let Some(task) = Self::blocked(&mut self.tasks, id) else {
+            return false;
         };
-        // The woken task first, so that it is looked up once: the runner's state store
+        // The unblocked task first, so that it is looked up once: the runner's state store
         // below may be to any task, as far as the compiler knows.
-        let woken = Self::make_running(task, id, &mut self.last);
-        if let Some(Running { id: runner, .. }) = self.current.replace(woken) {
+        let unblocked = Self::make_running(task, id, &mut self.last);
+        if let Some(Running { id: runner, .. }) = self.current.replace(unblocked) {
             self.tasks[runner].state = State::Ready;
             self.ready.push_back(runner);
         }
         self.stats.wakes += 1;
-        Wake::Woken(1)
+        true
     }
 
-    /// Whether task `id` exists and is parked on `key`.
-    fn parked_on(&self, id: TaskId, key: u64) -> bool {
-        self.tasks
-            .get(id)
-            .is_some_and(|t| t.state == State::Parked(key))
+    /// Task `id` of `tasks`, if it exists and is blocked.
+    #[inline]
+    fn blocked(tasks: &mut TaskTable<Task<C>>, id: TaskId) -> Option<&mut Task<C>> {
+        tasks.get_mut(id).filter(|t| t.state == State::Blocked)
     }
 
-    /// [`Scheduler::wake_to`] when only task `id` can be parked on `key`; if it is not,
-    /// the full wake (which remembers it as early).
-    fn wake_task_to(&mut self, id: TaskId, key: u64, front: bool) -> Wake {
-        if !self.parked_on(id, key) {
-            return self.wake_to(key, front);
-        }
-        self.tasks[id].state = State::Ready;
+    fn unblock_to(&mut self, id: TaskId, front: bool) -> bool {
+        let Some(task) = Self::blocked(&mut self.tasks, id) else {
+            return false;
+        };
+        task.state = State::Ready;
         if front {
             self.ready.push_front(id);
         } else {
             self.ready.push_back(id);
         }
         self.stats.wakes += 1;
-        Wake::Woken(1)
+        true
     }
 
     fn wake_to(&mut self, key: u64, front: bool) -> Wake {
@@ -385,6 +383,17 @@ mod tests {
         s
     }
 
+    /// As [`parked_0_and_1`], with tasks 0 and 1 blocked instead.
+    fn blocked_0_and_1(n: usize) -> Scheduler<u32> {
+        let mut s = sched(n);
+        for id in [0, 1] {
+            assert_eq!(s.schedule(), Some(id));
+            assert_eq!(s.block_current(), id);
+        }
+        assert_eq!(s.schedule(), Some(2));
+        s
+    }
+
     #[test]
     fn round_robin_on_ticks() {
         let mut s = sched(3);
@@ -480,46 +489,52 @@ mod tests {
     }
 
     #[test]
-    fn waking_a_known_task_first_is_wake_first_for_its_own_key() {
-        // Same events on two schedulers, one waking by key, one by task and key.
-        let (mut by_key, mut by_task) = (parked_0_and_1(3), parked_0_and_1(3));
+    fn unblocking_first_is_wake_first_of_a_task_parked_on_its_own_key() {
+        let (mut by_key, mut by_id) = (parked_0_and_1(3), blocked_0_and_1(3));
         assert_eq!(by_key.wake_first(11), Wake::Woken(1));
-        assert_eq!(by_task.wake_task_first(1, 11), Wake::Woken(1));
-        // Not parked on the key (or no such task): remembered as an early wake.
-        assert_eq!(by_key.wake_first(12), Wake::Early);
-        assert_eq!(by_task.wake_task_first(2, 12), Wake::Early);
-        assert_eq!(by_task.wake_task_first(7, 12), Wake::Early);
-        for s in [&mut by_key, &mut by_task] {
-            assert_eq!(s.schedule(), Some(1), "the woken task runs first");
-            assert_eq!(s.task(0).state, State::Parked(10));
+        assert!(by_id.unblock_first(1));
+        // Not blocked (running, ready, or no such task): nothing happens, nothing is
+        // remembered.
+        assert!(!by_id.unblock_first(1) && !by_id.unblock_first(2) && !by_id.unblock_first(7));
+        for s in [&mut by_key, &mut by_id] {
+            assert_eq!(s.schedule(), Some(1), "the unblocked task runs first");
             assert_eq!(s.task(2).state, State::Ready, "the runner was requeued");
-            assert_eq!(s.park_current(12), Park::AlreadyWoken);
         }
-        assert_eq!(by_task.stats().wakes, by_key.stats().wakes + 1);
+        assert_eq!(by_key.task(0).state, State::Parked(10));
+        assert_eq!(by_id.task(0).state, State::Blocked);
+        assert_eq!(by_id.stats(), by_key.stats());
     }
 
     #[test]
-    fn running_a_woken_task_at_once_is_waking_it_first_then_scheduling() {
+    fn a_blocked_task_is_no_keys_and_a_parked_one_unblocks_not() {
+        let mut s = blocked_0_and_1(3);
+        assert_eq!(s.wake(0), Wake::Early, "no key reaches a blocked task");
+        assert_eq!(s.wake(1), Wake::Early);
+        assert_eq!(s.park_current(5), Park::Parked);
+        assert!(!s.unblock(2), "parked on a key, not blocked");
+        assert_eq!(s.schedule(), None);
+        assert!(s.unblock(0));
+        assert_eq!(s.schedule(), Some(0));
+    }
+
+    #[test]
+    fn running_an_unblocked_task_at_once_is_unblocking_it_first_then_scheduling() {
         // The same events on two schedulers: by the run queue, and directly.
-        let (mut queued, mut direct) = (parked_0_and_1(4), parked_0_and_1(4));
-        assert_eq!(queued.wake_task_first(1, 11), Wake::Woken(1));
-        assert_eq!(direct.run_woken_task(1, 11), Wake::Woken(1));
+        let (mut queued, mut direct) = (blocked_0_and_1(4), blocked_0_and_1(4));
+        assert!(queued.unblock_first(1));
+        assert!(direct.run_unblocked(1));
         assert_eq!(direct.current(), Some(1), "no schedule needed");
         // While idle (nobody running), too.
         for s in [&mut queued, &mut direct] {
-            assert_eq!(s.schedule(), Some(1));
-            assert_eq!(s.park_current(12), Park::Parked);
-            assert_eq!(s.schedule(), Some(3));
-            assert_eq!(s.park_current(13), Park::Parked);
-            assert_eq!(s.schedule(), Some(2));
-            assert_eq!(s.park_current(14), Park::Parked);
+            for id in [1, 3, 2] {
+                assert_eq!(s.schedule(), Some(id));
+                assert_eq!(s.block_current(), id);
+            }
             assert_eq!(s.schedule(), None);
         }
-        assert_eq!(queued.wake_task_first(3, 13), Wake::Woken(1));
-        assert_eq!(direct.run_woken_task(3, 13), Wake::Woken(1));
-        // Not parked on the key: an early wake, as for wake_task_first.
-        assert_eq!(queued.wake_task_first(0, 99), Wake::Early);
-        assert_eq!(direct.run_woken_task(0, 99), Wake::Early);
+        assert!(queued.unblock_first(3));
+        assert!(direct.run_unblocked(3));
+        assert!(!queued.unblock_first(3) && !direct.run_unblocked(3), "not blocked now");
         let mut order = [Vec::new(), Vec::new()];
         for (s, order) in [&mut queued, &mut direct].into_iter().zip(&mut order) {
             while let Some(id) = s.schedule() {
@@ -537,19 +552,16 @@ mod tests {
     }
 
     #[test]
-    fn waking_a_known_task_is_wake_for_its_own_key() {
-        let (mut by_key, mut by_task) = (parked_0_and_1(3), parked_0_and_1(3));
+    fn unblocking_is_a_wake_of_a_task_parked_on_its_own_key() {
+        let (mut by_key, mut by_id) = (parked_0_and_1(3), blocked_0_and_1(3));
         assert_eq!(by_key.wake(11), Wake::Woken(1));
-        assert_eq!(by_task.wake_task(1, 11), Wake::Woken(1));
-        assert_eq!(by_key.wake(12), Wake::Early);
-        assert_eq!(by_task.wake_task(2, 12), Wake::Early);
-        for s in [&mut by_key, &mut by_task] {
+        assert!(by_id.unblock(1));
+        for s in [&mut by_key, &mut by_id] {
             assert_eq!(s.current(), Some(2), "the runner keeps running");
             s.yield_current();
-            assert_eq!(s.schedule(), Some(1), "the woken task queued at the back");
-            assert_eq!(s.park_current(12), Park::AlreadyWoken);
+            assert_eq!(s.schedule(), Some(1), "the unblocked task queued at the back");
         }
-        assert_eq!(by_task.stats(), by_key.stats());
+        assert_eq!(by_id.stats(), by_key.stats());
     }
 
     #[test]
