@@ -534,7 +534,10 @@ mod tests {
         }
         assert!(queued.unblock_first(3));
         assert!(direct.run_unblocked(3));
-        assert!(!queued.unblock_first(3) && !direct.run_unblocked(3), "not blocked now");
+        assert!(
+            !queued.unblock_first(3) && !direct.run_unblocked(3),
+            "not blocked now"
+        );
         let mut order = [Vec::new(), Vec::new()];
         for (s, order) in [&mut queued, &mut direct].into_iter().zip(&mut order) {
             while let Some(id) = s.schedule() {
@@ -559,7 +562,11 @@ mod tests {
         for s in [&mut by_key, &mut by_id] {
             assert_eq!(s.current(), Some(2), "the runner keeps running");
             s.yield_current();
-            assert_eq!(s.schedule(), Some(1), "the unblocked task queued at the back");
+            assert_eq!(
+                s.schedule(),
+                Some(1),
+                "the unblocked task queued at the back"
+            );
         }
         assert_eq!(by_id.stats(), by_key.stats());
     }
