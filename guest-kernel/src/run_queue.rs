@@ -7,13 +7,13 @@
 //! async PF paths.
 
 use crate::task_table::{MAX_TASKS, TaskId};
-use alloc::boxed::Box;
 
 /// Task ids in first-out order.
 #[derive(Debug)]
 pub struct RunQueue {
     /// `slots[head % MAX_TASKS .. tail % MAX_TASKS]`, wrapping.
-    slots: Box<[TaskId; MAX_TASKS]>,
+    /// Inline, not boxed: one load less per push and pop (1 KiB).
+    slots: [TaskId; MAX_TASKS],
     /// Free-running positions of the first entry and one past the last.
     head: usize,
     tail: usize,
@@ -22,7 +22,7 @@ pub struct RunQueue {
 impl Default for RunQueue {
     fn default() -> Self {
         Self {
-            slots: Box::new([0; MAX_TASKS]),
+            slots: [0; MAX_TASKS],
             head: 0,
             tail: 0,
         }

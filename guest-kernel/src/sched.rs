@@ -79,8 +79,11 @@ pub struct Scheduler<C> {
     ready: RunQueue,
     /// The running task, with a copy of its context: resuming it needs no lookup.
     current: Option<Running<C>>,
-    /// The task that ran last, to count real switches.
-    last: Option<TaskId>,
+    /// The task that ran last, to count real switches. It starts as task 0, which is the
+    /// first to run (the run queue starts in spawn order), so the first dispatch counts no
+    /// switch, as "switched in from another task" says, without an `Option` to test on
+    /// every dispatch.
+    last: TaskId,
     early_wakes: Vec<u64>,
     stats: Stats,
 }
@@ -98,7 +101,7 @@ impl<C> Default for Scheduler<C> {
             tasks: TaskTable::default(),
             ready: RunQueue::default(),
             current: None,
-            last: None,
+            last: 0,
             early_wakes: Vec::new(),
             stats: Stats::default(),
         }
@@ -350,12 +353,12 @@ impl<C: Copy> Scheduler<C> {
     /// Marks task `id` running, counting a switch if another ran `last` (and making it
     /// the last); returns what becomes [`Scheduler::current`].
     #[inline]
-    fn make_running(task: &mut Task<C>, id: TaskId, last: &mut Option<TaskId>) -> Running<C> {
+    fn make_running(task: &mut Task<C>, id: TaskId, last: &mut TaskId) -> Running<C> {
         task.state = State::Running;
-        if last.is_some_and(|last| last != id) {
+        if *last != id {
             task.dispatches += 1;
         }
-        *last = Some(id);
+        *last = id;
         Running { id, ctx: task.ctx }
     }
 }

@@ -9,9 +9,6 @@
 //! the index is in bounds. (An id of [`MAX_TASKS`] or more is no id this table gave out; a
 //! debug build stops at one.)
 
-use alloc::boxed::Box;
-use alloc::vec::Vec;
-
 /// The most tasks a kernel runs: a power of two, above the largest scenario (`mlp:96` plus
 /// the cpu task of `seed`).
 pub const MAX_TASKS: usize = 128;
@@ -22,19 +19,16 @@ pub type TaskId = usize;
 
 /// Up to [`MAX_TASKS`] values of `T`, by id.
 pub struct TaskTable<T> {
-    /// `slots[..len]` are `Some`, the rest `None`.
-    slots: Box<[Option<T>; MAX_TASKS]>,
+    /// `slots[..len]` are `Some`, the rest `None`. Inline, not boxed: one load less per
+    /// lookup.
+    slots: [Option<T>; MAX_TASKS],
     len: usize,
 }
 
 impl<T> Default for TaskTable<T> {
     fn default() -> Self {
-        let slots: Vec<Option<T>> = (0..MAX_TASKS).map(|_| None).collect();
         Self {
-            slots: slots
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("MAX_TASKS slots")),
+            slots: [const { None }; MAX_TASKS],
             len: 0,
         }
     }

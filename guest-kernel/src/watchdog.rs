@@ -15,7 +15,6 @@
 //! emulated instructions). [`timeout_ticks`] turns the timeout into ticks.
 
 use crate::task_table::{MAX_TASKS, TaskId};
-use alloc::boxed::Box;
 use core::ops::RangeInclusive;
 
 /// Timeouts `apf-watchdog=MS` accepts, in milliseconds: at least one (the timer tick is the
@@ -52,8 +51,8 @@ pub struct Watchdog {
     timeout: u64,
     /// Each task's deadline while it is parked on async PF, indexed by task id (masked, as
     /// in the [`TaskTable`](crate::task_table::TaskTable), so arming needs no bounds
-    /// check); [`NEVER`] while it is not.
-    deadlines: Box<[u64; MAX_TASKS]>,
+    /// check); [`NEVER`] while it is not. Inline, not boxed: one load less per arm (1 KiB).
+    deadlines: [u64; MAX_TASKS],
     /// Tasks `0..tasks` exist: the part of `deadlines` the tick scans.
     tasks: usize,
     /// No later than every armed deadline ([`NEVER`]: nothing is armed). Disarming leaves
@@ -71,7 +70,7 @@ impl Watchdog {
         );
         Self {
             timeout,
-            deadlines: Box::new([NEVER; MAX_TASKS]),
+            deadlines: [NEVER; MAX_TASKS],
             tasks,
             earliest: NEVER,
             retries: 0,

@@ -125,6 +125,8 @@ pub fn run<S: Monitor, D: Monitor, G: Guest>(
         resume: None,
     })?;
     source.execute(&qmp::migrate_start_postcopy {})?;
+    // The destination too: one that refuses the stream (less RAM, say) fails its incoming
+    // migration and exits, while the source may stay in `device` until the deadline.
     poll(
         source,
         plan.deadline,
@@ -132,7 +134,10 @@ pub fn run<S: Monitor, D: Monitor, G: Guest>(
         |info| match info.status {
             Some(MigrationStatus::postcopy_active) => Ok(true),
             Some(MigrationStatus::completed) => Err(Stop::NoPostcopy),
-            _ => Ok(false),
+            _ => {
+                let incoming = destination.execute(&qmp::query_migrate {})?;
+                failure(destination.side(), incoming).map_or(Ok(false), Err)
+            }
         },
     )?;
     wait_running(destination, plan.deadline)?;
@@ -225,22 +230,12 @@ fn poll<M: Monitor>(
         let info = monitor.execute(&qmp::query_migrate {})?;
         match info.status {
             Some(
-                MigrationStatus::failed | MigrationStatus::cancelled | MigrationStatus::cancelling,
+                MigrationStatus::failed
+                | MigrationStatus::cancelled
+                | MigrationStatus::cancelling
+                | MigrationStatus::postcopy_paused,
             ) => {
-                return Err(Stop::Failed {
-                    side: monitor.side(),
-                    desc: info
-                        .error_desc
-                        .unwrap_or_else(|| format!("status {:?}", info.status)),
-                });
-            }
-            // The stream broke after the switch began: QEMU waits for a `migrate-recover`
-            // that this run never sends, so the guest is stuck.
-            Some(MigrationStatus::postcopy_paused) => {
-                return Err(Stop::Failed {
-                    side: monitor.side(),
-                    desc: "post-copy paused: the stream between the QEMUs broke".to_owned(),
-                });
+                return Err(failure(monitor.side(), info).expect("a failed status"));
             }
             _ if done(&info)? => return Ok(info),
             status if Instant::now() >= deadline => {
@@ -249,6 +244,24 @@ fn poll<M: Monitor>(
             _ => thread::sleep(POLL),
         }
     }
+}
+
+/// The error a migration on `side` reports with `info`, if it failed.
+fn failure(side: &'static str, info: MigrationInfo) -> Option<Stop> {
+    let desc = match info.status {
+        Some(
+            MigrationStatus::failed | MigrationStatus::cancelled | MigrationStatus::cancelling,
+        ) => info
+            .error_desc
+            .unwrap_or_else(|| format!("status {:?}", info.status)),
+        // The stream broke after the switch began: QEMU waits for a `migrate-recover` that
+        // this run never sends, so the guest is stuck.
+        Some(MigrationStatus::postcopy_paused) => {
+            "post-copy paused: the stream between the QEMUs broke".to_owned()
+        }
+        _ => return None,
+    };
+    Some(Stop::Failed { side, desc })
 }
 
 /// Waits for the destination to run the guest (it resumes as post-copy starts).

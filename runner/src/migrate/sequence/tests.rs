@@ -195,6 +195,8 @@ fn a_healthy_migration_runs_every_step_in_order() {
             "migrate-set-capabilities",
             "migrate-incoming",
             "query-migrate",
+            // while the source was still active: did the destination fail?
+            "query-migrate",
             "query-status",
             "query-migrate",
         ]
@@ -338,6 +340,47 @@ fn a_migration_that_completes_before_post_copy_is_an_error_not_a_wait() {
     let (error, guest) = stopped_by(json!({"status": "completed"}), Duration::from_secs(30));
     assert!(matches!(error, Stop::NoPostcopy), "{error}");
     assert_eq!(guest.releases, 0);
+}
+
+#[test]
+fn a_destination_that_fails_its_incoming_migration_ends_the_switch_wait() {
+    // The source stays in `device`; the destination rejected the stream.
+    let mut source = FakeMonitor::new("source", |name, _| {
+        Ok(match name {
+            "query-migrate" => json!({"status": "device"}),
+            _ => json!({}),
+        })
+    });
+    let mut polls = 0;
+    let mut destination = FakeMonitor::new("destination", move |name, _| {
+        Ok(match name {
+            "query-migrate" => {
+                polls += 1;
+                match polls {
+                    // prepare's query for the listening address
+                    1 => json!({"socket-address":
+                        [{"type": "inet", "host": "127.0.0.1", "port": "40123"}]}),
+                    2 => json!({"status": "active"}),
+                    _ => json!({"status": "failed", "error-desc": "load of migration failed"}),
+                }
+            }
+            _ => json!({}),
+        })
+    });
+    let plan = Plan {
+        bandwidth: None,
+        deadline: Instant::now() + Duration::from_secs(30),
+    };
+    let error = fails(
+        &mut source,
+        &mut destination,
+        &mut FakeGuest::default(),
+        plan,
+    );
+    assert_eq!(
+        error.to_string(),
+        "the migration failed on the destination: load of migration failed"
+    );
 }
 
 #[test]
