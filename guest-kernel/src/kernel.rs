@@ -97,7 +97,7 @@ const KERNEL_KEYS: u64 = 1 << 63;
 /// the waiter table alone decides who waits for which token.)
 const HOLD_KEY: u64 = KERNEL_KEYS | 1;
 
-/// "Page not present" for `token`, taken by the running task: park it (with a watchdog
+/// "Page not present" for `token`, taken by the running task: block it (with a watchdog
 /// deadline), unless its page is already ready (the page-ready came first) or the table is
 /// full, in which case the task retries the access at once (and the host halts the vCPU
 /// until the page arrives). With `apf-cycle=N`, every N-th one then turns async PF off and

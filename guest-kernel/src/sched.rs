@@ -174,9 +174,15 @@ impl<C: Copy> Scheduler<C> {
             return false;
         };
         let others_waiting = !self.ready.is_empty();
+        self.requeue(id);
+        others_waiting
+    }
+
+    /// Task `id`, which was running, goes to the back of the queue.
+    #[inline]
+    fn requeue(&mut self, id: TaskId) {
         self.tasks[id].state = State::Ready;
         self.ready.push_back(id);
-        others_waiting
     }
 
     /// Parks the running task on `key`, unless a wake for `key` came first.
@@ -260,8 +266,7 @@ impl<C: Copy> Scheduler<C> {
         // below may be to any task, as far as the compiler knows.
         let unblocked = Self::make_running(task, id, &mut self.last);
         if let Some(Running { id: runner, .. }) = self.current.replace(unblocked) {
-            self.tasks[runner].state = State::Ready;
-            self.ready.push_back(runner);
+            self.requeue(runner);
         }
         self.stats.wakes += 1;
         true

@@ -48,10 +48,6 @@ impl<T> TaskTable<T> {
         id
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -113,7 +109,7 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(t.push('a'), 0);
         assert_eq!(t.push('b'), 1);
-        assert_eq!((t.len(), t[1]), (2, 'b'));
+        assert_eq!(t[1], 'b');
         t[0] = 'c';
         assert_eq!(t.iter().collect::<Vec<_>>(), [&'c', &'b']);
         assert_eq!(t.get(2), None, "not pushed");

@@ -110,10 +110,8 @@ impl Watchdog {
             return;
         }
         let mut next = NEVER;
+        // An unarmed slot (NEVER) is never due and never lowers `next`.
         for (id, slot) in self.deadlines[..self.tasks].iter_mut().enumerate() {
-            if *slot == NEVER {
-                continue;
-            }
             if *slot <= now {
                 *slot = NEVER;
                 if retry(id) {

@@ -22,13 +22,13 @@ use crate::compare::stats::Summary;
 pub const UNKNOWN_SYMBOL: &str = "?";
 
 /// A trap still running on one vCPU.
-struct Open<'s> {
+struct Open {
     vector: u8,
     insns: u64,
     /// Its atomic read-modify-writes: one per lock it took.
     locked: u64,
-    by_symbol: HashMap<&'s str, u64>,
-    /// Executions of each instruction address, with its encoding.
+    /// Executions of each instruction address, with its encoding (the per-function counts
+    /// follow from it when the trap closes).
     by_rip: HashMap<u64, (u64, String)>,
     /// Its `iretq` ran: the next instruction on this vCPU is no longer part of it.
     returned: bool,
@@ -64,7 +64,7 @@ pub struct Tally<'s> {
 /// Counts instructions as they come, any number of vCPU threads interleaved.
 pub struct Counter<'s> {
     symbols: &'s Symbols,
-    open: HashMap<u32, Vec<Open<'s>>>,
+    open: HashMap<u32, Vec<Open>>,
     tally: Tally<'s>,
 }
 
@@ -119,11 +119,11 @@ impl<'s> Counter<'s> {
         let stack = self.open.entry(insn.tid).or_default();
         if stack.last().is_some_and(|top| top.returned) {
             let done = stack.pop().expect("just looked at it");
-            Self::close(&mut self.tally, done);
+            Self::close(self.symbols, &mut self.tally, done);
         }
         if self.symbols.is_idle_enter(insn.rip) {
             for done in stack.drain(..) {
-                Self::close(&mut self.tally, done);
+                Self::close(self.symbols, &mut self.tally, done);
             }
         }
         if let Some(vector) = self.symbols.trap_entry(insn.rip) {
@@ -131,7 +131,6 @@ impl<'s> Counter<'s> {
                 vector,
                 insns: 0,
                 locked: 0,
-                by_symbol: HashMap::new(),
                 by_rip: HashMap::new(),
                 returned: false,
             });
@@ -142,8 +141,6 @@ impl<'s> Counter<'s> {
         };
         top.insns += 1;
         top.locked += u64::from(insn.is_locked());
-        let name = self.symbols.name(insn.rip).unwrap_or(UNKNOWN_SYMBOL);
-        *top.by_symbol.entry(name).or_default() += 1;
         top.by_rip
             .entry(insn.rip)
             .or_insert_with(|| (0, insn.bytes.clone()))
@@ -157,7 +154,7 @@ impl<'s> Counter<'s> {
         for (_, stack) in self.open.drain() {
             for open in stack {
                 if open.returned {
-                    Self::close(&mut self.tally, open);
+                    Self::close(self.symbols, &mut self.tally, open);
                 } else {
                     self.tally.unfinished += 1;
                 }
@@ -166,14 +163,13 @@ impl<'s> Counter<'s> {
         self.tally
     }
 
-    fn close(tally: &mut Tally<'s>, open: Open<'s>) {
+    fn close(symbols: &'s Symbols, tally: &mut Tally<'s>, open: Open) {
         let traps = tally.by_vector.entry(open.vector).or_default();
         traps.insns.push(open.insns);
         traps.max_locked = traps.max_locked.max(open.locked);
-        for (name, n) in open.by_symbol {
-            *traps.by_symbol.entry(name).or_default() += n;
-        }
         for (rip, (n, bytes)) in open.by_rip {
+            let name = symbols.name(rip).unwrap_or(UNKNOWN_SYMBOL);
+            *traps.by_symbol.entry(name).or_default() += n;
             traps.by_rip.entry(rip).or_insert((0, bytes)).0 += n;
         }
     }

@@ -136,7 +136,7 @@ pub fn run<S: Monitor, D: Monitor, G: Guest>(
             Some(MigrationStatus::completed) => Err(Stop::NoPostcopy),
             _ => {
                 let incoming = destination.execute(&qmp::query_migrate {})?;
-                failure(destination.side(), incoming).map_or(Ok(false), Err)
+                failure(destination.side(), &incoming).map_or(Ok(false), Err)
             }
         },
     )?;
@@ -228,31 +228,28 @@ fn poll<M: Monitor>(
 ) -> Result<MigrationInfo, Stop> {
     loop {
         let info = monitor.execute(&qmp::query_migrate {})?;
-        match info.status {
-            Some(
-                MigrationStatus::failed
-                | MigrationStatus::cancelled
-                | MigrationStatus::cancelling
-                | MigrationStatus::postcopy_paused,
-            ) => {
-                return Err(failure(monitor.side(), info).expect("a failed status"));
-            }
-            _ if done(&info)? => return Ok(info),
-            status if Instant::now() >= deadline => {
-                return Err(Stop::TimedOut(format!("{what} (status {status:?})")));
-            }
-            _ => thread::sleep(POLL),
+        if let Some(stop) = failure(monitor.side(), &info) {
+            return Err(stop);
         }
+        if done(&info)? {
+            return Ok(info);
+        }
+        if Instant::now() >= deadline {
+            let status = info.status;
+            return Err(Stop::TimedOut(format!("{what} (status {status:?})")));
+        }
+        thread::sleep(POLL);
     }
 }
 
 /// The error a migration on `side` reports with `info`, if it failed.
-fn failure(side: &'static str, info: MigrationInfo) -> Option<Stop> {
+fn failure(side: &'static str, info: &MigrationInfo) -> Option<Stop> {
     let desc = match info.status {
         Some(
             MigrationStatus::failed | MigrationStatus::cancelled | MigrationStatus::cancelling,
         ) => info
             .error_desc
+            .clone()
             .unwrap_or_else(|| format!("status {:?}", info.status)),
         // The stream broke after the switch began: QEMU waits for a `migrate-recover` that
         // this run never sends, so the guest is stuck.

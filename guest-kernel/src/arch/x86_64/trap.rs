@@ -67,7 +67,7 @@ pub static HANDLERS: [Handler; 256] = {
     table
 };
 
-/// #PF: KVM's "page not present" for a task parks it; any other is an exception.
+/// #PF: KVM's "page not present" for a task blocks it; any other is an exception.
 extern "C" fn page_fault(f: &mut TrapFrame) -> *mut TrapFrame {
     match apf::classify(Cr2::read_raw()) {
         PageFault::NotPresent(token) if f.is_from_user() => resume(kernel::apf_not_present(token)),
