@@ -125,6 +125,9 @@ pub struct Config {
     /// and the kernel waits for another after the result line (`hold=console`, see
     /// [`crate::hold`]): the host migrates the guest in between.
     pub hold: bool,
+    /// CPUs to run tasks on (`cpus=N`): the boot CPU and N-1 it starts. The runner passes
+    /// the VM's vCPU count.
+    pub cpus: usize,
 }
 
 /// The wrong MSR write of `apf-test=`: does the host refuse it with #GP, as KVM does?
@@ -176,6 +179,7 @@ impl Default for Config {
             apf_cycle: None,
             apf_watchdog_ms: watchdog::DEFAULT_TIMEOUT_MS,
             hold: false,
+            cpus: 1,
         }
     }
 }
@@ -196,6 +200,8 @@ pub enum Error<'a> {
     UnknownHold(&'a str),
     /// `hold=console` with a scenario that has no workload tasks to hold.
     HoldNeedsWorkload,
+    /// `hold=console` with more than one CPU (the gate is one CPU's).
+    HoldNeedsOneCpu,
     NotOnOff {
         key: &'a str,
         value: &'a str,
@@ -246,6 +252,7 @@ impl fmt::Display for Error<'_> {
                     "hold=console needs a workload scenario (cpu, mem, seed or mlp:K)"
                 )
             }
+            Error::HoldNeedsOneCpu => write!(f, "hold=console needs cpus=1"),
             Error::UnknownPattern(p) => write!(
                 f,
                 "pattern={p}: expected seq, random or stride:N with N from 1 to {PAGES_MAX}"
@@ -270,6 +277,10 @@ impl fmt::Display for Error<'_> {
     }
 }
 
+/// The most CPUs the kernel brings up: a power of two, so a per-CPU index masks cheaply.
+pub const MAX_CPUS: usize = 8;
+const _: () = assert!(MAX_CPUS.is_power_of_two());
+
 const KEYS: &[&str] = &[
     "scenario",
     "hz",
@@ -284,6 +295,7 @@ const KEYS: &[&str] = &[
     "apf-cycle",
     "apf-watchdog",
     "hold",
+    "cpus",
 ];
 
 /// Keys that only mean something with async PF on: given with `apf=off`, they are refused.
@@ -306,6 +318,7 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
             "scenario" => {
                 config.scenario = Scenario::parse(value).ok_or(Error::UnknownScenario(value))?
             }
+            "cpus" => config.cpus = number(key, value, 1..=MAX_CPUS as u64)? as usize,
             "hz" => config.hz = number(key, value, HZ_RANGE)? as u32,
             "cpu" => config.cpu = number(key, value, CPU_RANGE)?,
             "pages" => config.pages = number(key, value, 1..=PAGES_MAX)?,
@@ -356,6 +369,9 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
     );
     if config.hold && !workload {
         return Err(Error::HoldNeedsWorkload);
+    }
+    if config.hold && config.cpus > 1 {
+        return Err(Error::HoldNeedsOneCpu);
     }
     if !config.apf {
         let given = |key: &str| KEYS.iter().zip(seen).any(|(k, seen)| seen && *k == key);

@@ -1,11 +1,15 @@
 //! The arch-neutral kernel: state shared by every trap, the system calls, and the report
 //! printed when the last task exits.
 //!
-//! The arch layer calls in with interrupts masked (the kernel never enables them for
-//! itself) on our single CPU, so the state needs no lock: each trap borrows it once,
-//! handling its event and picking what runs next in the same borrow (see [`handle`]). On
-//! our KVM every ring-0 instruction is emulated, and a spin lock's acquire and release
-//! were a tenth of an async PF event's instructions.
+//! Each CPU has its own [`Kernel`]: its tasks, their run queue, its async PF waiter table
+//! and watchdog (the host's tokens and page-ready interrupts are per vCPU, so a page-ready
+//! always finds its waiter in the table of the CPU that took the not-present). Tasks stay
+//! on the CPU they were spawned on, and the only state CPUs share is read-only after boot
+//! (the command line) or the count of CPUs done ([`finish`]). The arch layer calls in with
+//! interrupts masked (the kernel never enables them for itself), so a CPU's state needs
+//! no lock: each trap borrows it once, handling its event and picking what runs next in
+//! the same borrow (see [`handle`]). On our KVM every ring-0 instruction is emulated, and
+//! a spin lock's acquire and release were a tenth of an async PF event's instructions.
 
 use crate::abi::{self, Syscall, TaskReport};
 use crate::arch::{self, Context};
@@ -16,9 +20,10 @@ use apf_pv::waiters::{BROADCAST, Token, Wait, WaiterTable, Wake};
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::ops::Range;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use guest_kernel::apf::{self, Outcome};
 use guest_kernel::clock::TscClock;
-use guest_kernel::cmdline::Config;
+use guest_kernel::cmdline::{Config, MAX_CPUS};
 use guest_kernel::hold::Hold;
 use guest_kernel::sched::{Scheduler, State, TaskId};
 use guest_kernel::watchdog::Watchdog;
@@ -65,6 +70,8 @@ pub struct Kernel {
     pub entry_ns: u64,
     /// When the boot path handed the CPU to the first task.
     pub ready_ns: Option<u64>,
+    /// When this CPU's last task exited.
+    pub end_ns: Option<u64>,
     pub unexpected_interrupts: u64,
     /// What each task reported (indexed by task id), for the result line.
     pub reports: Vec<Option<TaskReport>>,
@@ -138,45 +145,61 @@ pub fn apf_ready(token: Token) -> Next {
     })
 }
 
-/// The kernel's state, borrowed by one trap at a time (see [`with`]).
+/// A CPU's kernel state, borrowed by one of its traps at a time (see [`with`]).
 struct KernelCell(UnsafeCell<Option<Kernel>>);
 
-// SAFETY: one CPU, and only trap handlers and the boot path before its first trap touch the
-// cell, with interrupts masked (see `with`).
+// SAFETY: each cell is touched by its own CPU's trap handlers (interrupts masked, see
+// `with`), by the boot CPU before that CPU starts, and by the CPU that prints the report
+// after every other CPU has stopped for good (see `finish`).
 unsafe impl Sync for KernelCell {}
 
-static KERNEL: KernelCell = KernelCell(UnsafeCell::new(None));
+static KERNELS: [KernelCell; MAX_CPUS] = [const { KernelCell(UnsafeCell::new(None)) }; MAX_CPUS];
 
-/// Set while [`with`] lends the state out: a debug build catches a nested borrow.
+/// How many CPUs run tasks, and how many of them have stopped: the last to stop reports.
+static CPUS: AtomicUsize = AtomicUsize::new(1);
+static STOPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Set while [`with`] lends a CPU's state out: a debug build catches a nested borrow.
 #[cfg(debug_assertions)]
-static BORROWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static BORROWED: [core::sync::atomic::AtomicBool; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
 
-/// Publishes the kernel state; traps are handled from here on.
-pub fn install(kernel: Kernel) {
-    // SAFETY: the boot path runs this once, before it enables interrupts or starts a task,
-    // so no trap handler can be borrowing the state.
-    let cell = unsafe { &mut *KERNEL.0.get() };
-    assert!(cell.is_none(), "kernel::install twice");
-    *cell = Some(kernel);
+/// Publishes each CPU's kernel state (index = CPU); traps are handled from here on.
+pub fn install(kernels: Vec<Kernel>) {
+    assert!(
+        (1..=MAX_CPUS).contains(&kernels.len()),
+        "kernel::install for {} CPUs",
+        kernels.len()
+    );
+    CPUS.store(kernels.len(), Ordering::Relaxed);
+    for (cell, kernel) in KERNELS.iter().zip(kernels) {
+        // SAFETY: the boot CPU runs this once, before it enables interrupts or starts a task
+        // or another CPU, so no trap handler can be borrowing the state.
+        let cell = unsafe { &mut *cell.0.get() };
+        assert!(cell.is_none(), "kernel::install twice");
+        *cell = Some(kernel);
+    }
 }
 
-/// Lends the state to `f`. Traps borrow it one at a time: handlers run with interrupts
-/// masked on the one CPU, and the only traps a handler's own code can take (a refused
+/// Lends the running CPU's state to `f`. Traps borrow it one at a time: handlers run with
+/// interrupts masked, and the only traps a handler's own code can take (a refused
 /// `write_safe` MSR write, a kernel fault) never reach this function, so borrows never
 /// nest (a debug build checks).
 #[inline]
 fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    let cpu = arch::cpu_index();
     #[cfg(debug_assertions)]
     {
         use core::sync::atomic::Ordering::Relaxed;
-        assert!(!BORROWED.load(Relaxed), "kernel state borrowed twice");
-        BORROWED.store(true, Relaxed);
+        assert!(!BORROWED[cpu].load(Relaxed), "kernel state borrowed twice");
+        BORROWED[cpu].store(true, Relaxed);
     }
-    // SAFETY: no other reference to the state exists while this one lives (see above).
-    let kernel = unsafe { &mut *KERNEL.0.get() };
+    // SAFETY: no other reference to this CPU's state exists while this one lives (see
+    // above); other CPUs only touch theirs.
+    let kernel = unsafe { &mut *KERNELS[cpu].0.get() };
     let result = f(kernel.as_mut().expect("trap before kernel::install"));
     #[cfg(debug_assertions)]
-    BORROWED.store(false, core::sync::atomic::Ordering::Relaxed);
+    BORROWED[cpu].store(false, core::sync::atomic::Ordering::Relaxed);
     result
 }
 
@@ -237,12 +260,12 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
 }
 
 impl Kernel {
-    /// What runs next; `None` once every task has exited.
+    /// What runs next; `None` once every task of this CPU has exited (or it has none).
     #[inline(always)]
     fn pick(&mut self) -> Option<Next> {
         match self.sched.schedule_context() {
             Some(ctx) => Some(Next::Task(ctx)),
-            None if self.sched.all_exited() => None,
+            None if self.sched.all_exited() || self.sched.is_empty() => None,
             None => Some(Next::Idle),
         }
     }
@@ -431,43 +454,60 @@ pub fn next() -> Next {
     handle(|_| ())
 }
 
-/// The first task to run, from the boot path: the tasks are ready from now on.
+/// The first task to run on this CPU, from the boot path: the tasks are ready from now on.
 pub fn first() -> Next {
     handle(|k| k.ready_ns = Some(k.clock.ns(arch::timestamp())))
 }
 
-/// Turns async PF off, prints each task's outcome and the machine-readable result line,
-/// then exits; with `hold=console`, only after the host's next byte, so it can finish the
-/// migration and read its statistics while the guest still runs.
+/// Records how an application processor's async PF enable went (the boot CPU's state is
+/// in its [`Kernel`] from the start).
+pub fn set_apf_state(state: apf::State) {
+    with(|k| k.apf_state = state);
+}
+
+/// This CPU's tasks have all exited: it turns its async PF off and stops, and the last CPU
+/// to stop prints each task's outcome and the machine-readable result line for all of
+/// them, then exits; with `hold=console`, only after the host's next byte, so it can
+/// finish the migration and read its statistics while the guest still runs.
 fn finish() -> ! {
-    let (status, hold) = with(|k| {
+    with(|k| {
         if k.apf_state == apf::State::On {
-            // KVM sends nothing after this. Nobody can still wait: a parked task cannot
-            // have exited.
+            // KVM sends this CPU nothing after this. Nobody can still wait: a parked task
+            // cannot have exited.
             arch::disable_async_pf();
             debug_assert_eq!(k.apf.parked(), 0, "a task exited while parked on async PF");
         }
-        let end_ns = k.clock.ns(arch::timestamp());
-        let mut failed = false;
-        for (id, task) in k.sched.tasks().enumerate() {
-            let State::Exited(status) = task.state else {
-                unreachable!("finish before every task exited")
-            };
-            failed |= status != 0;
-            println!(
-                "kernel: task {id} '{}' exited with status {status}",
-                task.name
-            );
-        }
-        crate::report::result_line(k, end_ns);
-        let status = if failed {
-            ExitStatus::TaskFailed
-        } else {
-            ExitStatus::Success
-        };
-        (status, k.config.hold)
+        k.end_ns = Some(k.clock.ns(arch::timestamp()));
     });
-    if hold {
+    let cpus = CPUS.load(Ordering::Relaxed);
+    if STOPPED.fetch_add(1, Ordering::AcqRel) + 1 < cpus {
+        // Another CPU still runs tasks; the last one reads this CPU's state.
+        arch::halt_forever();
+    }
+    // SAFETY: every other CPU has stopped for good (the count above, whose acquire makes
+    // their last writes visible), and this one borrows its own state no more.
+    let kernels: Vec<&Kernel> = KERNELS[..cpus]
+        .iter()
+        .map(|cell| unsafe { &*cell.0.get() }.as_ref().expect("installed"))
+        .collect();
+    let mut failed = false;
+    for (id, task, _) in crate::report::tasks(&kernels) {
+        let State::Exited(status) = task.state else {
+            unreachable!("finish before every task exited")
+        };
+        failed |= status != 0;
+        println!(
+            "kernel: task {id} '{}' exited with status {status}",
+            task.name
+        );
+    }
+    crate::report::result_line(&kernels);
+    let status = if failed {
+        ExitStatus::TaskFailed
+    } else {
+        ExitStatus::Success
+    };
+    if kernels[0].config.hold {
         println!("hold: finished");
         // Interrupts stay masked in the kernel: poll.
         while console::try_receive().is_none() {

@@ -3,7 +3,7 @@
 use crate::arch::{self, Context};
 use crate::userland::{demo, faults, workload};
 use guest_kernel::cmdline::{Config, MLP_MAX, PageSource, Scenario};
-use guest_kernel::sched::Scheduler;
+use guest_kernel::sched::{Scheduler, TaskId};
 use guest_kernel::user_arena::UserArena;
 
 const USER_STACK_SIZE: u64 = 64 * 1024;
@@ -20,9 +20,15 @@ pub enum OutOfMemory {
     Workload { needed: u64 },
 }
 
-/// Builds one task in ring 3.
+/// Builds one task in ring 3, on one of the CPUs' schedulers.
 struct Spawner<'a> {
-    sched: &'a mut Scheduler<Context>,
+    /// One scheduler per CPU.
+    scheds: &'a mut [Scheduler<Context>],
+    /// The next task's id (ids are global; each CPU's scheduler holds its own tasks).
+    next: TaskId,
+    /// Task `i` goes to CPU `i mod CPUs`; otherwise every task to CPU 0. Scenarios whose
+    /// tasks park and wake each other stay on one CPU: keys are per CPU.
+    spread: bool,
     arena: &'a mut UserArena,
     /// Workload data, in the region the host may serve lazily.
     workload: &'a mut UserArena,
@@ -39,8 +45,14 @@ impl Spawner<'_> {
             .arena
             .alloc(USER_STACK_SIZE, PAGE)
             .ok_or(OutOfMemory::User)?;
-        self.sched
-            .spawn(name, Context::new_user(entry, arg, stack.end));
+        let id = self.next;
+        let cpu = if self.spread {
+            id % self.scheds.len()
+        } else {
+            0
+        };
+        self.scheds[cpu].spawn_as(id, name, Context::new_user(entry, arg, stack.end));
+        self.next += 1;
         Ok(())
     }
 
@@ -112,15 +124,21 @@ fn mem_name(i: u32) -> &'static str {
     core::str::from_utf8(&name[..len]).expect("task names are ASCII")
 }
 
-/// Spawns the tasks of `config.scenario`.
+/// Spawns the tasks of `config.scenario` on the CPUs of `scheds` (see [`Spawner`]);
+/// returns how many there are.
 pub fn spawn(
     config: &Config,
-    sched: &mut Scheduler<Context>,
+    scheds: &mut [Scheduler<Context>],
     arena: &mut UserArena,
     workload: &mut UserArena,
-) -> Result<(), OutOfMemory> {
+) -> Result<usize, OutOfMemory> {
     let mut s = Spawner {
-        sched,
+        scheds,
+        next: 0,
+        spread: matches!(
+            config.scenario,
+            Scenario::Cpu | Scenario::Mem | Scenario::Seed | Scenario::Mlp(_)
+        ),
         arena,
         workload,
     };
@@ -162,5 +180,5 @@ pub fn spawn(
             s.task("bystander", faults::bystander, 0)?;
         }
     }
-    Ok(())
+    Ok(s.next)
 }

@@ -109,16 +109,35 @@ impl<C> Default for Scheduler<C> {
 }
 
 impl<C: Copy> Scheduler<C> {
-    /// Adds a ready task at the back of the run queue.
+    /// Adds a ready task at the back of the run queue, under the next id.
     pub fn spawn(&mut self, name: &'static str, ctx: C) -> TaskId {
-        let id = self.tasks.push(Task {
-            name,
-            state: State::Ready,
-            ctx,
-            dispatches: 0,
-        });
-        self.ready.push_back(id);
+        let id = self.tasks.next_id();
+        self.spawn_as(id, name, ctx);
         id
+    }
+
+    /// [`Scheduler::spawn`] under a given `id`: with several CPUs the kernel hands out the
+    /// (global) ids and each CPU's scheduler gets its own tasks.
+    pub fn spawn_as(&mut self, id: TaskId, name: &'static str, ctx: C) {
+        if self.tasks.is_empty() {
+            // The first task runs first: its first dispatch is no switch.
+            self.last = id;
+        }
+        self.tasks.insert(
+            id,
+            Task {
+                name,
+                state: State::Ready,
+                ctx,
+                dispatches: 0,
+            },
+        );
+        self.ready.push_back(id);
+    }
+
+    /// True if this CPU was given no task at all.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
     }
 
     pub fn current(&self) -> Option<TaskId> {
@@ -135,6 +154,11 @@ impl<C: Copy> Scheduler<C> {
 
     pub fn tasks(&self) -> impl Iterator<Item = &Task<C>> {
         self.tasks.iter()
+    }
+
+    /// Every task with its id (with several CPUs, ids have gaps: other CPUs' tasks).
+    pub fn entries(&self) -> impl Iterator<Item = (TaskId, &Task<C>)> {
+        self.tasks.entries()
     }
 
     /// The counters; `switches` is the sum of every task's `dispatches`, which the switch

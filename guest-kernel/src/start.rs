@@ -1,12 +1,14 @@
 //! From the arch entry to the first task: read the boot information, bring up the CPU,
 //! memory, timer and tasks, then hand over to the scheduler for good.
 
+use crate::arch::Context;
 use crate::arch::{self, Regions};
 use crate::exit_status::ExitStatus;
 use crate::kernel::{self, Kernel};
 use crate::scenarios::{self, OutOfMemory};
 use crate::{apf_start, console, heap, println};
 use alloc::vec;
+use alloc::vec::Vec;
 use apf_pv::waiters::WaiterTable;
 use guest_kernel::apf;
 use guest_kernel::clock::TscClock;
@@ -15,6 +17,7 @@ use guest_kernel::hold::Hold;
 use guest_kernel::sched::Scheduler;
 use guest_kernel::user_arena::UserArena;
 use guest_kernel::watchdog::{self, Watchdog};
+use spin::Once;
 
 /// Kernel heap: task kernel stacks and scheduler tables; tasks' memory is elsewhere.
 const HEAP_SIZE: u64 = 8 << 20;
@@ -49,6 +52,10 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
         arch::exit(ExitStatus::Unsupported);
     }
     arch::init_cpu();
+    if boot.config.cpus > 1 {
+        // While the boot page tables still map the first MiB.
+        arch::prepare_cpus();
+    }
 
     let (text, rodata, kernel_data) = arch::image();
     // The heap ends on a 2 MiB boundary so the user region maps with huge pages only.
@@ -87,58 +94,121 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
     } else {
         (apf::State::Off, None)
     };
-    let mut sched = Scheduler::default();
+    let cpus = boot.config.cpus;
+    let mut scheds: Vec<Scheduler<Context>> = (0..cpus).map(|_| Scheduler::default()).collect();
     // Workload data lives at and above WORKLOAD_BASE, the region the runner may serve
     // lazily; task stacks and arguments stay below it.
     let workload_start = WORKLOAD_BASE.clamp(user.start, user.end);
     let mut arena = UserArena::new(user.start..workload_start);
     let mut workload = UserArena::new(workload_start..user.end);
-    if let Err(e) = scenarios::spawn(&boot.config, &mut sched, &mut arena, &mut workload) {
-        match e {
-            OutOfMemory::User => println!(
-                "kernel: out of task memory setting up '{}'",
-                boot.config.scenario
-            ),
-            OutOfMemory::Workload { needed } => println!(
-                "kernel: '{}' needs {} MiB above {} MiB: give the guest at least {} MiB",
-                boot.config.scenario,
-                needed.div_ceil(1 << 20),
-                WORKLOAD_OFFSET >> 20,
-                (WORKLOAD_OFFSET + needed).div_ceil(1 << 20)
-            ),
+    let task_count = match scenarios::spawn(&boot.config, &mut scheds, &mut arena, &mut workload) {
+        Ok(count) => count,
+        Err(e) => {
+            match e {
+                OutOfMemory::User => println!(
+                    "kernel: out of task memory setting up '{}'",
+                    boot.config.scenario
+                ),
+                OutOfMemory::Workload { needed } => println!(
+                    "kernel: '{}' needs {} MiB above {} MiB: give the guest at least {} MiB",
+                    boot.config.scenario,
+                    needed.div_ceil(1 << 20),
+                    WORKLOAD_OFFSET >> 20,
+                    (WORKLOAD_OFFSET + needed).div_ceil(1 << 20)
+                ),
+            }
+            arch::exit(ExitStatus::Unsupported);
         }
-        arch::exit(ExitStatus::Unsupported);
-    }
+    };
     println!(
-        "kernel: {} MiB RAM, {calibration}, scenario {}, timer {} Hz, async PF {}",
+        "kernel: {} MiB RAM, {calibration}, scenario {}, timer {} Hz, async PF {}, {cpus} CPU(s)",
         (boot.ram_end - arch::RAM_START) >> 20,
         boot.config.scenario,
         boot.config.hz,
         apf_state.as_str()
     );
-    let sched_len = sched.tasks().count();
-    kernel::install(Kernel {
-        sched,
-        clock,
-        config: boot.config,
-        user_ranges: vec![text, rodata, user],
-        ticks: 0,
-        timer_start_ns: clock.ns(arch::timestamp()),
-        entry_ns: clock.ns(entry_tsc),
-        ready_ns: None,
-        unexpected_interrupts: 0,
-        reports: vec![None; sched_len],
-        apf_state,
-        apf_test,
-        apf_cycles: Default::default(),
-        apf: WaiterTable::new(),
-        watchdog: Watchdog::new(
-            sched_len,
-            watchdog::timeout_ticks(boot.config.apf_watchdog_ms, boot.config.hz),
-        ),
-        hold: Hold::new(boot.config.hold),
+    let now_ns = clock.ns(arch::timestamp());
+    let kernels = scheds
+        .into_iter()
+        .enumerate()
+        .map(|(cpu, sched)| Kernel {
+            sched,
+            clock,
+            config: boot.config,
+            user_ranges: vec![text.clone(), rodata.clone(), user.clone()],
+            ticks: 0,
+            timer_start_ns: now_ns,
+            entry_ns: clock.ns(entry_tsc),
+            ready_ns: None,
+            end_ns: None,
+            unexpected_interrupts: 0,
+            reports: vec![None; task_count],
+            // An application processor enables its own (see `ap_main`).
+            apf_state: if cpu == 0 { apf_state } else { apf::State::Off },
+            apf_test: if cpu == 0 { apf_test } else { None },
+            apf_cycles: Default::default(),
+            apf: WaiterTable::new(),
+            watchdog: Watchdog::new(
+                task_count,
+                watchdog::timeout_ticks(boot.config.apf_watchdog_ms, boot.config.hz),
+            ),
+            hold: Hold::new(boot.config.hold),
+        })
+        .collect();
+    kernel::install(kernels);
+    let ap = AP_START.call_once(|| ApStart {
+        calibration,
+        hz: boot.config.hz,
+        apf: apf_state == apf::State::On,
     });
-    arch::start_timer(&calibration, boot.config.hz);
+    for cpu in 1..cpus {
+        let stack = vec![0u8; AP_BOOT_STACK_SIZE].leak();
+        let top = (stack.as_ptr() as u64 + stack.len() as u64) & !0xf;
+        if let Err(e) = arch::start_cpu(cpu, top, ap.calibration.tsc_khz, ap_main) {
+            println!("kernel: cannot start CPU {cpu}: {e}");
+            arch::exit(ExitStatus::Unsupported);
+        }
+    }
+    arch::start_timer(&ap.calibration, ap.hz);
+    arch::enter(kernel::first())
+}
+
+/// What an application processor needs from the boot CPU's start-up.
+struct ApStart {
+    calibration: arch::Calibration,
+    hz: u32,
+    /// Whether the boot CPU enabled async PF: each other CPU then enables its own.
+    apf: bool,
+}
+
+static AP_START: Once<ApStart> = Once::new();
+
+/// The stack an application processor starts on, and keeps for its boot path (its tasks'
+/// traps run on their own kernel stacks, its idle loop on the arch's idle stack).
+const AP_BOOT_STACK_SIZE: usize = 16 * 1024;
+
+/// An application processor, set up by the arch (descriptor tables, interrupt controller):
+/// enables its async PF, tells the boot CPU it is online, and runs its tasks.
+fn ap_main(cpu: usize) -> ! {
+    let ap = AP_START
+        .get()
+        .expect("the boot CPU starts the others after AP_START");
+    let state = if ap.apf {
+        match arch::enable_async_pf() {
+            Ok(()) => apf::State::On,
+            Err(refused) => {
+                println!(
+                    "kernel: CPU {cpu}: the host refused async PF: {refused}; this CPU runs with async PF off"
+                );
+                apf::State::Refused
+            }
+        }
+    } else {
+        apf::State::Off
+    };
+    kernel::set_apf_state(state);
+    arch::cpu_online();
+    arch::start_timer(&ap.calibration, ap.hz);
     arch::enter(kernel::first())
 }
 

@@ -4,8 +4,8 @@
 //! ring-0 instruction is emulated (about a microsecond each). A `Vec` lookup loads the length
 //! and compares against it each time; here the capacity is a power-of-two constant, so a
 //! lookup masks the id and tests the slot, and the slot test is the one the caller's state
-//! check needs anyway. Ids are handed out in order by [`TaskTable::push`] and stay below
-//! the number of tasks, so the mask never changes an id: it only lets the compiler see that
+//! check needs anyway. Ids are handed out by the scheduler and stay below
+//! the table's capacity, so the mask never changes an id: it only lets the compiler see that
 //! the index is in bounds. (An id of [`MAX_TASKS`] or more is no id this table gave out; a
 //! debug build stops at one.)
 
@@ -19,37 +19,42 @@ pub type TaskId = usize;
 
 /// Up to [`MAX_TASKS`] values of `T`, by id.
 pub struct TaskTable<T> {
-    /// `slots[..len]` are `Some`, the rest `None`. Inline, not boxed: one load less per
-    /// lookup.
+    /// Inline, not boxed: one load less per lookup. On one CPU every slot below `end` is
+    /// `Some`; with several, each CPU's table holds the ids of its own tasks only.
     slots: [Option<T>; MAX_TASKS],
-    len: usize,
+    /// One past the highest id held.
+    end: usize,
 }
 
 impl<T> Default for TaskTable<T> {
     fn default() -> Self {
         Self {
             slots: [const { None }; MAX_TASKS],
-            len: 0,
+            end: 0,
         }
     }
 }
 
 impl<T> TaskTable<T> {
-    /// Adds `value` under the next id.
+    /// The id after the highest held: the next one on a single CPU.
+    pub fn next_id(&self) -> TaskId {
+        self.end
+    }
+
+    /// Adds `value` under `id`, which a kernel with several CPUs hands out itself (its
+    /// task ids are global, each CPU's table holds its own).
     ///
     /// # Panics
-    /// If the table holds [`MAX_TASKS`] already (the command line's limits keep every
-    /// scenario below it).
-    pub fn push(&mut self, value: T) -> TaskId {
-        let id = self.len;
+    /// If `id` is [`MAX_TASKS`] or more, or already held.
+    pub fn insert(&mut self, id: TaskId, value: T) {
         assert!(id < MAX_TASKS, "more than {MAX_TASKS} tasks");
+        assert!(self.slots[id].is_none(), "task id {id} given twice");
         self.slots[id] = Some(value);
-        self.len += 1;
-        id
+        self.end = self.end.max(id + 1);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.end == 0
     }
 
     /// Task `id`, if the table holds one.
@@ -67,11 +72,19 @@ impl<T> TaskTable<T> {
 
     /// Every task, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.slots[..self.len].iter().flatten()
+        self.slots[..self.end].iter().flatten()
+    }
+
+    /// Every task with its id, in id order.
+    pub fn entries(&self) -> impl Iterator<Item = (TaskId, &T)> {
+        self.slots[..self.end]
+            .iter()
+            .enumerate()
+            .filter_map(|(id, slot)| Some((id, slot.as_ref()?)))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots[..self.len].iter_mut().flatten()
+        self.slots[..self.end].iter_mut().flatten()
     }
 }
 
@@ -107,12 +120,14 @@ mod tests {
     fn ids_in_order_lookups_and_iteration() {
         let mut t = TaskTable::default();
         assert!(t.is_empty());
-        assert_eq!(t.push('a'), 0);
-        assert_eq!(t.push('b'), 1);
+        assert_eq!(t.next_id(), 0);
+        t.insert(0, 'a');
+        assert_eq!(t.next_id(), 1);
+        t.insert(1, 'b');
         assert_eq!(t[1], 'b');
         t[0] = 'c';
         assert_eq!(t.iter().collect::<Vec<_>>(), [&'c', &'b']);
-        assert_eq!(t.get(2), None, "not pushed");
+        assert_eq!(t.get(2), None, "not inserted");
         assert_eq!(t.get_mut(MAX_TASKS - 1), None);
     }
 
@@ -121,8 +136,28 @@ mod tests {
     #[should_panic(expected = "task id 128 was never handed out")]
     fn an_id_past_the_capacity_is_a_bug() {
         let mut t = TaskTable::default();
-        t.push(0);
+        t.insert(0, 0);
         t.get(MAX_TASKS);
+    }
+
+    #[test]
+    fn inserted_ids_leave_holes_that_iteration_skips() {
+        let mut t = TaskTable::default();
+        t.insert(1, 'b');
+        t.insert(3, 'd');
+        assert!(!t.is_empty());
+        assert_eq!(t.get(0), None);
+        assert_eq!(t.iter().collect::<Vec<_>>(), [&'b', &'d']);
+        assert_eq!(t.entries().collect::<Vec<_>>(), [(1, &'b'), (3, &'d')]);
+        assert_eq!(t.next_id(), 4, "past the highest id");
+    }
+
+    #[test]
+    #[should_panic(expected = "task id 1 given twice")]
+    fn an_id_is_inserted_once() {
+        let mut t = TaskTable::default();
+        t.insert(1, 'a');
+        t.insert(1, 'b');
     }
 
     #[test]
@@ -130,7 +165,7 @@ mod tests {
     fn a_full_table_refuses_more() {
         let mut t = TaskTable::default();
         for i in 0..=MAX_TASKS {
-            t.push(i);
+            t.insert(i, i);
         }
     }
 }

@@ -16,8 +16,8 @@ use crate::outcome::{GuestOutcome, RunReport};
 use crate::vmm::VmConfig;
 use crate::{guest_build, guest_cmdline, qemu, snapshot, vmm};
 
-/// One vCPU until the guest kernel brings up application processors.
-const VCPUS: u8 = 1;
+/// The most CPUs the guest kernel starts (its `MAX_CPUS`).
+pub const MAX_GUEST_CPUS: u8 = 8;
 
 /// `--async-threshold`'s default: a little above a synchronous fault's cost and below the
 /// not-present/ready round trip on our hosts (host-facts.md: ~42 us vs ~150 us), so only
@@ -61,6 +61,20 @@ pub enum Error {
     InjectNeedsUserApf(&'static str),
     #[error("--inject spikes needs --latency: it slows lazy memory's fetches")]
     SpikesNeedLatency,
+    #[error("--cpus 0: a guest needs at least one vCPU")]
+    NoCpus,
+    #[error(
+        "--cpus {asked}: this host has {host} CPU(s) to run vCPUs on (and the guest kernel starts \
+         at most {MAX_GUEST_CPUS})"
+    )]
+    TooManyCpus { asked: u8, host: usize },
+    #[error(
+        "--cpus {0} needs --arch x86_64 with --vmm builtin or qemu: the arm64 guest kernel runs \
+         one CPU (PSCI CPU_ON is not implemented, nor an SMP EL2 host)"
+    )]
+    CpusNotSupported(u8),
+    #[error("the guest command line's 'cpus=' is the runner's: give the vCPU count with --cpus")]
+    CpusInCmdline,
     #[error(transparent)]
     Cmdline(#[from] guest_cmdline::Error),
     #[error(transparent)]
@@ -102,8 +116,12 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
     check_el2(&args)?;
     let async_threshold = async_threshold(&args)?;
     let inject = injections(&args)?;
+    check_cpus(&args)?;
     let mut words = args.cmdline.clone();
     words.extend(args.apf.map(|mode| mode.guest_word().to_owned()));
+    if args.cpus > 1 {
+        words.push(format!("cpus={}", args.cpus));
+    }
     let cmdline = guest_cmdline::from_words(&words)?;
     let lazy_source = match &args.restore {
         Some(path) => {
@@ -120,7 +138,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         kernel: &kernel,
         mem_size: args.mem,
         cmdline: &cmdline,
-        vcpus: VCPUS,
+        vcpus: args.cpus,
         lazy: args.latency.map(|latency| LazyConfig {
             latency,
             fetchers: args.fetchers,
@@ -178,6 +196,32 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         })?;
     }
     Ok(report)
+}
+
+/// `--cpus`: at least one, no more than the host runs at once (a vCPU thread that waits
+/// for a host CPU stalls its guest CPU, and a spinning boot CPU waits for it), x86_64 only
+/// beyond one; and only through `--cpus`, so the VMM's vCPUs and the guest's agree.
+fn check_cpus(args: &RunArgs) -> Result<(), Error> {
+    if args.cmdline.iter().any(|word| word.starts_with("cpus=")) {
+        return Err(Error::CpusInCmdline);
+    }
+    if args.cpus == 0 {
+        return Err(Error::NoCpus);
+    }
+    if args.cpus == 1 {
+        return Ok(());
+    }
+    if args.arch != crate::guest_arch::GuestArch::X86_64 || args.vmm == VmmKind::El2 {
+        return Err(Error::CpusNotSupported(args.cpus));
+    }
+    let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if usize::from(args.cpus) > host || args.cpus > MAX_GUEST_CPUS {
+        return Err(Error::TooManyCpus {
+            asked: args.cpus,
+            host,
+        });
+    }
+    Ok(())
 }
 
 /// `--apf el2` and `--vmm el2` go together, and the EL2 host has only what it implements:

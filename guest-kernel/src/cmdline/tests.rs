@@ -49,6 +49,7 @@ fn parses_every_key() {
             apf_cycle: None,
             apf_watchdog_ms: 1_000,
             hold: false,
+            cpus: 1,
         }
     );
     assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
@@ -229,4 +230,22 @@ fn errors_name_the_offending_word_and_the_alternatives() {
     assert!(msg.contains("demo") && msg.contains("mlp:1..96"), "{msg}");
     let msg = parse("hz=5").unwrap_err().to_string();
     assert!(msg.contains("10 to 1000"), "{msg}");
+}
+
+#[test]
+fn cpus_range_from_one_to_max_and_hold_needs_one() {
+    assert_eq!(parse("").unwrap().cpus, 1);
+    assert_eq!(parse("cpus=2").unwrap().cpus, 2);
+    assert_eq!(parse("cpus=8").unwrap().cpus, MAX_CPUS);
+    for bad in ["cpus=0", "cpus=9", "cpus=two"] {
+        assert!(
+            matches!(parse(bad), Err(Error::BadNumber { key: "cpus", .. })),
+            "{bad} accepted"
+        );
+    }
+    assert_eq!(
+        parse("scenario=seed hold=console cpus=2"),
+        Err(Error::HoldNeedsOneCpu)
+    );
+    assert!(parse("scenario=seed hold=console cpus=1").unwrap().hold);
 }

@@ -106,6 +106,10 @@ pub struct CompareArgs {
     /// Seed of the pages' contents and of the fetch latencies.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// vCPUs of every run (`runner run --cpus`): the guest spreads the tasks over them, each
+    /// with its own async PF (x86_64, --vmm builtin).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cpus: u8,
     /// Pages per memory task [default: sized so the fault wait, all tasks together, is about
     /// 0.6 s].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
@@ -152,6 +156,12 @@ impl CompareArgs {
             }
         } else if self.bandwidth.is_some() {
             return Err("--bandwidth is the post-copy migration's (--vmm qemu)".to_owned());
+        }
+        if self.cpus != 1 && vmm != VmmKind::Builtin {
+            return Err(format!(
+                "--cpus {} needs --vmm builtin: the migration and the EL2 host run one vCPU",
+                self.cpus
+            ));
         }
         if self.scenario.0.len() > 1 && !self.latency_sweep.is_empty() {
             return Err(format!(

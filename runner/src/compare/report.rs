@@ -50,6 +50,8 @@ pub struct Comparison {
     /// `--bandwidth` of the migrations (qemu), bytes per second.
     pub bandwidth: Option<u64>,
     pub fetchers: u8,
+    /// vCPUs of each run.
+    pub cpus: u8,
     pub seed: u64,
     pub tuning: Tuning,
     pub size: Size,
@@ -278,6 +280,7 @@ impl Comparison {
         // A migration's pages come from the source QEMU, not from our fetchers.
         let source = match self.bandwidth {
             Some(rate) => format!("post-copy from a QEMU source pushing {} KiB/s", rate / 1024),
+            None if self.cpus > 1 => format!("{} fetcher(s), {} vCPUs", self.fetchers, self.cpus),
             None => format!("{} fetcher(s)", self.fetchers),
         };
         let title = format!(
@@ -377,6 +380,7 @@ impl Comparison {
             "vmm": self.vmm,
             "bandwidth": self.bandwidth,
             "fetchers": self.fetchers,
+            "cpus": self.cpus,
             "seed": self.seed,
             "pages": self.size.pages,
             "cpu_rounds": self.size.cpu_rounds,
@@ -473,6 +477,7 @@ pub(super) mod test_support {
             vmm: "builtin",
             bandwidth: None,
             fetchers: 1,
+            cpus: 1,
             seed: 1,
             tuning: Tuning::default(),
             size: Size {

@@ -115,6 +115,7 @@ impl Runner<'_> {
             vmm: vmm_name(args.vmm()),
             bandwidth: args.bandwidth(),
             fetchers: args.fetchers_for(scenario),
+            cpus: args.cpus,
             seed: args.seed,
             tuning: args.tuning.clone(),
             size,
@@ -218,7 +219,8 @@ impl Runner<'_> {
             }
             GuestArch::X86_64 => command
                 .args(["--mem", &format!("{mem_mib}M")])
-                .args(["--fetchers", &args.fetchers_for(scenario).to_string()]),
+                .args(["--fetchers", &args.fetchers_for(scenario).to_string()])
+                .args(["--cpus", &args.cpus.to_string()]),
             // The EL2 host is built for one RAM size; mem_mib checked that the guest's part fits.
             GuestArch::Aarch64 => command.args(["--mem", &format!("{}M", EL2_MEM_SIZE >> 20)]),
         };

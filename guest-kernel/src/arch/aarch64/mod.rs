@@ -5,7 +5,11 @@
 //! [`Context`], [`Serial`], [`Calibration`], [`init_cpu`], [`init_paging`] (of the shared
 //! [`Regions`]), [`init_interrupts`], [`start_timer`], [`enter`], [`exit`], [`timestamp`],
 //! [`missing_feature`], [`in_user_mode`], [`syscall`], [`divide_by_zero`] and async PF
-//! ([`detect_async_pf`], [`enable_async_pf`], [`disable_async_pf`]).
+//! ([`detect_async_pf`], [`enable_async_pf`], [`disable_async_pf`]) and CPUs
+//! ([`cpu_index`], [`prepare_cpus`], [`start_cpu`], [`cpu_online`], [`halt_forever`]).
+//!
+//! One CPU: starting others (PSCI `CPU_ON`, a redistributor and timer each) is not built
+//! yet, so `cpus=N` above 1 fails with [`CpuStartError`] at the first other CPU.
 
 mod apf;
 mod boot;
@@ -107,4 +111,47 @@ pub fn start_timer(calibration: &Calibration, hz: u32) {
 /// Leaves boot code for good: runs whatever the scheduler picks.
 pub fn enter(next: crate::kernel::Next) -> ! {
     trap::enter(next)
+}
+
+/// The running CPU: the only one (see the module comment).
+#[inline(always)]
+pub fn cpu_index() -> usize {
+    0
+}
+
+/// Nothing to put in place: no other CPU is started.
+pub fn prepare_cpus() {}
+
+/// Why another CPU did not start: on arm64, none can yet.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuStartError;
+
+impl core::fmt::Display for CpuStartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(
+            "this kernel runs one CPU on arm64 (PSCI CPU_ON is not implemented): use cpus=1",
+        )
+    }
+}
+
+/// Refuses: see [`CpuStartError`].
+pub fn start_cpu(
+    _cpu: usize,
+    _stack_top: u64,
+    _tsc_khz: u64,
+    _main: fn(usize) -> !,
+) -> Result<(), CpuStartError> {
+    Err(CpuStartError)
+}
+
+/// What a started CPU's `main` calls once set up: nothing to hand back on arm64, where
+/// none starts.
+pub fn cpu_online() {}
+
+/// Stops this CPU for good: interrupts masked, waiting forever.
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: masks interrupts at EL1; nothing runs on this CPU afterwards.
+        unsafe { core::arch::asm!("msr daifset, #0xf", "wfi", options(nomem, nostack)) };
+    }
 }

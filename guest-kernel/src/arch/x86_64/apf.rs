@@ -5,32 +5,35 @@
 //! protocol logic is `apf_pv::x86`; this module only touches the hardware. Writes a host
 //! may refuse go through [`msr::write_safe`], so a refusal is reported, not fatal.
 
+use super::gdt::cpu_index;
 use super::msr;
 use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::{self, ApfArea, CpuidResult, PageFault, Unavailable};
 use core::arch::x86_64::__cpuid;
 use core::cell::UnsafeCell;
 use guest_kernel::apf::{MsrWrite, Refused};
+use guest_kernel::cmdline::MAX_CPUS;
 use x86_64::registers::model_specific::Msr;
 
 /// The page-ready vector: Linux's HYPERVISOR_CALLBACK_VECTOR, above the kernel's others.
 pub const READY_VECTOR: u8 = 0xF3;
 
-/// The shared area KVM writes `flags` and `token` into. One vCPU, so one area.
+/// The shared area KVM writes `flags` and `token` into: one per vCPU, each registered by
+/// its CPU.
 struct Area(UnsafeCell<ApfArea>);
 
-// SAFETY: only the one CPU touches it, in handlers that run with interrupts off.
+// SAFETY: each CPU touches only its own area, in handlers that run with interrupts off.
 unsafe impl Sync for Area {}
 
-static AREA: Area = Area(UnsafeCell::new(ApfArea::new()));
+static AREAS: [Area; MAX_CPUS] = [const { Area(UnsafeCell::new(ApfArea::new())) }; MAX_CPUS];
 
 fn area() -> &'static mut ApfArea {
-    // SAFETY: handlers run with interrupts off on the one CPU, so accesses never overlap;
-    // KVM's own writes are why the area's accessors are volatile.
-    unsafe { &mut *AREA.0.get() }
+    // SAFETY: the running CPU's own area, used by its handlers with interrupts off, so
+    // accesses never overlap; KVM's own writes are why the area's accessors are volatile.
+    unsafe { &mut *AREAS[cpu_index()].0.get() }
 }
 
-/// The scratch area `apf-test` registers instead of [`AREA`]: `flags` and `token` as in
+/// The scratch area `apf-test` registers instead of an [`Area`]: `flags` and `token` as in
 /// the UAPI, with the token slot never free, so the host delivers no page-ready into it.
 #[repr(C, align(64))]
 struct ProbeArea(UnsafeCell<[u32; 2]>);
@@ -72,12 +75,12 @@ pub fn write(w: MsrWrite) -> Result<(), Refused> {
     msr::write_safe(w)
 }
 
-/// Turns async PF on (after [`detect`]): the vector first (the spec's order: an enable
+/// Turns async PF on for the running CPU (after [`detect`]): the vector first (the spec's order: an enable
 /// without it could deliver the broadcast that enabling queues on vector 0), then the area
 /// with ENABLED | DELIVERY_AS_INT. Without SEND_ALWAYS: only ring-3 faults become async.
 /// The host may refuse either write; async PF is then off.
 pub fn enable() -> Result<(), Refused> {
-    let gpa = AREA.0.get() as u64;
+    let gpa = AREAS[cpu_index()].0.get() as u64;
     let value = x86::enable_value(gpa, false).expect("the area is 64-byte aligned");
     write(MsrWrite {
         msr: x86::MSR_KVM_ASYNC_PF_INT,
@@ -89,7 +92,7 @@ pub fn enable() -> Result<(), Refused> {
     })
 }
 
-/// Turns async PF off; no events arrive afterwards.
+/// Turns async PF off for the running CPU; no events arrive on it afterwards.
 pub fn disable() {
     wrmsr(x86::MSR_KVM_ASYNC_PF_EN, x86::KVM_ASYNC_PF_DISABLED);
 }

@@ -7,13 +7,21 @@ use x86_64::registers::model_specific::Msr;
 const IA32_APIC_BASE: u32 = 0x1B;
 const APIC_BASE_ENABLE: u64 = 1 << 11;
 const APIC_BASE_X2APIC: u64 = 1 << 10;
+const X2APIC_ID: u32 = 0x802;
 const X2APIC_EOI: u32 = 0x80B;
+const X2APIC_ICR: u32 = 0x830;
 const X2APIC_SPURIOUS: u32 = 0x80F;
 const X2APIC_LVT_TIMER: u32 = 0x832;
 const X2APIC_TIMER_INITIAL: u32 = 0x838;
 const X2APIC_TIMER_CURRENT: u32 = 0x839;
 const X2APIC_TIMER_DIVIDE: u32 = 0x83E;
 const SPURIOUS_APIC_ENABLE: u64 = 1 << 8;
+/// ICR delivery modes and level (SDM Vol. 3, 11.6.1); x2APIC puts the destination in bits
+/// 63..32.
+const ICR_INIT: u64 = 0b101 << 8;
+const ICR_STARTUP: u64 = 0b110 << 8;
+const ICR_LEVEL_ASSERT: u64 = 1 << 14;
+const ICR_DESTINATION_SHIFT: u32 = 32;
 const LVT_MASKED: u64 = 1 << 16;
 const LVT_TIMER_PERIODIC: u64 = 1 << 17;
 /// Divide configuration value for "divide by 16".
@@ -118,4 +126,28 @@ pub fn start_timer(calibration: &Calibration, hz: u32, vector: u8) {
 
 pub fn end_of_interrupt() {
     write(X2APIC_EOI, 0);
+}
+
+/// This CPU's x2APIC ID.
+pub fn id() -> u32 {
+    read(X2APIC_ID) as u32
+}
+
+/// Sends INIT to the CPU with x2APIC ID `apic_id`: it waits for a startup IPI.
+pub fn send_init(apic_id: u32) {
+    write(
+        X2APIC_ICR,
+        u64::from(apic_id) << ICR_DESTINATION_SHIFT | ICR_INIT | ICR_LEVEL_ASSERT,
+    );
+}
+
+/// Sends a startup IPI: the CPU starts in real mode at `page` * 4 KiB.
+pub fn send_startup(apic_id: u32, page: u8) {
+    write(
+        X2APIC_ICR,
+        u64::from(apic_id) << ICR_DESTINATION_SHIFT
+            | ICR_STARTUP
+            | ICR_LEVEL_ASSERT
+            | u64::from(page),
+    );
 }

@@ -19,9 +19,27 @@ const BOOT_STACK_SIZE: usize = 64 * 1024;
 /// Boot GDT selectors (the real GDT, loaded later, keeps the same kernel selectors).
 const BOOT_CODE64: u16 = 0x08;
 const BOOT_DATA: u16 = 0x10;
+const BOOT_CODE32: u16 = 0x18;
 
 global_asm!(
     r#"
+    /* From 32-bit protected mode: the boot page tables, PAE, long mode and NX, paging on
+       (the boot CPU's entry and every other CPU's trampoline). */
+    .macro enter_long_mode
+    movl $boot_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl ${cr4_pae}, %eax
+    movl %eax, %cr4
+    movl ${msr_efer}, %ecx
+    rdmsr
+    orl ${efer_bits}, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl ${cr0_bits}, %eax
+    movl %eax, %cr0
+    .endm
+
     .section .note.Xen, "a", @note
     .p2align 2
     .long 4                     /* name size: "Xen\0" */
@@ -48,6 +66,7 @@ boot_gdt:
     .quad 0
     .quad 0x00af9a000000ffff    /* 0x08: 64-bit code, DPL 0 */
     .quad 0x00cf92000000ffff    /* 0x10: data, DPL 0 */
+    .quad 0x00cf9a000000ffff    /* 0x18: 32-bit code, for application processors */
 boot_gdt_end:
 boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
@@ -79,18 +98,7 @@ pvh_start32:
     cmpl $512, %ecx
     jb 1b
 
-    movl $boot_pml4, %eax
-    movl %eax, %cr3
-    movl %cr4, %eax
-    orl ${cr4_pae}, %eax
-    movl %eax, %cr4
-    movl ${msr_efer}, %ecx
-    rdmsr
-    orl ${efer_bits}, %eax
-    wrmsr
-    movl %cr0, %eax
-    orl ${cr0_bits}, %eax
-    movl %eax, %cr0
+    enter_long_mode
 
     lgdt boot_gdt_ptr
     ljmp ${code64}, $2f
@@ -107,6 +115,54 @@ pvh_start32:
     call {kernel_main}
 3:  hlt
     jmp 3b
+
+    /* An application processor's first code, copied to the page its startup IPI names
+       (real mode, CS:IP = page:0): to protected mode through the boot GDT, then to long
+       mode on the boot page tables (they map this page and the kernel), as above. */
+    .section .rodata.ap_trampoline, "a"
+    .code16
+    .global ap_trampoline_start
+ap_trampoline_start:
+    cli
+    cld
+    xorw %ax, %ax
+    movw %ax, %ds
+    lgdtl {trampoline} + (ap_gdt_ptr - ap_trampoline_start)
+    movl %cr0, %eax
+    orl ${cr0_pe}, %eax
+    movl %eax, %cr0
+    ljmpl ${code32}, ${trampoline} + (ap_protected - ap_trampoline_start)
+    .code32
+ap_protected:
+    movw ${data}, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    enter_long_mode
+    ljmpl ${code64}, $ap_long
+    .p2align 2
+ap_gdt_ptr:
+    .word boot_gdt_end - boot_gdt - 1
+    .long boot_gdt
+    .global ap_trampoline_end
+ap_trampoline_end:
+
+    /* In the kernel image: the boot CPU's final page tables and the stack it prepared. */
+    .section .text.boot, "ax"
+    .code64
+ap_long:
+    movw ${data}, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    movq {ap_cr3}(%rip), %rax
+    movq %rax, %cr3
+    movq {ap_stack}(%rip), %rsp
+    call {ap_entry}
+4:  hlt
+    jmp 4b
 "#,
     note_type = const XEN_ELFNOTE_PHYS32_ENTRY,
     stack_size = const BOOT_STACK_SIZE,
@@ -125,5 +181,11 @@ pvh_start32:
     code64 = const BOOT_CODE64,
     data = const BOOT_DATA,
     kernel_main = sym crate::kernel_main,
+    trampoline = const super::smp::TRAMPOLINE,
+    cr0_pe = const Cr0Flags::PROTECTED_MODE_ENABLE.bits(),
+    code32 = const BOOT_CODE32,
+    ap_cr3 = sym super::smp::AP_CR3,
+    ap_stack = sym super::smp::AP_STACK,
+    ap_entry = sym super::smp::ap_entry,
     options(att_syntax)
 );

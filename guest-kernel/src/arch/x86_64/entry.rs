@@ -8,7 +8,7 @@
 //! timer and one that made a system call are resumed the same way. The table call is one
 //! indirect `call` where a `match` on the vector cost every async PF event its compares.
 //!
-//! The idle loop has no state worth keeping, and on our KVM every ring-0 instruction is
+//! The idle loop (one per CPU) has no state worth keeping, and on our KVM every ring-0 instruction is
 //! emulated (about a microsecond each): so a trap taken in the idle loop does not save its
 //! registers (it only makes room for the frame), and going idle restores nothing (it
 //! starts the loop afresh on the idle stack). The idle loop keeps interrupts off except
@@ -26,9 +26,10 @@ use core::arch::global_asm;
 /// Bytes per interrupt stub; [`stub_address`] relies on it.
 const STUB_SIZE: u64 = 16;
 
-/// The idle loop's stack: interrupts taken while idle run their handlers on it (ring 0, no
-/// stack switch).
+/// Each CPU's idle-loop stack: interrupts taken while idle run their handlers on it (ring
+/// 0, no stack switch). A power of two: `idle_enter` finds its CPU's with a shift.
 const IDLE_STACK_SIZE: usize = 8 * 1024;
+const _: () = assert!(IDLE_STACK_SIZE.is_power_of_two());
 
 const _: () = assert!(
     size_of::<super::trap::TrapFrame>() == (15 + 2 + 5) * 8,
@@ -111,10 +112,15 @@ trap_from_idle:
     subq $(15 * 8), %rsp        /* room for the registers, left unsaved */
     jmp trap_dispatch
 
-    /* The idle context: halts until the next interrupt, on a stack of its own. */
+    /* The idle context: halts until the next interrupt, on its CPU's own stack, the one
+       after (TSS selector - first TSS selector) / 16 idle stacks (see gdt::cpu_index). */
     .global idle_enter
 idle_enter:
-    leaq idle_stack_top(%rip), %rsp
+    str %ax
+    movzwl %ax, %eax
+    subl ${first_tss}, %eax
+    shll ${idle_shift}, %eax
+    leaq idle_stacks + {idle_stack_size}(%rax), %rsp
 idle_loop:
     sti                         /* takes effect after hlt: no interrupt slips in between */
     hlt
@@ -125,13 +131,15 @@ idle_halted:
 
     .section .bss
     .p2align 4
-idle_stack:
-    .skip {idle_stack_size}
-idle_stack_top:
+idle_stacks:
+    .skip {idle_stack_size} * {max_cpus}
 "#,
     handlers = sym super::trap::HANDLERS,
     vector_offset = const core::mem::offset_of!(super::trap::TrapFrame, vector),
     idle_stack_size = const IDLE_STACK_SIZE,
+    max_cpus = const guest_kernel::cmdline::MAX_CPUS,
+    first_tss = const super::gdt::FIRST_TSS,
+    idle_shift = const IDLE_STACK_SIZE.trailing_zeros() - super::gdt::TSS_DESCRIPTOR_SIZE.trailing_zeros(),
     options(att_syntax)
 );
 

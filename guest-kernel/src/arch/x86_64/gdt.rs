@@ -2,6 +2,7 @@
 
 use crate::arch::stack::Stack;
 use core::cell::UnsafeCell;
+use guest_kernel::cmdline::MAX_CPUS;
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
@@ -22,23 +23,33 @@ pub const USER_CS: u16 = 0x20 | 3;
 pub const DOUBLE_FAULT_IST: u16 = 0;
 const DOUBLE_FAULT_STACK_SIZE: usize = 16 * 1024;
 
-/// The TSS: written by the scheduler on every switch (RSP0), read by the CPU.
+/// Each CPU's TSS descriptor (16 bytes) follows the four segments; CPU `i` loads the `i`-th,
+/// which is how [`cpu_index`] tells the CPUs apart.
+pub const FIRST_TSS: u16 = 0x28;
+pub const TSS_DESCRIPTOR_SIZE: u16 = 16;
+/// Null, four segments, then two entries per TSS.
+const GDT_ENTRIES: usize = 5 + 2 * MAX_CPUS;
+
+/// A CPU's TSS: written by the scheduler on every switch (RSP0), read by the CPU.
 struct Tss(UnsafeCell<TaskStateSegment>);
 
-// SAFETY: only touched with interrupts off on the one CPU that owns it.
+// SAFETY: each TSS is touched only by the CPU that loaded it, with interrupts off (the boot
+// CPU sets an application processor's #DF stack before starting it).
 unsafe impl Sync for Tss {}
 
-static TSS: Tss = Tss(UnsafeCell::new(TaskStateSegment::new()));
-static DOUBLE_FAULT_STACK: Stack<DOUBLE_FAULT_STACK_SIZE> = Stack::new();
-static GDT: Once<GlobalDescriptorTable> = Once::new();
+static TSS: [Tss; MAX_CPUS] = [const { Tss(UnsafeCell::new(TaskStateSegment::new())) }; MAX_CPUS];
+static DOUBLE_FAULT_STACKS: [Stack<DOUBLE_FAULT_STACK_SIZE>; MAX_CPUS] =
+    [const { Stack::new() }; MAX_CPUS];
+static GDT: Once<GlobalDescriptorTable<GDT_ENTRIES>> = Once::new();
 
-/// Loads the GDT and TSS and reloads every segment register.
-pub fn init() {
-    let df_top = VirtAddr::new(DOUBLE_FAULT_STACK.top());
+/// Loads the GDT and CPU `cpu`'s TSS and reloads every segment register: the boot CPU
+/// first, then each application processor as it starts.
+pub fn init(cpu: usize) {
+    let df_top = VirtAddr::new(DOUBLE_FAULT_STACKS[cpu].top());
     // SAFETY: before the TSS is loaded nothing else reads it.
-    unsafe { (*TSS.0.get()).interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = df_top };
+    unsafe { (*TSS[cpu].0.get()).interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = df_top };
     let gdt = GDT.call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
+        let mut gdt = GlobalDescriptorTable::empty();
         let selectors = [
             gdt.append(Descriptor::kernel_code_segment()),
             gdt.append(Descriptor::kernel_data_segment()),
@@ -50,26 +61,46 @@ pub fn init() {
             [KERNEL_CS, KERNEL_SS, USER_SS, USER_CS],
             "GDT layout does not match the selectors the entry stubs use"
         );
-        // SAFETY: TSS is a static, so the descriptor stays valid for the kernel's life.
-        gdt.append(unsafe { Descriptor::tss_segment_unchecked(TSS.0.get()) });
+        for (i, tss) in TSS.iter().enumerate() {
+            // SAFETY: the TSSs are statics, so the descriptors stay valid for the kernel's
+            // life.
+            let selector = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss.0.get()) });
+            assert_eq!(selector.0, tss_selector(i), "TSS descriptors out of place");
+        }
         gdt
     });
     gdt.load();
-    let tss = SegmentSelector(KERNEL_SS + 0x18);
     // SAFETY: the selectors name the descriptors just loaded.
     unsafe {
         CS::set_reg(SegmentSelector(KERNEL_CS));
         SS::set_reg(SegmentSelector(KERNEL_SS));
         DS::set_reg(SegmentSelector(KERNEL_SS));
         ES::set_reg(SegmentSelector(KERNEL_SS));
-        load_tss(tss);
+        load_tss(SegmentSelector(tss_selector(cpu)));
     }
+}
+
+const fn tss_selector(cpu: usize) -> u16 {
+    FIRST_TSS + cpu as u16 * TSS_DESCRIPTOR_SIZE
+}
+
+/// The running CPU's index, from the TSS it loaded: `str` is one instruction, needs no
+/// memory, and no task can change it (a GS base could be changed by a task loading GS).
+#[inline(always)]
+pub fn cpu_index() -> usize {
+    let selector: u16;
+    // SAFETY: `str` only reads the task register.
+    unsafe {
+        core::arch::asm!("str {0:x}", out(reg) selector, options(pure, nomem, nostack, preserves_flags))
+    };
+    usize::from(selector.wrapping_sub(FIRST_TSS) / TSS_DESCRIPTOR_SIZE) % MAX_CPUS
 }
 
 /// Sets the stack the CPU switches to when a ring-3 task is interrupted.
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: kernel stacks are identity-mapped low memory, always canonical, so the switch
     // path (where every instruction is emulated) needs no check or sign extension; and
-    // interrupts are off in the kernel, so the CPU cannot read RSP0 concurrently.
-    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(top) };
+    // interrupts are off in the kernel, so the CPU cannot read RSP0 concurrently. The TSS
+    // is this CPU's own.
+    unsafe { (*TSS[cpu_index()].0.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(top) };
 }

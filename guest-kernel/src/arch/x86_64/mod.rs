@@ -15,6 +15,7 @@ mod paging;
 mod pic;
 mod pit;
 mod serial;
+mod smp;
 mod trap;
 mod usercall;
 
@@ -22,6 +23,7 @@ pub use boot_info::boot_info;
 pub use context::Context;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
 pub use exit::exit;
+pub use gdt::cpu_index;
 pub use serial::Serial;
 pub use usercall::{divide_by_zero, syscall};
 
@@ -35,10 +37,45 @@ pub use apic::Calibration;
 /// Where guest-physical RAM starts (the PC memory map starts at 0).
 pub const RAM_START: u64 = 0;
 
-/// Descriptor tables and exception handlers (which include the system-call gate).
+/// The boot CPU's descriptor tables and exception handlers (which include the
+/// system-call gate).
 pub fn init_cpu() {
-    gdt::init();
+    gdt::init(0);
     idt::init();
+}
+
+/// Puts the code other CPUs start in where their startup IPI points; before
+/// [`init_paging`], whose tables no longer map it.
+pub fn prepare_cpus() {
+    smp::install_trampoline();
+}
+
+/// Why another CPU did not start.
+pub type CpuStartError = smp::NotStarted;
+
+/// Starts CPU `cpu` on `stack_top` running `main` (with its index) and waits until it is
+/// online (see [`cpu_online`]); `tsc_khz` times the wait.
+pub fn start_cpu(
+    cpu: usize,
+    stack_top: u64,
+    tsc_khz: u64,
+    main: fn(usize) -> !,
+) -> Result<(), CpuStartError> {
+    smp::start(cpu, stack_top, tsc_khz, main)
+}
+
+/// Called by a started CPU once it no longer needs what the boot CPU handed it.
+pub fn cpu_online() {
+    smp::online()
+}
+
+/// Stops this CPU for good: interrupts masked, halted (a CPU whose tasks are done, while
+/// others still run theirs).
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
 }
 
 /// Builds the final page tables.

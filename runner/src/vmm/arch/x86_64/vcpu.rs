@@ -173,6 +173,9 @@ impl Vcpu {
                     }
                     Next::Resume
                 }
+                // An application processor waiting for its startup IPI: KVM_RUN blocks
+                // until an event arrives (INIT, SIPI), then asks to be called again.
+                Err(error) if error.errno() == libc::EAGAIN => Next::Resume,
                 Err(error) => return Err(Error::Run(error)),
             };
             match next {

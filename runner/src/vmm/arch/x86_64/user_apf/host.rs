@@ -14,7 +14,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use apf_pv::waiters::{BROADCAST, Token};
+use apf_pv::waiters::Token;
 use apf_pv::x86::KVM_PV_REASON_PAGE_NOT_PRESENT;
 use kvm_bindings::{KVM_VCPUEVENT_VALID_PAYLOAD, kvm_msi, kvm_vcpu_events};
 use kvm_ioctls::{Cap, SyncReg, VcpuFd, VmFd};
@@ -131,6 +131,7 @@ impl UserApf {
         vcpus: u8,
         inject: &Injections,
     ) -> Self {
+        let stats = UserApfStats::new(usize::from(vcpus));
         let vcpus = (0..vcpus)
             .map(|id| Slot {
                 apf: VcpuApf::new(u16::from(id), inject.clone()),
@@ -149,7 +150,7 @@ impl UserApf {
             state: Mutex::new(State {
                 vcpus,
                 served,
-                stats: UserApfStats::default(),
+                stats,
             }),
         }
     }
@@ -223,7 +224,7 @@ impl UserApf {
             vcpu.set_vcpu_events(&events)
                 .map_err(|source| Error::Inject { index, source })?;
         }
-        state.stats.injected += 1;
+        state.stats.count_injected(index);
         state.stats.inject_time += started.elapsed();
         // A faulty host (--inject wake-all, disable-reenable) may have queued a broadcast.
         self.deliver(state, index)
@@ -377,10 +378,7 @@ impl UserApf {
             state.stats.msi_blocked += 1;
             return Ok(());
         }
-        state.stats.ready += 1;
-        if token == BROADCAST {
-            state.stats.broadcasts += 1;
-        }
+        state.stats.count_ready(index, token);
         Ok(())
     }
 

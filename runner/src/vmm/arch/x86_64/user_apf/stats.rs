@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use apf_pv::waiters::{BROADCAST, Token};
+
+use super::tokens::vcpu_of;
 use super::vcpu_state::SyncReason;
 use crate::inject::{Applied, applied_json, write_applied};
 
@@ -29,6 +32,11 @@ pub struct UserApfStats {
     pub refused_msr_writes: u64,
     /// Page-ready MSIs the guest's APIC refused (kept and sent again later).
     pub msi_blocked: u64,
+    /// Each vCPU's not-present and page-ready events (by vCPU index = APIC ID).
+    pub per_vcpu: Vec<VcpuCounts>,
+    /// Page-ready events sent to a vCPU other than the one whose token they carry: a bug in
+    /// this host, counted so the tests can see it never happens.
+    pub misrouted: u64,
     /// Faults left synchronous, by reason.
     pub sync: BTreeMap<SyncReason, u64>,
     /// From sending each kick to its vCPU being out of the guest, summed: the first part of
@@ -41,7 +49,40 @@ pub struct UserApfStats {
     pub injected_faults: Applied,
 }
 
+/// One vCPU's share of the events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuCounts {
+    pub injected: u64,
+    /// Page-ready events, broadcasts included.
+    pub ready: u64,
+}
+
 impl UserApfStats {
+    /// Empty counters for a VM of `vcpus` vCPUs.
+    pub fn new(vcpus: usize) -> Self {
+        UserApfStats {
+            per_vcpu: vec![VcpuCounts::default(); vcpus],
+            ..Default::default()
+        }
+    }
+
+    /// A not-present injected into vCPU `index`.
+    pub fn count_injected(&mut self, index: usize) {
+        self.injected += 1;
+        self.per_vcpu[index].injected += 1;
+    }
+
+    /// A page-ready for `token` sent to vCPU `index`, whose tokens carry `index`.
+    pub fn count_ready(&mut self, index: usize, token: Token) {
+        self.ready += 1;
+        self.per_vcpu[index].ready += 1;
+        if token == BROADCAST {
+            self.broadcasts += 1;
+        } else if usize::from(vcpu_of(token)) != index {
+            self.misrouted += 1;
+        }
+    }
+
     pub fn count_sync(&mut self, reason: SyncReason) {
         *self.sync.entry(reason).or_default() += 1;
     }
@@ -80,6 +121,11 @@ impl UserApfStats {
             "dropped": self.dropped,
             "refused_msr_writes": self.refused_msr_writes,
             "msi_blocked": self.msi_blocked,
+            "vcpus": self.per_vcpu.iter().map(|v| serde_json::json!({
+                "injected": v.injected,
+                "ready": v.ready,
+            })).collect::<Vec<_>>(),
+            "misrouted": self.misrouted,
             "kick_wait_mean_ns": ns(kick_mean),
             "inject_mean_ns": ns(inject_mean),
             "synchronous": self.synchronous(),
@@ -126,6 +172,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn page_ready_counts_per_vcpu_and_spots_another_vcpus_token() {
+        let mut stats = UserApfStats::new(2);
+        stats.count_injected(1);
+        stats.count_ready(1, (7 << 12) | 1);
+        stats.count_ready(0, BROADCAST);
+        assert_eq!(stats.misrouted, 0);
+        stats.count_ready(0, (8 << 12) | 1);
+        assert_eq!(stats.misrouted, 1, "vCPU 1's token sent to vCPU 0");
+        assert_eq!(
+            stats.per_vcpu,
+            [
+                VcpuCounts {
+                    injected: 0,
+                    ready: 2
+                },
+                VcpuCounts {
+                    injected: 1,
+                    ready: 1
+                }
+            ]
+        );
+        assert_eq!((stats.injected, stats.ready, stats.broadcasts), (1, 3, 1));
+        assert_eq!(stats.to_json()["vcpus"][1]["injected"], 1);
+    }
+
+    #[test]
     fn json_lists_every_sync_reason_and_the_total() {
         let mut stats = UserApfStats {
             faults: 5,
@@ -136,6 +208,7 @@ mod tests {
         stats.count_sync(SyncReason::Fast);
         stats.count_sync(SyncReason::Present);
         let json = stats.to_json();
+        assert_eq!(json["vcpus"], serde_json::json!([]));
         assert_eq!(json["synchronous"], 3);
         assert_eq!(json["sync"]["fast"], 2);
         assert_eq!(json["sync"]["present"], 1);

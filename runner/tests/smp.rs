@@ -1,0 +1,161 @@
+//! Two vCPUs (`--cpus 2`): the guest starts the second CPU, spreads the memory tasks over
+//! both, and each CPU takes and resolves its own async page faults. Checked per CPU on the
+//! guest's side (RESULT's `cpus`) and, with our VMM as the host, against the host's count
+//! per vCPU.
+
+mod common;
+#[path = "support/guest_run.rs"]
+mod guest_run;
+
+use guest_run::{GuestRun, run_guest};
+use serde_json::Value;
+
+const TASKS: u64 = 4;
+const PAGES: u64 = 32;
+
+fn count(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("{value} is not a count"))
+}
+
+/// `mlp:4` over lazy pages on two vCPUs of our VMM, with further runner `options`.
+fn two_cpu_run(options: &[&str]) -> GuestRun {
+    let pages = format!("pages={PAGES}");
+    let common = [
+        "--cpus",
+        "2",
+        "--latency",
+        "fixed:2ms",
+        "--fetchers",
+        "4",
+        "--seed",
+        "5",
+    ];
+    run_guest(
+        &[&common[..], options].concat(),
+        &["scenario=mlp:4", "source=host", "seed=5", &pages],
+    )
+}
+
+/// Every task ran and succeeded, every page verified, and both CPUs ran tasks; returns the
+/// result line and its per-CPU entries.
+fn assert_both_cpus_worked(run: &GuestRun, what: &str) -> (Value, Vec<Value>) {
+    let r = run.result();
+    assert_eq!(count(&r["pages_verified"]), TASKS * PAGES, "{what}: {r}");
+    assert_eq!(r["pages_verified"], r["pages_touched"], "{what}: {r}");
+    let tasks = r["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len() as u64, TASKS, "{what}: {r}");
+    for (i, task) in tasks.iter().enumerate() {
+        assert_eq!(task["status"], 0, "{what}: {task}");
+        assert_eq!(
+            count(&task["cpu"]),
+            i as u64 % 2,
+            "{what}: round robin: {task}"
+        );
+    }
+    let cpus = r["cpus"].as_array().expect("per-CPU counters").clone();
+    assert_eq!(cpus.len(), 2, "{what}: {r}");
+    for (i, cpu) in cpus.iter().enumerate() {
+        assert_eq!(count(&cpu["tasks"]), TASKS / 2, "{what}: CPU {i}: {cpu}");
+        assert!(count(&cpu["switches"]) > 0, "{what}: CPU {i}: {cpu}");
+    }
+    (r, cpus)
+}
+
+/// Each CPU enabled async PF and took faults, and each not-present was answered by a
+/// page-ready on the same CPU (its waiter table holds only its own tokens).
+fn assert_async_per_cpu(cpus: &[Value], what: &str) {
+    for (i, cpu) in cpus.iter().enumerate() {
+        assert_eq!(cpu["apf"], "on", "{what}: CPU {i}: {cpu}");
+        assert!(count(&cpu["not_present"]) > 0, "{what}: CPU {i}: {cpu}");
+        assert_eq!(cpu["not_present"], cpu["ready"], "{what}: CPU {i}: {cpu}");
+        assert_eq!(count(&cpu["watchdog_retries"]), 0, "{what}: CPU {i}: {cpu}");
+    }
+}
+
+#[test]
+fn without_async_pf_both_cpus_run_their_tasks() {
+    let run = two_cpu_run(&["--apf", "off"]).succeeded();
+    let (r, cpus) = assert_both_cpus_worked(&run, "off");
+    assert_eq!(count(&r["apf"]["not_present"]), 0, "{r}");
+    assert!(cpus.iter().all(|c| c["apf"] == "off"), "{r}");
+}
+
+#[test]
+fn kvm_delivers_each_cpus_page_ready_to_that_cpu() {
+    let run = two_cpu_run(&["--apf", "kvm"]).succeeded();
+    let (_, cpus) = assert_both_cpus_worked(&run, "kvm");
+    assert_async_per_cpu(&cpus, "kvm");
+}
+
+#[test]
+fn our_host_signals_each_vcpu_its_own_tokens() {
+    let run = two_cpu_run(&["--apf", "vmm"]).succeeded();
+    let (_, cpus) = assert_both_cpus_worked(&run, "vmm");
+    assert_async_per_cpu(&cpus, "vmm");
+    let host = &run.report["user_apf"];
+    assert_eq!(count(&host["misrouted"]), 0, "{host}");
+    let vcpus = host["vcpus"].as_array().expect("per-vCPU host counts");
+    assert_eq!(vcpus.len(), 2, "{host}");
+    for (i, (vcpu, cpu)) in vcpus.iter().zip(&cpus).enumerate() {
+        // What the host injected into vCPU i is what guest CPU i took.
+        assert_eq!(vcpu["injected"], cpu["not_present"], "vCPU {i}: {host}");
+        assert!(
+            count(&vcpu["ready"]) >= count(&cpu["ready"]),
+            "vCPU {i} (broadcasts too): {host}"
+        );
+    }
+}
+
+#[test]
+fn injected_host_faults_are_survived_on_two_cpus() {
+    for inject in ["duplicate-ready", "reorder", "wake-all", "disable-reenable"] {
+        let run = two_cpu_run(&["--apf", "vmm", "--inject", inject]).succeeded();
+        assert_both_cpus_worked(&run, inject);
+        let host = &run.report["user_apf"];
+        assert!(
+            count(&host["injected_faults"][inject]) > 0,
+            "{inject} was never applied: {host}"
+        );
+        assert_eq!(count(&host["misrouted"]), 0, "{inject}: {host}");
+    }
+}
+
+#[test]
+fn qemu_runs_both_cpus_with_kvms_async_pf() {
+    let run = run_guest(
+        &["--vmm", "qemu", "--cpus", "2", "--apf", "kvm"],
+        &["scenario=mlp:4", "source=guest", "pages=32"],
+    )
+    .succeeded();
+    let (_, cpus) = assert_both_cpus_worked(&run, "qemu");
+    for (i, cpu) in cpus.iter().enumerate() {
+        assert_eq!(cpu["apf"], "on", "qemu: CPU {i}: {cpu}");
+    }
+}
+
+#[test]
+fn impossible_cpu_counts_are_refused_with_the_reason() {
+    let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let too_many = (host + 1).to_string();
+    for (cpus, guest, says) in [
+        ("0", "scenario=cpu", "at least one vCPU"),
+        (too_many.as_str(), "scenario=cpu", "CPU(s) to run vCPUs on"),
+        ("1", "cpus=2", "give the vCPU count with --cpus"),
+    ] {
+        let run = run_guest(&["--cpus", cpus], &[guest]);
+        assert_ne!(run.status, Some(0), "--cpus {cpus} {guest}");
+        assert!(
+            run.stderr.contains(says),
+            "--cpus {cpus} {guest}: {}",
+            run.stderr
+        );
+    }
+    let run = run_guest(&["--arch", "aarch64", "--vmm", "qemu", "--cpus", "2"], &[]);
+    assert!(
+        run.stderr.contains("arm64 guest kernel runs one CPU"),
+        "{}",
+        run.stderr
+    );
+}
