@@ -31,12 +31,19 @@ pub fn try_receive() -> Option<u8> {
     CONSOLE.lock().as_mut()?.try_receive()
 }
 
-/// Releases the lock when the kernel is dying, possibly while it held the lock.
+/// Makes the console usable on the fatal path, which may have interrupted this CPU while it
+/// held the lock: another CPU's write gets a moment to finish first.
 pub fn force_unlock() {
-    if CONSOLE.is_locked() {
-        // SAFETY: called only on the fatal path; whoever held the lock will never resume.
-        unsafe { CONSOLE.force_unlock() };
+    const PATIENCE: u32 = 1_000_000;
+    for _ in 0..PATIENCE {
+        if !CONSOLE.is_locked() {
+            return;
+        }
+        core::hint::spin_loop();
     }
+    // SAFETY: called only on the fatal path; after that long the holder is this CPU's
+    // interrupted code (which never resumes) or a CPU that stopped, not a live writer.
+    unsafe { CONSOLE.force_unlock() };
 }
 
 #[macro_export]

@@ -5,7 +5,8 @@
 //! and watchdog (the host's tokens and page-ready interrupts are per vCPU, so a page-ready
 //! always finds its waiter in the table of the CPU that took the not-present). Tasks stay
 //! on the CPU they were spawned on, and the only state CPUs share is read-only after boot
-//! (the command line) or the count of CPUs done ([`finish`]). The arch layer calls in with
+//! (the command line) or the count of CPUs done ([`finish`]), besides the console's and the
+//! heap's locks (the `write` system call and boot only) and the GDT. The arch layer calls in with
 //! interrupts masked (the kernel never enables them for itself), so a CPU's state needs
 //! no lock: each trap borrows it once, handling its event and picking what runs next in
 //! the same borrow (see [`handle`]). On our KVM every ring-0 instruction is emulated, and
@@ -454,9 +455,14 @@ pub fn next() -> Next {
     handle(|_| ())
 }
 
-/// The first task to run on this CPU, from the boot path: the tasks are ready from now on.
+/// The first task to run on this CPU, from the boot path, right after its timer started:
+/// the tasks are ready and ticks count from now on.
 pub fn first() -> Next {
-    handle(|k| k.ready_ns = Some(k.clock.ns(arch::timestamp())))
+    handle(|k| {
+        let now = k.clock.ns(arch::timestamp());
+        k.ready_ns = Some(now);
+        k.timer_start_ns = now;
+    })
 }
 
 /// Records how an application processor's async PF enable went (the boot CPU's state is

@@ -42,8 +42,13 @@ pub fn result_line(kernels: &[&Kernel]) {
     let sum = |f: &dyn Fn(&Kernel) -> u64| kernels.iter().map(|k| f(k)).sum::<u64>();
     let stats: Vec<sched::Stats> = kernels.iter().map(|k| k.sched.stats()).collect();
     let total = |f: fn(&sched::Stats) -> u64| stats.iter().map(f).sum::<u64>();
-    // The TSC does not start at zero in every VMM, so only differences are reported.
-    let ready_ns = boot.ready_ns.unwrap_or(end_ns);
+    // The TSC does not start at zero in every VMM, so only differences are reported. The
+    // run starts when the first CPU ran its first task.
+    let ready_ns = kernels
+        .iter()
+        .filter_map(|k| k.ready_ns)
+        .min()
+        .unwrap_or(end_ns);
     let boot_end_ns = boot.end_ns.unwrap_or(end_ns);
     let timer_ns = boot_end_ns.saturating_sub(boot.timer_start_ns).max(1);
     // The boot CPU's timer rate, in millihertz, printed with three decimals without

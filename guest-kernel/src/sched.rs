@@ -318,7 +318,7 @@ impl<C: Copy> Scheduler<C> {
 
     fn wake_to(&mut self, key: u64, front: bool) -> Wake {
         let mut woken = 0;
-        for (id, task) in self.tasks.iter_mut().enumerate() {
+        for (id, task) in self.tasks.entries_mut() {
             if task.state == State::Parked(key) {
                 task.state = State::Ready;
                 if front {
@@ -458,6 +458,26 @@ mod tests {
         s.yield_current();
         assert_eq!(s.schedule_context(), Some(1));
         assert_eq!(s.current(), Some(1));
+    }
+
+    #[test]
+    fn wake_finds_a_cpus_tasks_by_their_global_ids() {
+        // CPU 1 of two: tasks 1 and 3.
+        let mut s = Scheduler::default();
+        s.spawn_as(1, "a", 1u32);
+        s.spawn_as(3, "b", 3u32);
+        assert_eq!(s.schedule(), Some(1));
+        s.yield_current();
+        assert_eq!(s.schedule(), Some(3));
+        assert_eq!(s.park_current(7), Park::Parked);
+        assert_eq!(s.wake(7), Wake::Woken(1));
+        assert_eq!(s.task(3).state, State::Ready);
+        assert_eq!(s.entries().map(|(id, _)| id).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(s.schedule(), Some(1));
+        s.yield_current();
+        assert_eq!(s.schedule(), Some(3), "task 3 was queued, not task 1 twice");
+        s.yield_current();
+        assert_eq!(s.schedule(), Some(1));
     }
 
     #[test]

@@ -127,7 +127,6 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
         boot.config.hz,
         apf_state.as_str()
     );
-    let now_ns = clock.ns(arch::timestamp());
     let kernels = scheds
         .into_iter()
         .enumerate()
@@ -137,7 +136,8 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
             config: boot.config,
             user_ranges: vec![text.clone(), rodata.clone(), user.clone()],
             ticks: 0,
-            timer_start_ns: now_ns,
+            // Set with `ready_ns` by `kernel::first`, once this CPU's timer runs.
+            timer_start_ns: 0,
             entry_ns: clock.ns(entry_tsc),
             ready_ns: None,
             end_ns: None,

@@ -130,12 +130,12 @@ pub struct RunArgs {
     /// each one's rate.
     #[arg(long, value_name = "FAULT", value_delimiter = ',', value_parser = inject::value_parser())]
     pub inject: Vec<inject::Inject>,
-    /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     /// vCPUs (x86_64, builtin VMM or QEMU): the guest kernel starts them all and spreads
     /// the workload's tasks over them, each CPU with its own async PF area and waiter table.
     /// From 1 to the host's CPUs (and at most 8).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub cpus: u8,
+    /// Report VMM diagnostics (unhandled I/O, the QEMU command, lazy memory counts) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
     /// Also write how the run went (guest status, lazy memory counts) as JSON to PATH.

@@ -138,6 +138,9 @@ ap_protected:
     movw %ax, %ds
     movw %ax, %es
     movw %ax, %ss
+    movl %cr0, %eax             /* INIT leaves caching disabled (CD, NW): enable it */
+    andl ${cache_on}, %eax
+    movl %eax, %cr0
     enter_long_mode
     ljmpl ${code64}, $ap_long
     .p2align 2
@@ -183,6 +186,7 @@ ap_long:
     kernel_main = sym crate::kernel_main,
     trampoline = const super::smp::TRAMPOLINE,
     cr0_pe = const Cr0Flags::PROTECTED_MODE_ENABLE.bits(),
+    cache_on = const !(Cr0Flags::CACHE_DISABLE.bits() | Cr0Flags::NOT_WRITE_THROUGH.bits()) as u32,
     code32 = const BOOT_CODE32,
     ap_cr3 = sym super::smp::AP_CR3,
     ap_stack = sym super::smp::AP_STACK,

@@ -33,8 +33,8 @@ const GDT_ENTRIES: usize = 5 + 2 * MAX_CPUS;
 /// A CPU's TSS: written by the scheduler on every switch (RSP0), read by the CPU.
 struct Tss(UnsafeCell<TaskStateSegment>);
 
-// SAFETY: each TSS is touched only by the CPU that loaded it, with interrupts off (the boot
-// CPU sets an application processor's #DF stack before starting it).
+// SAFETY: each TSS is touched only by its own CPU, with interrupts off: `init(cpu)` sets
+// its #DF stack before loading it, the scheduler its RSP0 afterwards.
 unsafe impl Sync for Tss {}
 
 static TSS: [Tss; MAX_CPUS] = [const { Tss(UnsafeCell::new(TaskStateSegment::new())) }; MAX_CPUS];

@@ -81,8 +81,12 @@ pub fn start(
         Ordering::Relaxed,
     );
     AP_STACK.store(stack_top, Ordering::Relaxed);
-    AP_CPU.store(cpu, Ordering::Relaxed);
-    ONLINE.store(false, Ordering::Release);
+    ONLINE.store(false, Ordering::Relaxed);
+    // Last, with release: `ap_entry`'s acquire of it makes the other slots visible.
+    AP_CPU.store(cpu, Ordering::Release);
+    // A write to the x2APIC ICR is not serializing: the slots must be globally visible
+    // before the IPI can start the CPU that reads them (Linux's `weak_wrmsr_fence`).
+    core::sync::atomic::fence(Ordering::SeqCst);
     let apic_id = cpu as u32;
     apic::send_init(apic_id);
     apic::send_startup(apic_id, TRAMPOLINE_PAGE);
@@ -109,7 +113,7 @@ pub fn start(
 /// Where a started processor enters Rust, on the stack [`start`] gave it: its descriptor
 /// tables and local APIC, then the arch-neutral rest.
 pub extern "C" fn ap_entry() -> ! {
-    let cpu = AP_CPU.load(Ordering::Relaxed);
+    let cpu = AP_CPU.load(Ordering::Acquire);
     gdt::init(cpu);
     idt::init();
     apic::init(trap::SPURIOUS_VECTOR);

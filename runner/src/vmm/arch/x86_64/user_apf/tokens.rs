@@ -45,11 +45,6 @@ impl Tokens {
     }
 }
 
-/// The vCPU a token was handed out for (not meaningful for [`BROADCAST`]).
-pub fn vcpu_of(token: Token) -> u16 {
-    (token & (u32::from(MAX_VCPUS) - 1)) as u16
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,7 +54,6 @@ mod tests {
         let mut tokens = Tokens::new(3);
         assert_eq!(tokens.next(), (1 << 12) | 3);
         assert_eq!(tokens.next(), (2 << 12) | 3);
-        assert_eq!(vcpu_of(tokens.next()), 3);
     }
 
     #[test]
