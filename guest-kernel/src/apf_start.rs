@@ -19,12 +19,19 @@ pub fn start(config: &Config) -> (State, Option<Outcome>) {
         }
     };
     let test = config.apf_test.map(|test| apf.probe(test));
-    let state = match arch::enable_async_pf() {
+    (enable(0), test)
+}
+
+/// Enables async PF on the running CPU `cpu` (the boot CPU after the checks of [`start`],
+/// each other CPU as it comes up); a refusal is reported and leaves this CPU without it.
+pub fn enable(cpu: usize) -> State {
+    match arch::enable_async_pf() {
         Ok(()) => State::On,
         Err(refused) => {
-            println!("kernel: the host refused async PF: {refused}; running with async PF off");
+            println!(
+                "kernel: CPU {cpu}: the host refused async PF: {refused}; this CPU runs with async PF off"
+            );
             State::Refused
         }
-    };
-    (state, test)
+    }
 }

@@ -4,9 +4,9 @@
 //! Each CPU has its own [`Kernel`]: its tasks, their run queue, its async PF waiter table
 //! and watchdog (the host's tokens and page-ready interrupts are per vCPU, so a page-ready
 //! always finds its waiter in the table of the CPU that took the not-present). Tasks stay
-//! on the CPU they were spawned on, and the only state CPUs share is read-only after boot
-//! (the command line) or the count of CPUs done ([`finish`]), besides the console's and the
-//! heap's locks (the `write` system call and boot only) and the GDT. The arch layer calls in with
+//! on the CPU they were spawned on. CPUs share only what is read-only after boot (the
+//! command line, the GDT), the count of CPUs done ([`finish`]), and the console's and the
+//! heap's locks (the `write` system call and boot only). The arch layer calls in with
 //! interrupts masked (the kernel never enables them for itself), so a CPU's state needs
 //! no lock: each trap borrows it once, handling its event and picking what runs next in
 //! the same borrow (see [`handle`]). On our KVM every ring-0 instruction is emulated, and

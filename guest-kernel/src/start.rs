@@ -194,15 +194,7 @@ fn ap_main(cpu: usize) -> ! {
         .get()
         .expect("the boot CPU starts the others after AP_START");
     let state = if ap.apf {
-        match arch::enable_async_pf() {
-            Ok(()) => apf::State::On,
-            Err(refused) => {
-                println!(
-                    "kernel: CPU {cpu}: the host refused async PF: {refused}; this CPU runs with async PF off"
-                );
-                apf::State::Refused
-            }
-        }
+        apf_start::enable(cpu)
     } else {
         apf::State::Off
     };
