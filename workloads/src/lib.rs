@@ -5,5 +5,6 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod cpu;
+pub mod kv;
 pub mod mem;
 pub mod pages;
