@@ -150,6 +150,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         apf: args.apf,
         async_threshold,
         inject,
+        net: None,
     };
     let console = match args.vmm {
         VmmKind::El2 => qemu::el2_console(),

@@ -38,7 +38,29 @@ pub struct VmConfig<'a> {
     pub async_threshold: std::time::Duration,
     /// Host misbehaviour to inject (`--inject`).
     pub inject: crate::inject::Injections,
+    /// A network card (`runner serve-bench`); `None`: none.
+    pub net: Option<NetConfig>,
 }
+
+/// A virtio-net card backed by a TAP device inside a network namespace, so that guest
+/// traffic reaches only that namespace. The builtin VMM puts it on virtio-mmio at
+/// [`NET_MMIO_BASE`]; QEMU (x86) on its microvm machine's virtio-mmio.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// The namespace, as a bind mount (`/run/netns/NAME`).
+    pub netns: std::path::PathBuf,
+    /// The TAP device's name inside it.
+    pub tap: String,
+    pub mac: [u8; 6],
+}
+
+/// Where the builtin VMM's virtio-mmio network card is (one 4 KiB page, above the largest
+/// guest RAM); the runner names it on the guest command line as Linux would
+/// (`virtio_mmio.device=4K@0xd0000000:5`).
+pub const NET_MMIO_BASE: u64 = 0xd000_0000;
+pub const NET_MMIO_SIZE: u64 = 0x1000;
+/// Its interrupt line (GSI), named on the command line; the guest's driver polls.
+pub const NET_IRQ: u32 = 5;
 
 /// Why a vCPU's run loop ended without an error.
 #[derive(Debug, PartialEq, Eq)]
