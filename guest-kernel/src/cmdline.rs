@@ -29,6 +29,10 @@ pub enum Scenario {
     Seed,
     /// This many memory tasks over disjoint pages (memory-level parallelism).
     Mlp(u32),
+    /// A UDP key-value service on the virtio-mmio network card (`workloads::kv`): a ring-3
+    /// network task and a pool of ring-3 workers, so a request waiting for its value's
+    /// page holds up only its worker.
+    Kv,
 }
 
 /// Scenarios without a parameter, by command-line name.
@@ -40,6 +44,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("cpu", Scenario::Cpu),
     ("mem", Scenario::Mem),
     ("seed", Scenario::Seed),
+    ("kv", Scenario::Kv),
 ];
 
 /// Most memory tasks `mlp:k` may start.
@@ -128,6 +133,91 @@ pub struct Config {
     /// CPUs to run tasks on (`cpus=N`): the boot CPU and N-1 it starts. The runner passes
     /// the VM's vCPU count.
     pub cpus: usize,
+    /// The network card's registers (`virtio_mmio.device=`, Linux's syntax, which QEMU's
+    /// microvm machine appends itself).
+    pub virtio_mmio: Option<MmioDevice>,
+    /// The guest's address on that card (`ip=A.B.C.D/PREFIX`).
+    pub ip: Option<Ipv4Cidr>,
+    /// `kv`: keys whose values live in memory the host populated (`kv-hot=N`), keys 0..N.
+    pub kv_hot: u64,
+    /// `kv`: keys whose values live in the workload region (`kv-cold=N`), keys after the
+    /// hot ones.
+    pub kv_cold: u64,
+    /// `kv`: worker tasks (`kv-workers=N`).
+    pub kv_workers: u32,
+}
+
+/// A virtio-mmio device's register window and interrupt line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioDevice {
+    pub base: u64,
+    pub size: u64,
+    pub irq: u32,
+}
+
+impl MmioDevice {
+    /// `SIZE@BASE:IRQ` as Linux reads it: SIZE with an optional K or M suffix, BASE and
+    /// SIZE decimal or 0x hex, IRQ decimal.
+    fn parse(value: &str) -> Option<Self> {
+        let (size, rest) = value.split_once('@')?;
+        let (base, irq) = rest.split_once(':')?;
+        let (size, unit) = match size.as_bytes().last()? {
+            b'K' | b'k' => (&size[..size.len() - 1], 1 << 10),
+            b'M' | b'm' => (&size[..size.len() - 1], 1 << 20),
+            _ => (size, 1),
+        };
+        let size = integer(size)?.checked_mul(unit)?;
+        let base = integer(base)?;
+        let device = MmioDevice {
+            base,
+            size,
+            irq: irq.parse().ok()?,
+        };
+        let end = base.checked_add(size)?.checked_next_multiple_of(4096)?;
+        (size > 0 && end <= 1 << 52).then_some(device)
+    }
+
+    /// The pages the window lies in (QEMU's microvm packs 512-byte windows eight to a
+    /// page), which the kernel maps for the ring-3 driver.
+    pub fn pages(&self) -> core::ops::Range<u64> {
+        self.base & !4095..(self.base + self.size).next_multiple_of(4096)
+    }
+}
+
+/// Decimal, or hex after `0x`.
+fn integer(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// An IPv4 address and its network's prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    pub address: [u8; 4],
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// `A.B.C.D/PREFIX`, PREFIX from 1 to 30 (a network with room for a peer).
+    fn parse(value: &str) -> Option<Self> {
+        let (address, prefix) = value.split_once('/')?;
+        let mut octets = address.split('.');
+        let mut out = [0; 4];
+        for octet in &mut out {
+            let text = octets.next()?;
+            if text.is_empty() || text.len() > 3 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *octet = text.parse().ok()?;
+        }
+        let prefix: u8 = prefix.parse().ok()?;
+        (octets.next().is_none() && (1..=30).contains(&prefix)).then_some(Ipv4Cidr {
+            address: out,
+            prefix,
+        })
+    }
 }
 
 /// The wrong MSR write of `apf-test=`: does the host refuse it with #GP, as KVM does?
@@ -180,6 +270,11 @@ impl Default for Config {
             apf_watchdog_ms: watchdog::DEFAULT_TIMEOUT_MS,
             hold: false,
             cpus: 1,
+            virtio_mmio: None,
+            ip: None,
+            kv_hot: 64,
+            kv_cold: 1024,
+            kv_workers: 4,
         }
     }
 }
@@ -202,6 +297,12 @@ pub enum Error<'a> {
     HoldNeedsWorkload,
     /// `hold=console` with more than one CPU (the gate is one CPU's).
     HoldNeedsOneCpu,
+    BadMmioDevice(&'a str),
+    BadIp(&'a str),
+    /// `scenario=kv` without a network card or an address.
+    KvNeedsNetwork,
+    /// `scenario=kv` with more than one CPU (its tasks share one CPU's park keys).
+    KvNeedsOneCpu,
     NotOnOff {
         key: &'a str,
         value: &'a str,
@@ -253,6 +354,17 @@ impl fmt::Display for Error<'_> {
                 )
             }
             Error::HoldNeedsOneCpu => write!(f, "hold=console needs cpus=1"),
+            Error::BadMmioDevice(v) => write!(
+                f,
+                "virtio_mmio.device={v}: expected SIZE@BASE:IRQ (e.g. 4K@0xd0000000:5) \
+                 below 2^52"
+            ),
+            Error::BadIp(v) => write!(f, "ip={v}: expected A.B.C.D/PREFIX, PREFIX 1 to 30"),
+            Error::KvNeedsNetwork => write!(
+                f,
+                "scenario=kv needs a network card (virtio_mmio.device=) and an address (ip=)"
+            ),
+            Error::KvNeedsOneCpu => write!(f, "scenario=kv needs cpus=1"),
             Error::UnknownPattern(p) => write!(
                 f,
                 "pattern={p}: expected seq, random or stride:N with N from 1 to {PAGES_MAX}"
@@ -296,7 +408,17 @@ const KEYS: &[&str] = &[
     "apf-watchdog",
     "hold",
     "cpus",
+    "virtio_mmio.device",
+    "ip",
+    "kv-hot",
+    "kv-cold",
+    "kv-workers",
 ];
+
+/// Most hot keys (`kv-hot`): their copies live below the workload region.
+pub const KV_HOT_MAX: u64 = 4096;
+/// Most `kv` worker tasks.
+pub const KV_WORKERS_MAX: u64 = 16;
 
 /// Keys that only mean something with async PF on: given with `apf=off`, they are refused.
 const NEEDS_APF: &[&str] = &["apf-test", "apf-cycle", "apf-watchdog"];
@@ -319,6 +441,14 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
                 config.scenario = Scenario::parse(value).ok_or(Error::UnknownScenario(value))?
             }
             "cpus" => config.cpus = number(key, value, 1..=MAX_CPUS as u64)? as usize,
+            "virtio_mmio.device" => {
+                config.virtio_mmio =
+                    Some(MmioDevice::parse(value).ok_or(Error::BadMmioDevice(value))?)
+            }
+            "ip" => config.ip = Some(Ipv4Cidr::parse(value).ok_or(Error::BadIp(value))?),
+            "kv-hot" => config.kv_hot = number(key, value, 1..=KV_HOT_MAX)?,
+            "kv-cold" => config.kv_cold = number(key, value, 0..=PAGES_MAX)?,
+            "kv-workers" => config.kv_workers = number(key, value, 1..=KV_WORKERS_MAX)? as u32,
             "hz" => config.hz = number(key, value, HZ_RANGE)? as u32,
             "cpu" => config.cpu = number(key, value, CPU_RANGE)?,
             "pages" => config.pages = number(key, value, 1..=PAGES_MAX)?,
@@ -372,6 +502,14 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
     }
     if config.hold && config.cpus > 1 {
         return Err(Error::HoldNeedsOneCpu);
+    }
+    if config.scenario == Scenario::Kv {
+        if config.virtio_mmio.is_none() || config.ip.is_none() {
+            return Err(Error::KvNeedsNetwork);
+        }
+        if config.cpus > 1 {
+            return Err(Error::KvNeedsOneCpu);
+        }
     }
     if !config.apf {
         let given = |key: &str| KEYS.iter().zip(seen).any(|(k, seen)| seen && *k == key);

@@ -17,4 +17,5 @@ mod run_queue;
 pub mod sched;
 pub mod task_table;
 pub mod user_arena;
+pub mod virtq;
 pub mod watchdog;

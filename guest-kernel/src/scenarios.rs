@@ -1,12 +1,15 @@
 //! Sets up the tasks of each scenario in user memory.
 
 use crate::arch::{self, Context};
-use crate::userland::{demo, faults, workload};
+use crate::userland::{demo, faults, kv, workload};
 use guest_kernel::cmdline::{Config, MLP_MAX, PageSource, Scenario};
 use guest_kernel::sched::{Scheduler, TaskId};
 use guest_kernel::user_arena::UserArena;
 
 const USER_STACK_SIZE: u64 = 64 * 1024;
+/// The `kv` network task keeps its card's rings and buffers and its socket buffers on its
+/// stack, where they stay put for the guest's life.
+const NET_STACK_SIZE: u64 = 512 * 1024;
 const PAGE: u64 = 4096;
 /// An address in the unmapped first megabyte, for the `unmapped` scenario.
 const UNMAPPED_ADDRESS: u64 = 0x8_0000;
@@ -41,9 +44,19 @@ impl Spawner<'_> {
         entry: extern "C" fn(u64) -> !,
         arg: u64,
     ) -> Result<(), OutOfMemory> {
+        self.task_with_stack(name, entry, arg, USER_STACK_SIZE)
+    }
+
+    fn task_with_stack(
+        &mut self,
+        name: &'static str,
+        entry: extern "C" fn(u64) -> !,
+        arg: u64,
+        stack_size: u64,
+    ) -> Result<(), OutOfMemory> {
         let stack = self
             .arena
-            .alloc(USER_STACK_SIZE, PAGE)
+            .alloc(stack_size, PAGE)
             .ok_or(OutOfMemory::User)?;
         let id = self.next;
         let cpu = if self.spread {
@@ -73,6 +86,43 @@ impl Spawner<'_> {
             rounds: config.cpu,
         })?;
         self.task("cpu", workload::cpu, args)
+    }
+
+    /// The `kv` service: its network task and workers, hot values below the workload
+    /// region and cold ones in it, key `k` at `k` pages above its start.
+    fn kv(&mut self, config: &Config) -> Result<(), OutOfMemory> {
+        let (Some(card), Some(ip)) = (config.virtio_mmio, config.ip) else {
+            unreachable!("the command line parser requires both for kv")
+        };
+        let hot = self
+            .arena
+            .alloc(config.kv_hot * PAGE, PAGE)
+            .ok_or(OutOfMemory::User)?;
+        let keys = config.kv_hot + config.kv_cold;
+        let values = self
+            .workload
+            .alloc(keys * PAGE, PAGE)
+            .ok_or(OutOfMemory::Workload {
+                needed: keys * PAGE,
+            })?;
+        let args = self.place(kv::KvArgs {
+            mmio_base: card.base,
+            address: ip.address,
+            prefix: ip.prefix,
+            seed: config.seed,
+            workload_base: values.start,
+            hot_base: hot.start,
+            hot: config.kv_hot,
+            cold: config.kv_cold,
+            workers: config.kv_workers,
+            fill_cold: config.source == PageSource::Guest,
+            shared: kv::Shared::new(),
+        })?;
+        self.task_with_stack("kv-net", kv::server, args, NET_STACK_SIZE)?;
+        for _ in 0..config.kv_workers {
+            self.task("kv-worker", kv::worker, args)?;
+        }
+        Ok(())
     }
 
     /// `count` memory tasks over disjoint pages of the workload region.
@@ -174,6 +224,7 @@ pub fn spawn(
             s.mem_tasks(config, 1)?;
         }
         Scenario::Mlp(k) => s.mem_tasks(config, k)?,
+        Scenario::Kv => s.kv(config)?,
         Scenario::KernelWrite => {
             let kernel_data = arch::image().2.start;
             s.task("writer", faults::write_address, kernel_data)?;

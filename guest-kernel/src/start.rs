@@ -75,6 +75,7 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
         rodata: rodata.clone(),
         kernel: kernel_data.start..heap.end,
         user: user.clone(),
+        user_devices: boot.config.virtio_mmio.map(|card| card.pages()),
     });
     heap::init(heap);
 

@@ -12,6 +12,8 @@ pub struct Regions {
     /// Kernel data, .bss and heap.
     pub kernel: Range<u64>,
     pub user: Range<u64>,
+    /// Device registers that ring-3 drivers reach (the `kv` network card), uncached.
+    pub user_devices: Option<Range<u64>>,
 }
 
 /// `N` statically allocated translation-table pages of type `T`, handed out by

@@ -50,6 +50,11 @@ fn parses_every_key() {
             apf_watchdog_ms: 1_000,
             hold: false,
             cpus: 1,
+            virtio_mmio: None,
+            ip: None,
+            kv_hot: 64,
+            kv_cold: 1024,
+            kv_workers: 4,
         }
     );
     assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
@@ -64,7 +69,11 @@ fn parses_every_key() {
     );
     assert_eq!(parse("source=disk"), Err(Error::UnknownSource("disk")));
     for (name, scenario) in SCENARIOS {
-        let line = alloc::format!("scenario={name}");
+        let net = match scenario {
+            Scenario::Kv => " virtio_mmio.device=4K@0xd0000000:5 ip=10.0.0.2/24",
+            _ => "",
+        };
+        let line = alloc::format!("scenario={name}{net}");
         assert_eq!(parse(&line).unwrap().scenario, *scenario);
         assert_eq!(scenario.to_string(), *name);
     }
@@ -248,4 +257,102 @@ fn cpus_range_from_one_to_max_and_hold_needs_one() {
         Err(Error::HoldNeedsOneCpu)
     );
     assert!(parse("scenario=seed hold=console cpus=1").unwrap().hold);
+}
+
+#[test]
+fn parses_the_kv_service_and_its_network_card() {
+    let c = parse(
+        "scenario=kv virtio_mmio.device=4K@0xd0000000:5 ip=10.0.0.2/24 kv-hot=8 kv-cold=100 \
+         kv-workers=3",
+    )
+    .unwrap();
+    assert_eq!(c.scenario, Scenario::Kv);
+    assert_eq!(
+        c.virtio_mmio,
+        Some(MmioDevice {
+            base: 0xd000_0000,
+            size: 4096,
+            irq: 5
+        })
+    );
+    assert_eq!(c.virtio_mmio.unwrap().pages(), 0xd000_0000..0xd000_1000);
+    assert_eq!(
+        c.ip,
+        Some(Ipv4Cidr {
+            address: [10, 0, 0, 2],
+            prefix: 24
+        })
+    );
+    assert_eq!((c.kv_hot, c.kv_cold, c.kv_workers), (8, 100, 3));
+    // QEMU microvm's word: a 512-byte window inside a page.
+    let q = parse("virtio_mmio.device=512@0xfeb00e00:12").unwrap();
+    assert_eq!(q.virtio_mmio.unwrap().pages(), 0xfeb0_0000..0xfeb0_1000);
+    let q = parse("virtio_mmio.device=0x2000@0xfeb00e00:12").unwrap();
+    assert_eq!(q.virtio_mmio.unwrap().pages(), 0xfeb0_0000..0xfeb0_3000);
+    assert_eq!(
+        parse("virtio_mmio.device=1M@4096:0").unwrap().virtio_mmio,
+        Some(MmioDevice {
+            base: 4096,
+            size: 1 << 20,
+            irq: 0
+        })
+    );
+}
+
+#[test]
+fn refuses_a_kv_service_without_its_network_or_on_several_cpus() {
+    let card = "virtio_mmio.device=4K@0xd0000000:5";
+    assert_eq!(parse("scenario=kv"), Err(Error::KvNeedsNetwork));
+    assert_eq!(
+        parse(&alloc::format!("scenario=kv {card}")),
+        Err(Error::KvNeedsNetwork)
+    );
+    assert_eq!(
+        parse("scenario=kv ip=10.0.0.2/24"),
+        Err(Error::KvNeedsNetwork)
+    );
+    assert_eq!(
+        parse(&alloc::format!("scenario=kv {card} ip=10.0.0.2/24 cpus=2")),
+        Err(Error::KvNeedsOneCpu)
+    );
+    for bad in [
+        "4K",
+        "4K@",
+        "@0x1000:1",
+        "0@0x1000:1",
+        "4K@0x1000:",
+        "4K@0x1000:x",
+        "4G@0x1000:1",
+        "4K@0xfffffffffffff000:1",
+        "4K@0x10000000000000:1",
+        "xK@0x1000:1",
+    ] {
+        let word = alloc::format!("virtio_mmio.device={bad}");
+        assert_eq!(parse(&word), Err(Error::BadMmioDevice(bad)), "{bad}");
+    }
+    for bad in [
+        "10.0.0.2",
+        "10.0.0.2/0",
+        "10.0.0.2/31",
+        "10.0.0/24",
+        "10.0.0.2.1/24",
+        "256.0.0.1/8",
+        "1..2.3/8",
+        "+1.2.3.4/8",
+        "a.b.c.d/8",
+    ] {
+        let word = alloc::format!("ip={bad}");
+        assert_eq!(parse(&word), Err(Error::BadIp(bad)), "{bad}");
+    }
+    assert!(matches!(
+        parse("kv-workers=17"),
+        Err(Error::BadNumber {
+            key: "kv-workers",
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse("kv-hot=0"),
+        Err(Error::BadNumber { key: "kv-hot", .. })
+    ));
 }

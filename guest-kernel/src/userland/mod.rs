@@ -5,6 +5,8 @@
 
 pub mod demo;
 pub mod faults;
+pub mod kv;
+pub mod virtio_net;
 pub mod workload;
 
 use crate::abi::{PANIC_STATUS, Syscall, TaskReport};

@@ -86,6 +86,8 @@ enum Kind {
     User,
     /// MMIO registers, EL1 only.
     Device,
+    /// MMIO registers of a device an EL0 driver runs.
+    UserDevice,
 }
 
 impl Kind {
@@ -98,6 +100,7 @@ impl Kind {
             Kind::Kernel => normal | PXN | UXN,
             Kind::User => normal | AP_EL0 | PXN | UXN,
             Kind::Device => (MAIR_DEVICE << ATTR_SHIFT) | ACCESSED | PXN | UXN,
+            Kind::UserDevice => (MAIR_DEVICE << ATTR_SHIFT) | ACCESSED | AP_EL0 | PXN | UXN,
         }
     }
 }
@@ -159,6 +162,9 @@ pub fn init(regions: &Regions) {
     map(l1, &(GICD_BASE..GICD_BASE + GICD_SIZE), Kind::Device);
     map(l1, &(GICR_BASE..GICR_BASE + GICR_SIZE), Kind::Device);
     map(l1, &(UART_BASE..UART_BASE + UART_SIZE), Kind::Device);
+    if let Some(devices) = &regions.user_devices {
+        map(l1, devices, Kind::UserDevice);
+    }
     switch_to(l1);
 }
 

@@ -8,6 +8,7 @@
 //! | kernel read-only data | user + kernel, read |
 //! | kernel data, .bss, heap | kernel only, read/write, no execute |
 //! | user region (to end of RAM) | user + kernel, read/write, no execute |
+//! | a ring-3 driver's device registers | user + kernel, read/write, uncached, no execute |
 //!
 //! 2 MiB pages are used wherever alignment allows: each page-table write is an emulated
 //! ring-0 instruction on our KVM, so fewer entries means a faster boot.
@@ -43,6 +44,18 @@ pub fn init(regions: &Regions) {
         &regions.user,
         Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE | Flags::NO_EXECUTE,
     );
+    if let Some(devices) = &regions.user_devices {
+        let uncached = Flags::NO_CACHE | Flags::WRITE_THROUGH;
+        map(
+            pml4,
+            devices,
+            Flags::PRESENT
+                | Flags::WRITABLE
+                | Flags::USER_ACCESSIBLE
+                | Flags::NO_EXECUTE
+                | uncached,
+        );
+    }
     let frame = PhysFrame::containing_address(PhysAddr::new(pml4 as *mut PageTable as u64));
     // SAFETY: the new tables map the running code, its stack and data identically.
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };
