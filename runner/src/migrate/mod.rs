@@ -184,6 +184,7 @@ pub fn migrate(args: MigrateArgs) -> Result<MigrateReport, Error> {
         cmdline: &cmdline,
         apf: args.apf,
         tsc_khz: Some(host_tsc_khz()?),
+        net: None,
     });
     let console = ConsoleSink::default();
     let (events, lines) = mpsc::channel();

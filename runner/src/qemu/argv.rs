@@ -1,6 +1,6 @@
 //! QEMU's command line for booting the guest the way our VMM does: PVH via `-kernel` (QEMU's
 //! PVH option ROM builds the start info with memory map and command line), COM1 on stdout,
-//! and the exit port.
+//! and the exit port; with a network card, on the microvm machine (see [`MICROVM`]).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -55,6 +55,40 @@ pub struct Invocation<'a> {
     pub apf: Option<ApfMode>,
     /// The host's TSC frequency, for a guest that will migrate (see [`Accel::cpu_model`]).
     pub tsc_khz: Option<u32>,
+    /// A network card; `None`: the `pc` machine, as without one.
+    pub net: Option<Net<'a>>,
+}
+
+/// A virtio-net card on virtio-mmio, backed by a TAP device QEMU opens by name (in the
+/// network namespace QEMU runs in).
+#[derive(Clone, Copy, Debug)]
+pub struct Net<'a> {
+    pub tap: &'a str,
+    pub mac: [u8; 6],
+}
+
+/// The machine for a guest with a network card: `pc` has no virtio-mmio, and our guest has no
+/// PCI driver. With ACPI on (microvm's default), QEMU describes its virtio-mmio transports
+/// only in ACPI tables, which our guest does not read; with `acpi=off` it appends one Linux
+/// `virtio_mmio.device=512@0xfeb00e00:12` word per transport with a device to the command
+/// line, after ours (`auto-kernel-cmdline`). The legacy devices the guest uses (PIT, 8259
+/// PIC, COM1) are asked for by name rather than left to microvm's `auto` defaults.
+const MICROVM: &str = "microvm,acpi=off,pit=on,pic=on,isa-serial=on,auto-kernel-cmdline=on";
+
+impl Net<'_> {
+    /// QEMU's `-netdev` and `-device` values: the TAP as it is (no scripts: the namespace's
+    /// owner has set it up), the card on microvm's virtio-mmio with our MAC.
+    fn options(self) -> [String; 2] {
+        [
+            format!("tap,id=net0,ifname={},script=no,downscript=no", self.tap),
+            format!("virtio-net-device,netdev=net0,mac={}", mac_text(self.mac)),
+        ]
+    }
+}
+
+/// `mac` as QEMU reads it: six lowercase hex pairs joined by colons.
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|byte| format!("{byte:02x}")).join(":")
 }
 
 /// The arguments after the program name. Only the guest console reaches stdout: no display,
@@ -73,6 +107,16 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
         (Accel::Kvm, Some(properties)) => format!("{model},{properties}"),
         _ => model,
     };
+    let machine = if invocation.net.is_some() {
+        MICROVM
+    } else {
+        "pc"
+    };
+    let net = invocation.net.map(Net::options);
+    let mut devices = vec!["-device", exit_device.as_str()];
+    if let Some([netdev, device]) = &net {
+        devices.extend(["-netdev", netdev, "-device", device]);
+    }
     assemble(
         &[
             "-accel",
@@ -80,14 +124,14 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
             "-cpu",
             &cpu,
             "-machine",
-            "pc",
+            machine,
             "-m",
             // Sizes are whole pages, so whole KiB; QEMU reads a `K` suffix.
             &memory,
             "-smp",
             &vcpus,
         ],
-        &["-device", &exit_device],
+        &devices,
         invocation.cmdline,
         invocation.kernel,
     )
@@ -166,6 +210,7 @@ mod tests {
             cmdline,
             apf,
             tsc_khz: None,
+            net: None,
         }))
     }
 
@@ -223,6 +268,7 @@ mod tests {
             cmdline: "",
             apf: Some(ApfMode::Kvm),
             tsc_khz: Some(2_599_998),
+            net: None,
         }));
         assert_eq!(
             value_of(&args, "-cpu"),
@@ -235,5 +281,61 @@ mod tests {
     fn empty_cmdline_is_still_passed() {
         let args = args_of(Accel::Kvm, "");
         assert_eq!(value_of(&args, "-append"), "");
+    }
+
+    #[test]
+    fn a_network_card_boots_microvm_with_the_tap_and_mac() {
+        let args = strings(args(&Invocation {
+            accel: Accel::Kvm,
+            mem_size: 128 << 20,
+            vcpus: 1,
+            kernel: Path::new("/k"),
+            cmdline: "scenario=demo",
+            apf: None,
+            tsc_khz: None,
+            net: Some(Net {
+                tap: "tap-kv",
+                mac: [0x52, 0x54, 0x00, 0x0a, 0xbc, 0xef],
+            }),
+        }));
+        assert_eq!(
+            value_of(&args, "-machine"),
+            "microvm,acpi=off,pit=on,pic=on,isa-serial=on,auto-kernel-cmdline=on"
+        );
+        assert_eq!(
+            value_of(&args, "-netdev"),
+            "tap,id=net0,ifname=tap-kv,script=no,downscript=no"
+        );
+        let devices: Vec<&str> = args
+            .windows(2)
+            .filter(|pair| pair[0] == "-device")
+            .map(|pair| pair[1].as_str())
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "virtio-net-device,netdev=net0,mac=52:54:00:0a:bc:ef",
+            ]
+        );
+        // The console and the rest are as without a card.
+        assert_eq!(value_of(&args, "-serial"), "stdio");
+        assert_eq!(value_of(&args, "-append"), "scenario=demo");
+        assert_eq!(value_of(&args, "-kernel"), "/k");
+    }
+
+    #[test]
+    fn without_a_network_card_there_is_no_netdev() {
+        let args = args_of(Accel::Kvm, "");
+        assert!(!args.iter().any(|arg| arg == "-netdev"));
+        assert!(!args.iter().any(|arg| arg.starts_with("virtio-net")));
+    }
+
+    #[test]
+    fn macs_are_lowercase_hex_pairs() {
+        assert_eq!(
+            mac_text([0xff, 0, 0x01, 0xab, 0x10, 0x9]),
+            "ff:00:01:ab:10:09"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `--vmm qemu`: boots the same kernel in QEMU/KVM (TCG where /dev/kvm is unusable), with the
 //! builtin VMM's console, exit status and timeout semantics; the aarch64 guest boots in
-//! `qemu-system-aarch64` under TCG, bare or under our EL2 host (`--vmm el2`).
+//! `qemu-system-aarch64` under TCG, bare or under our EL2 host (`--vmm el2`). An x86_64 guest
+//! with a network card boots on the microvm machine, QEMU inside the card's network namespace.
 
 mod aarch64;
 mod argv;
@@ -9,14 +10,17 @@ mod el2_stats;
 mod exit_status;
 mod output;
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use argv::{Accel, Invocation, args as x86_64_argv};
+pub use argv::{Accel, Invocation, Net, args as x86_64_argv};
 pub use el2::{GUEST_MIB as EL2_GUEST_MIB, MEM_SIZE as EL2_MEM_SIZE};
 pub use el2_stats::El2HostStats;
 use exit_status::NoExitStatus;
@@ -60,10 +64,14 @@ pub enum Error {
     Console(#[source] io::Error),
     #[error("the EL2 host stopped the run (its exit status {0}); its messages are above")]
     El2Host(u8),
+    #[error("a network card is x86-only here")]
+    NetX86Only,
+    #[error("cannot open the network namespace {}", .0.display())]
+    Netns(PathBuf, #[source] io::Error),
 }
 
 /// Boots `config`, an `arch` guest, in QEMU and waits for the guest's exit status, at most
-/// `timeout`.
+/// `timeout`. With a network card, QEMU runs in the card's namespace, where its TAP is.
 pub fn run(
     arch: GuestArch,
     config: &VmConfig<'_>,
@@ -73,6 +81,9 @@ pub fn run(
 ) -> Result<GuestOutcome, Error> {
     let (program, args) = match arch {
         GuestArch::X86_64 => (QEMU_X86_64, x86_64_args(config)?),
+        // Only the x86_64 guest has a virtio-net driver (and QEMU's arm `virt` board
+        // would need its own transport description).
+        GuestArch::Aarch64 if config.net.is_some() => return Err(Error::NetX86Only),
         GuestArch::Aarch64 => {
             aarch64::validate_kernel(config.kernel)?;
             let args = aarch64::args(&aarch64::Invocation {
@@ -84,7 +95,13 @@ pub fn run(
             (aarch64::QEMU, args)
         }
     };
-    launch(program, args, console, timeout, verbose)
+    let netns = match &config.net {
+        Some(net) => {
+            Some(File::open(&net.netns).map_err(|error| Error::Netns(net.netns.clone(), error))?)
+        }
+        None => None,
+    };
+    launch(program, args, netns.as_ref(), console, timeout, verbose)
 }
 
 /// Boots `config`, an aarch64 guest, under the EL2 host ELF `host` (`--vmm el2`) and waits
@@ -108,7 +125,7 @@ pub fn run_el2(
         apf: config.apf,
         inject: &config.inject,
     });
-    let outcome = launch(el2::QEMU, args, console, timeout, verbose);
+    let outcome = launch(el2::QEMU, args, None, console, timeout, verbose);
     // The host's statuses overlap the guest's encoded ones: its last line tells them apart.
     match el2::host_exit(console.last_line().as_deref()) {
         Some(status) => Err(Error::El2Host(status)),
@@ -142,11 +159,12 @@ fn el2_host_stats(console: &ConsoleSink) -> Option<El2HostStats> {
         .ok()
 }
 
-/// Runs `program` with `args`, passing its console through, and reads the guest's exit
-/// status from its exit code.
+/// Runs `program` with `args`, inside the network namespace `netns` if given, passing its
+/// console through, and reads the guest's exit status from its exit code.
 fn launch(
     program: &'static str,
     args: Vec<std::ffi::OsString>,
+    netns: Option<&File>,
     console: &ConsoleSink,
     timeout: Duration,
     verbose: bool,
@@ -155,16 +173,19 @@ fn launch(
         eprintln!("runner: {program} {args:?}");
     }
 
-    let mut qemu = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| match error.kind() {
-            io::ErrorKind::NotFound => Error::NotInstalled(program, error),
-            _ => Error::Spawn(program, error),
-        })?;
+        .stderr(Stdio::piped());
+    if let Some(netns) = netns {
+        enter_in_child(&mut command, netns);
+    }
+    let mut qemu = command.spawn().map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound => Error::NotInstalled(program, error),
+        _ => Error::Spawn(program, error),
+    })?;
     let (console_ended, console_end) = mpsc::channel();
     let stdout = qemu.stdout.take().expect("stdout is piped");
     let stderr = qemu.stderr.take().expect("stderr is piped");
@@ -211,6 +232,26 @@ fn launch(
     }
 }
 
+/// Makes `command`'s child join the network namespace `netns` before it executes, so that
+/// only the child (not the runner's threads) is in it and QEMU opens the TAP by its name
+/// there. A failure to join is the spawn's error.
+fn enter_in_child(command: &mut Command, netns: &File) {
+    let fd = netns.as_raw_fd();
+    // SAFETY: the closure runs in the child between fork and exec and only makes one system
+    // call (async-signal-safe: no allocation, no locks); reading errno allocates nothing.
+    // `fd` is the caller's open namespace file, which outlives the spawn (the child's copy
+    // closes on exec: std opens files close-on-exec).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// The x86_64 guest's QEMU arguments: KVM where usable, after the builtin VMM's own checks
 /// of the kernel (same messages, before QEMU gives its own).
 fn x86_64_args(config: &VmConfig<'_>) -> Result<Vec<std::ffi::OsString>, Error> {
@@ -231,6 +272,10 @@ fn x86_64_args(config: &VmConfig<'_>) -> Result<Vec<std::ffi::OsString>, Error> 
         cmdline: config.cmdline,
         apf: config.apf,
         tsc_khz: None,
+        net: config.net.as_ref().map(|net| Net {
+            tap: &net.tap,
+            mac: net.mac,
+        }),
     }))
 }
 
