@@ -75,6 +75,8 @@ pub struct Net<'a> {
 /// PIC, COM1) are asked for by name rather than left to microvm's `auto` defaults.
 const MICROVM: &str = "microvm,acpi=off,pit=on,pic=on,isa-serial=on,auto-kernel-cmdline=on";
 
+const MODERN_VIRTIO_MMIO: &str = "virtio-mmio.force-legacy=false";
+
 impl Net<'_> {
     /// QEMU's `-netdev` and `-device` values: the TAP as it is (no scripts: the namespace's
     /// owner has set it up), the card on microvm's virtio-mmio with our MAC.
@@ -115,6 +117,9 @@ pub fn args(invocation: &Invocation<'_>) -> Vec<OsString> {
     let net = invocation.net.map(Net::options);
     let mut devices = vec!["-device", exit_device.as_str()];
     if let Some([netdev, device]) = &net {
+        // QEMU's virtio-mmio speaks the legacy (version 1) interface unless told otherwise;
+        // our driver is virtio 1.x.
+        devices.extend(["-global", MODERN_VIRTIO_MMIO]);
         devices.extend(["-netdev", netdev, "-device", device]);
     }
     assemble(
@@ -318,6 +323,7 @@ mod tests {
                 "virtio-net-device,netdev=net0,mac=52:54:00:0a:bc:ef",
             ]
         );
+        assert_eq!(value_of(&args, "-global"), "virtio-mmio.force-legacy=false");
         // The console and the rest are as without a card.
         assert_eq!(value_of(&args, "-serial"), "stdio");
         assert_eq!(value_of(&args, "-append"), "scenario=demo");
