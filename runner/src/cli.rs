@@ -36,6 +36,10 @@ pub enum Command {
     /// Boot a guest kernel as `run` does and, if it exits with status 0, save its RAM to a
     /// snapshot file that `run --restore` serves lazy pages from.
     Snapshot(SnapshotArgs),
+    /// Boot the guest's `kv` UDP service once per mode (memory present; lazy with async PF
+    /// off and on) in a network namespace of its own, load it open loop from the host, and
+    /// report request latency per mode for hot and cold keys (table, --json, --svg).
+    ServeBench(crate::serve::ServeArgs),
     /// Count the guest's ring-0 instructions per trap kind, by function, from a `perf
     /// script` of KVM's kvm:kvm_emulate_insn tracepoint (bench/insns records one).
     Insns(crate::insns::InsnsArgs),
