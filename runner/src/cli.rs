@@ -429,6 +429,22 @@ mod tests {
     }
 
     #[test]
+    fn serve_bench_is_a_subcommand() {
+        let cli = Cli::try_parse_from(["runner", "serve-bench", "--modes", "present,adaptive"])
+            .expect("valid command line");
+        let Command::ServeBench(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            args.modes,
+            [
+                crate::serve::ServeMode::Present,
+                crate::serve::ServeMode::Adaptive
+            ]
+        );
+    }
+
+    #[test]
     fn build_guest_takes_an_arch() {
         let cli = Cli::try_parse_from(["runner", "build-guest", "--arch", "x86_64"])
             .expect("valid command line");

@@ -132,10 +132,13 @@ pub fn serve_bench(args: ServeArgs) -> Result<(), Error> {
             timeout: args.timeout,
             verbose: args.verbose,
         };
-        let result = setup
-            .run(mode)
-            .map_err(|source| Error::Mode { mode, source })?;
-        results.push(result);
+        match setup.run(mode) {
+            Ok(result) => results.push(result),
+            Err(source) => {
+                progress.finish_and_clear();
+                return Err(Error::Mode { mode, source });
+            }
+        }
         progress.inc(1);
     }
     progress.finish_and_clear();
