@@ -36,6 +36,10 @@ pub enum Command {
     /// Boot a guest kernel as `run` does and, if it exits with status 0, save its RAM to a
     /// snapshot file that `run --restore` serves lazy pages from.
     Snapshot(SnapshotArgs),
+    /// Boot the guest's `kv` UDP service once per mode (memory present; lazy with async PF
+    /// off and on) in a network namespace of its own, load it open loop from the host, and
+    /// report request latency per mode for hot and cold keys (table, --json, --svg).
+    ServeBench(crate::serve::ServeArgs),
     /// Count the guest's ring-0 instructions per trap kind, by function, from a `perf
     /// script` of KVM's kvm:kvm_emulate_insn tracepoint (bench/insns records one).
     Insns(crate::insns::InsnsArgs),
@@ -421,6 +425,22 @@ mod tests {
         assert_eq!(
             values[3].get_help().map(ToString::to_string).as_deref(),
             Some("Every 8th page-ready is never sent: its task waits until its watchdog retries")
+        );
+    }
+
+    #[test]
+    fn serve_bench_is_a_subcommand() {
+        let cli = Cli::try_parse_from(["runner", "serve-bench", "--modes", "present,adaptive"])
+            .expect("valid command line");
+        let Command::ServeBench(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            args.modes,
+            [
+                crate::serve::ServeMode::Present,
+                crate::serve::ServeMode::Adaptive
+            ]
         );
     }
 

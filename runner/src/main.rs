@@ -12,9 +12,11 @@ mod inject;
 mod insns;
 mod lazy;
 mod migrate;
+mod netns;
 mod outcome;
 mod qemu;
 mod run;
+mod serve;
 mod snapshot;
 mod units;
 mod vmm;
@@ -48,6 +50,10 @@ fn main() -> ExitCode {
         },
         Command::Snapshot(args) => match run::snapshot(args) {
             Ok(report) => report.outcome.into_exit_code(),
+            Err(error) => fail(&error),
+        },
+        Command::ServeBench(args) => match serve::serve_bench(args) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         },
         Command::Insns(args) => match insns::insns(args) {

@@ -22,7 +22,7 @@ pub const MAX_GUEST_CPUS: u8 = 8;
 /// `--async-threshold`'s default: a little above a synchronous fault's cost and below the
 /// not-present/ready round trip on our hosts (host-facts.md: ~42 us vs ~150 us), so only
 /// fetches that clearly outlast the round trip are made async.
-const DEFAULT_ASYNC_THRESHOLD: Duration = Duration::from_micros(200);
+pub(crate) const DEFAULT_ASYNC_THRESHOLD: Duration = Duration::from_micros(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -338,7 +338,7 @@ pub fn compare(args: CompareArgs) -> Result<(), Error> {
 }
 
 /// Exits with clap's usage status (2) and `message`, as for any other bad argument.
-fn usage_error(message: &str) -> ! {
+pub(crate) fn usage_error(message: &str) -> ! {
     clap::Error::raw(
         clap::error::ErrorKind::ArgumentConflict,
         format!("{message}\n"),
@@ -380,7 +380,7 @@ fn modes(args: &CompareArgs) -> Result<Vec<Mode>, Error> {
     Ok(modes)
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
+pub(crate) fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
