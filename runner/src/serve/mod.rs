@@ -55,11 +55,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "F", default_value_t = 0.9, value_parser = fraction)]
     pub hot_fraction: f64,
     /// Hot keys (one page each); hot requests pick one uniformly.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub hot_keys: u64,
     /// Worker tasks in the guest's service: while one waits for a page, the others can
     /// answer (with async PF).
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub workers: u8,
     /// Also send N malformed datagrams spread over the run (truncated, unknown command,
     /// non-number key, oversized, empty, in turn); the service must refuse each and count it.
@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Draw latency against percentile, a line per mode and class, as an SVG chart here.
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
+    /// Also write the tables printed on stdout as Markdown here.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
     /// Guest kernel ELF to boot (PVH) [default: build guest-kernel and boot it].
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
@@ -156,6 +159,9 @@ pub fn serve_bench(args: ServeArgs) -> Result<(), Error> {
     if let Some(path) = &args.svg {
         report.write_svg(path)?;
     }
+    if let Some(path) = &args.markdown {
+        report.write_markdown(path)?;
+    }
     Ok(())
 }
 
@@ -218,6 +224,8 @@ pub(crate) mod tests {
             "/tmp/s.json",
             "--svg",
             "/tmp/s.svg",
+            "--markdown",
+            "/tmp/s.md",
             "--kernel",
             "/tmp/k",
             "-v",
@@ -229,6 +237,7 @@ pub(crate) mod tests {
             (50, 1.0, 10)
         );
         assert_eq!(args.json, Some(PathBuf::from("/tmp/s.json")));
+        assert_eq!(args.markdown, Some(PathBuf::from("/tmp/s.md")));
         assert!(args.verbose);
     }
 

@@ -132,10 +132,13 @@ impl Report<'_> {
 
     pub fn write_json(&self, path: &Path) -> Result<(), Error> {
         let text = serde_json::to_string_pretty(&self.to_json()).expect("JSON values serialise");
-        std::fs::write(path, text + "\n").map_err(|source| Error::Write {
-            path: path.display().to_string(),
-            source,
-        })
+        write(path, text + "\n")
+    }
+
+    /// The tables as Markdown (the benchmark report).
+    pub fn write_markdown(&self, path: &Path) -> Result<(), Error> {
+        let tables: Vec<String> = self.tables().iter().map(|t| t.markdown()).collect();
+        write(path, tables.join("\n"))
     }
 
     pub fn write_svg(&self, path: &Path) -> Result<(), Error> {
@@ -163,6 +166,14 @@ impl Report<'_> {
         plot::percentiles(path, &title, &series)?;
         Ok(())
     }
+}
+
+/// Writes `text` to `path`, naming the path on failure.
+fn write(path: &Path, text: String) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn summary_json(s: Summary) -> Value {
