@@ -186,8 +186,8 @@ mod tests {
         write(device, 0x070, 0xf);
     }
 
-    fn desc(addr: u64, len: u32, flags: u16) -> RawDescriptor {
-        RawDescriptor::from(Descriptor::new(addr, len, flags, 0))
+    fn desc(addr: u64, len: u32, flags: u16, next: u16) -> RawDescriptor {
+        RawDescriptor::from(Descriptor::new(addr, len, flags, next))
     }
 
     fn used_len(
@@ -223,9 +223,9 @@ mod tests {
             .expect("write");
         // Chain 2: shorter than a header.
         let descs = [
-            desc(BUFFERS, 5, 1),
-            desc(BUFFERS + 0x100, 12, 0),
-            desc(BUFFERS + 0x200, 4, 0),
+            desc(BUFFERS, 5, 1, 1),
+            desc(BUFFERS + 0x100, 12, 0, 0),
+            desc(BUFFERS + 0x200, 4, 0, 0),
         ];
         mock.add_desc_chains(&descs, 0).expect("chains");
         write(&mut device, 0x050, u32::from(TX_QUEUE));
@@ -253,10 +253,10 @@ mod tests {
         start(&mut device, RX_QUEUE, &mock);
         // Chain 1: 8 bytes then 64 (header split); chain 2: read-only; chain 3: too short.
         let descs = [
-            desc(BUFFERS, 8, WRITE | 1),
-            desc(BUFFERS + 0x100, 64, WRITE),
-            desc(BUFFERS + 0x200, 64, 0),
-            desc(BUFFERS + 0x300, 14, WRITE),
+            desc(BUFFERS, 8, WRITE | 1, 1),
+            desc(BUFFERS + 0x100, 64, WRITE, 0),
+            desc(BUFFERS + 0x200, 64, 0, 0),
+            desc(BUFFERS + 0x300, 14, WRITE, 0),
         ];
         mock.add_desc_chains(&descs, 0).expect("chains");
         device.receive(b"frame one");
