@@ -58,7 +58,7 @@ impl RunReport {
             "lazy": self.lazy.as_ref().map(LazyStats::to_json),
             "user_apf": self.user_apf.as_ref().map(UserApfStats::to_json),
             "el2_host": self.el2_host.as_ref().map(El2HostStats::to_json),
-            "net": self.net.as_ref().map(NetStats::to_json),
+            "net": self.net.map(NetStats::to_json),
         })
     }
 }

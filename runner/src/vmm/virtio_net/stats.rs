@@ -17,7 +17,7 @@ pub struct NetStats {
 }
 
 impl NetStats {
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "rx_frames": self.rx_frames,
             "tx_frames": self.tx_frames,
