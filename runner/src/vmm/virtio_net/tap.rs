@@ -185,3 +185,21 @@ fn open_in(netns: &Path, tap: &str, name: &CString) -> Result<Tap, Error> {
     }
     Ok(Tap { fd })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_namespace_is_named() {
+        let error = Tap::open(Path::new("/run/netns/apf-no-such-ns"), "tap0").expect_err("no ns");
+        assert_eq!(
+            error.to_string(),
+            "cannot open the network namespace /run/netns/apf-no-such-ns"
+        );
+        assert!(matches!(
+            Tap::open(Path::new("/"), "a-name-far-too-long"),
+            Err(Error::Name(_))
+        ));
+    }
+}
