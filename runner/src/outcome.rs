@@ -8,6 +8,7 @@ use crate::qemu::El2HostStats;
 use crate::snapshot::Saved;
 use crate::units::format_duration;
 use crate::vmm::arch::UserApfStats;
+use crate::vmm::virtio_net::NetStats;
 
 /// Exit status when the guest did not exit before `--timeout` (as `timeout(1)` does).
 pub const EXIT_TIMED_OUT: u8 = 124;
@@ -36,13 +37,16 @@ pub struct RunReport {
     pub user_apf: Option<UserApfStats>,
     /// What the arm64 EL2 host did (`--vmm el2`, once the guest enabled async PF).
     pub el2_host: Option<El2HostStats>,
+    /// What the network card did (builtin VMM with `VmConfig.net`).
+    pub net: Option<NetStats>,
     pub snapshot: Option<Saved>,
 }
 
 impl RunReport {
     /// The `run --report` file: the guest's status (null if it timed out), the lazy memory
     /// counts (null without lazy memory), the VMM's async PF counts (null unless it
-    /// delivered async PF) and the EL2 host's (null unless it reported them).
+    /// delivered async PF), the EL2 host's (null unless it reported them) and the network
+    /// card's (null without one).
     pub fn to_json(&self) -> serde_json::Value {
         let (status, timed_out) = match &self.outcome {
             GuestOutcome::Exited(status) => (Some(*status), false),
@@ -54,6 +58,7 @@ impl RunReport {
             "lazy": self.lazy.as_ref().map(LazyStats::to_json),
             "user_apf": self.user_apf.as_ref().map(UserApfStats::to_json),
             "el2_host": self.el2_host.as_ref().map(El2HostStats::to_json),
+            "net": self.net.map(NetStats::to_json),
         })
     }
 }

@@ -163,6 +163,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
             lazy: None,
             user_apf: None,
             el2_host: None,
+            net: None,
             snapshot: None,
         },
         VmmKind::El2 => {
@@ -174,6 +175,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
                 lazy: None,
                 user_apf: None,
                 el2_host,
+                net: None,
                 snapshot: None,
             }
         }
@@ -187,6 +189,9 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
         }
         if let Some(stats) = &report.el2_host {
             eprintln!("runner: the EL2 host: {stats}");
+        }
+        if let Some(stats) = &report.net {
+            eprintln!("runner: network card: {stats}");
         }
     }
     if let Some(path) = &args.report {

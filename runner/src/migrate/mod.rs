@@ -301,6 +301,7 @@ pub fn migrate(args: MigrateArgs) -> Result<MigrateReport, Error> {
             lazy: None,
             user_apf: None,
             el2_host: None,
+            net: None,
             snapshot: None,
         },
         migration,

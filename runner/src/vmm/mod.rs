@@ -6,6 +6,7 @@ pub mod arch;
 mod kick;
 pub mod memory;
 mod unhandled_io;
+pub mod virtio_net;
 
 use std::io;
 use std::path::Path;
@@ -101,6 +102,8 @@ pub enum Error {
     Console(#[source] io::Error),
     #[error(transparent)]
     Snapshot(#[from] snapshot::SaveError),
+    #[error(transparent)]
+    Net(#[from] virtio_net::Error),
 }
 
 /// What ends a run: a vCPU thread reporting the guest's exit status or why the vCPU failed,
@@ -144,6 +147,8 @@ pub fn run(
     let first = reports.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     stop_all(&stop, threads, lazy.as_ref());
     let lazy = lazy.map(lazy::Server::finish);
+    // No vCPU touches the card any more; a receive failure fails the run.
+    let net = vm.finish_net().transpose()?;
     console.finish().map_err(Error::Console)?;
     if verbose {
         eprintln!(
@@ -173,6 +178,7 @@ pub fn run(
         lazy,
         user_apf: vm.user_apf().map(|apf| apf.stats()),
         el2_host: None,
+        net,
         snapshot,
     })
 }

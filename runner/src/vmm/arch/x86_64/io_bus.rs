@@ -1,9 +1,14 @@
-//! Routes the guest's port and MMIO accesses to the device models: COM1 and the exit port.
+//! Routes the guest's port and MMIO accesses to the device models: COM1, the exit port and
+//! the virtio-mmio network card.
 //! Everything else reads as all-ones and ignores writes (an empty PC bus), and is counted.
+
+use std::sync::{Arc, MutexGuard, PoisonError};
 
 use super::exit_port;
 use super::serial::{self, Com1};
 use crate::vmm::unhandled_io::{Access, UnhandledIo};
+use crate::vmm::virtio_net::{NetDevice, SharedDevice, Tap};
+use crate::vmm::{NET_MMIO_BASE, NET_MMIO_SIZE};
 
 /// What an empty bus returns.
 const FLOATING_BUS: u8 = 0xff;
@@ -26,13 +31,15 @@ pub enum AfterWrite {
 
 pub struct IoBus {
     com1: Com1,
+    net: Option<SharedDevice>,
     unhandled: UnhandledIo,
 }
 
 impl IoBus {
-    pub fn new(com1: Com1) -> Self {
+    pub fn new(com1: Com1, net: Option<SharedDevice>) -> Self {
         IoBus {
             com1,
+            net,
             unhandled: UnhandledIo::default(),
         }
     }
@@ -68,15 +75,36 @@ impl IoBus {
         Ok(AfterWrite::Resume)
     }
 
-    /// No device is memory-mapped (the LAPIC and IOAPIC are in KVM).
+    /// Only the network card is memory-mapped here (the LAPIC and IOAPIC are in KVM).
     pub fn mmio_read(&mut self, address: u64, data: &mut [u8]) {
-        data.fill(FLOATING_BUS);
-        self.unhandled.record(Access::MmioRead(address));
+        match self.net_offset(address) {
+            Some((net, offset)) => lock(net).mmio_read(offset, data),
+            None => {
+                data.fill(FLOATING_BUS);
+                self.unhandled.record(Access::MmioRead(address));
+            }
+        }
     }
 
-    pub fn mmio_write(&mut self, address: u64) {
-        self.unhandled.record(Access::MmioWrite(address));
+    pub fn mmio_write(&mut self, address: u64, data: &[u8]) {
+        match self.net_offset(address) {
+            Some((net, offset)) => lock(net).mmio_write(offset, data),
+            None => self.unhandled.record(Access::MmioWrite(address)),
+        }
     }
+
+    /// The card and the offset into its page, if `address` is in it.
+    fn net_offset(&self, address: u64) -> Option<(&SharedDevice, u64)> {
+        let offset = address.checked_sub(NET_MMIO_BASE)?;
+        self.net
+            .as_ref()
+            .filter(|_| offset < NET_MMIO_SIZE)
+            .map(|net| (net, offset))
+    }
+}
+
+fn lock(net: &SharedDevice) -> MutexGuard<'_, NetDevice<Arc<Tap>>> {
+    net.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -89,7 +117,7 @@ mod tests {
     const COM1_LSR: u16 = 0x3fd;
 
     fn bus() -> IoBus {
-        IoBus::new(Com1::new(ConsoleSink::default()).expect("uart"))
+        IoBus::new(Com1::new(ConsoleSink::default()).expect("uart"), None)
     }
 
     #[test]
@@ -128,7 +156,7 @@ mod tests {
         let mut mmio = [0u8; 4];
         bus.mmio_read(0xfec0_0000, &mut mmio);
         assert_eq!(mmio, [0xff; 4]);
-        bus.mmio_write(0xfec0_0010);
+        bus.mmio_write(0xfec0_0010, &[0; 4]);
         assert_eq!(
             bus.unhandled().to_string(),
             "4 unhandled I/O accesses: port 0x92 read x1, port 0x80 write x1, \

@@ -251,8 +251,8 @@ fn handle_exit(
             bus().mmio_read(address, data);
             Next::Resume
         }
-        VcpuExit::MmioWrite(address, _) => {
-            bus().mmio_write(address);
+        VcpuExit::MmioWrite(address, data) => {
+            bus().mmio_write(address, data);
             Next::Resume
         }
         VcpuExit::X86Wrmsr(exit) if let Some(apf) = user_apf => {

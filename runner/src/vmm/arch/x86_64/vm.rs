@@ -17,9 +17,10 @@ use super::{gdt, kernel, pvh, user_apf_caps};
 use crate::apf::ApfMode;
 use crate::console::ConsoleSink;
 use crate::lazy::region;
-use crate::vmm::VmConfig;
 use crate::vmm::memory::{self, LazyRange};
 use crate::vmm::unhandled_io::UnhandledIo;
+use crate::vmm::virtio_net::{self, NetCard, NetStats};
+use crate::vmm::{NET_IRQ, VmConfig};
 
 /// Guest RAM starts at physical address 0 on a PC.
 const RAM_START: GuestAddress = GuestAddress(0);
@@ -56,6 +57,8 @@ pub enum Error {
     Serial(#[from] serial::Error),
     #[error(transparent)]
     Vcpu(#[from] vcpu::Error),
+    #[error(transparent)]
+    Net(#[from] virtio_net::Error),
 }
 
 pub struct Vm {
@@ -63,6 +66,7 @@ pub struct Vm {
     io: Arc<Mutex<IoBus>>,
     lazy: Option<LazyRange>,
     user_apf: Option<Arc<UserApf>>,
+    net: Option<NetCard>,
     /// Declared before `memory` so it is dropped first: KVM's memory slot points into it.
     /// Shared only with `user_apf`, whose other owners (vCPU and lazy memory threads) end
     /// before the VM is dropped.
@@ -117,7 +121,15 @@ impl Vm {
 
         let com1 = Com1::new(console)?;
         com1.connect_irq(&fd)?;
-        let io = Arc::new(Mutex::new(IoBus::new(com1)));
+        let net = config
+            .net
+            .as_ref()
+            .map(|net| start_net(&fd, net, &memory))
+            .transpose()?;
+        let io = Arc::new(Mutex::new(IoBus::new(
+            com1,
+            net.as_ref().map(NetCard::device),
+        )));
 
         let mut supported_cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -143,6 +155,7 @@ impl Vm {
             io,
             lazy,
             user_apf,
+            net,
             _fd: fd,
             memory,
         })
@@ -168,6 +181,12 @@ impl Vm {
         &self.memory
     }
 
+    /// Stops the network card's receive thread (once the vCPUs have stopped) and gives its
+    /// counts; `None` without a card.
+    pub fn finish_net(&mut self) -> Option<Result<NetStats, virtio_net::Error>> {
+        self.net.as_mut().map(NetCard::finish)
+    }
+
     pub fn unhandled_io(&self) -> UnhandledIo {
         self.io
             .lock()
@@ -175,6 +194,22 @@ impl Vm {
             .unhandled()
             .clone()
     }
+}
+
+/// Attaches the network card to its TAP and its interrupt to [`NET_IRQ`].
+fn start_net(
+    fd: &VmFd,
+    config: &crate::vmm::NetConfig,
+    memory: &GuestMemoryMmap,
+) -> Result<NetCard, Error> {
+    let (card, irq) = NetCard::start(config, memory.clone())?;
+    // KVM holds its own reference to the eventfd; the device signals a duplicate of it.
+    fd.register_irqfd(&irq, NET_IRQ)
+        .map_err(|source| Error::Platform {
+            what: "connect the network card's interrupt",
+            source,
+        })?;
+    Ok(card)
 }
 
 /// The PC parts KVM emulates in the kernel. Order matters: the TSS and identity map before any
