@@ -90,7 +90,7 @@ impl Spawner<'_> {
 
     /// The `kv` service: its network task and workers, hot values below the workload
     /// region and cold ones in it, key `k` at `k` pages above its start.
-    fn kv(&mut self, config: &Config) -> Result<(), OutOfMemory> {
+    fn kv(&mut self, config: &Config, tsc_khz: u64) -> Result<(), OutOfMemory> {
         let (Some(card), Some(ip)) = (config.virtio_mmio, config.ip) else {
             unreachable!("the command line parser requires both for kv")
         };
@@ -116,6 +116,7 @@ impl Spawner<'_> {
             cold: config.kv_cold,
             workers: config.kv_workers,
             fill_cold: config.source == PageSource::Guest,
+            tsc_khz,
             shared: kv::Shared::new(),
         })?;
         self.task_with_stack("kv-net", kv::server, args, NET_STACK_SIZE)?;
@@ -178,6 +179,7 @@ fn mem_name(i: u32) -> &'static str {
 /// returns how many there are.
 pub fn spawn(
     config: &Config,
+    tsc_khz: u64,
     scheds: &mut [Scheduler<Context>],
     arena: &mut UserArena,
     workload: &mut UserArena,
@@ -224,7 +226,7 @@ pub fn spawn(
             s.mem_tasks(config, 1)?;
         }
         Scenario::Mlp(k) => s.mem_tasks(config, k)?,
-        Scenario::Kv => s.kv(config)?,
+        Scenario::Kv => s.kv(config, tsc_khz)?,
         Scenario::KernelWrite => {
             let kernel_data = arch::image().2.start;
             s.task("writer", faults::write_address, kernel_data)?;

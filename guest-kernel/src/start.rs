@@ -102,7 +102,13 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
     let workload_start = WORKLOAD_BASE.clamp(user.start, user.end);
     let mut arena = UserArena::new(user.start..workload_start);
     let mut workload = UserArena::new(workload_start..user.end);
-    let task_count = match scenarios::spawn(&boot.config, &mut scheds, &mut arena, &mut workload) {
+    let task_count = match scenarios::spawn(
+        &boot.config,
+        calibration.tsc_khz,
+        &mut scheds,
+        &mut arena,
+        &mut workload,
+    ) {
         Ok(count) => count,
         Err(e) => {
             match e {

@@ -108,7 +108,10 @@ fn qemu_serves_gets_and_pings_through_virtio_net() {
     );
     assert_served(&stdout, &json, "present", 10);
     // QEMU's microvm announced its card itself.
-    assert!(stdout.contains("virtio_mmio.device=512@0xfeb00e00:12"), "{stdout}");
+    assert!(
+        stdout.contains("virtio_mmio.device=512@0xfeb00e00:12"),
+        "{stdout}"
+    );
 }
 
 /// With lazy memory at a long fetch latency, a cold request's worker waits for its page;

@@ -7,7 +7,8 @@
 //! vCPU stops until the page arrives. The runner measures the difference from outside.
 
 use super::virtio_net::{Nic, NicMemory};
-use super::{exit, park, time_ns, wake, yield_now};
+use super::{exit, park, wake, yield_now};
+use crate::arch;
 use crate::uprintln;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use heapless::Deque;
@@ -45,6 +46,9 @@ pub struct KvArgs {
     pub workers: u32,
     /// The cold pages start zeroed and the network task fills them (no host page source).
     pub fill_cold: bool,
+    /// The TSC's rate: the network task reads the TSC itself for smoltcp's clock, as a
+    /// `time` system call on every poll would cost a ring-0 path each.
+    pub tsc_khz: u64,
     pub shared: Shared,
 }
 
@@ -117,7 +121,7 @@ pub extern "C" fn server(arg: u64) -> ! {
             give_up(a)
         }
     };
-    let now = || Instant::from_micros((time_ns() / 1000) as i64);
+    let now = || Instant::from_micros((arch::timestamp() * 1000 / a.tsc_khz.max(1)) as i64);
     let mut iface = Interface::new(
         Config::new(EthernetAddress(nic.mac).into()),
         &mut nic,

@@ -191,7 +191,15 @@ impl Setup<'_> {
             Ok(pinger) => pinger,
             Err(error) => return LoadEnd::Failed(Error::Icmp(error)),
         };
-        let icmp_rtt = match pinger.until_answered(GUEST, BOOT_TIMEOUT, ended) {
+        // The first answer says the guest is up; its round trip includes the guest's ARP
+        // lookup of us, so the round trip reported is the next echo's.
+        let answered = pinger
+            .until_answered(GUEST, BOOT_TIMEOUT, ended)
+            .and_then(|first| match first {
+                Some(_) => pinger.until_answered(GUEST, BOOT_TIMEOUT, ended),
+                None => Ok(None),
+            });
+        let icmp_rtt = match answered {
             Ok(Some(rtt)) => rtt,
             Ok(None) if ended() => return LoadEnd::VmEnded,
             Ok(None) => {

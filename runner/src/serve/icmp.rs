@@ -64,7 +64,7 @@ impl Pinger {
         Ok(())
     }
 
-    /// The round trip of the first reply to one of our echoes within `wait`.
+    /// The round trip of the reply to our newest echo, if it comes within `wait`.
     fn reply(&mut self, wait: Duration) -> io::Result<Option<Duration>> {
         let deadline = Instant::now() + wait;
         let mut buf = [0; 1500];
@@ -87,10 +87,13 @@ impl Pinger {
                 Err(e) => return Err(e),
             };
             let now = Instant::now();
-            if let Some(sent) =
-                reply_seq(&buf[..len], self.ident).and_then(|seq| self.sent.get(usize::from(seq)))
+            // Only the newest echo's answer counts: older ones may have waited in the host's
+            // queue for its ARP lookup of the guest, and their round trips would say so.
+            let newest = self.sent.len().checked_sub(1);
+            if let Some(seq) = reply_seq(&buf[..len], self.ident)
+                && Some(usize::from(seq)) == newest
             {
-                return Ok(Some(now - *sent));
+                return Ok(Some(now - self.sent[usize::from(seq)]));
             }
         }
     }
