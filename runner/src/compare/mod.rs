@@ -6,9 +6,9 @@
 //! ends that run with its message, and the comparison says which run it was.
 
 mod mode;
-mod plot;
+pub(crate) mod plot;
 mod record;
-mod report;
+pub(crate) mod report;
 mod runs;
 mod scenario;
 mod sizing;

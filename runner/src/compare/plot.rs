@@ -1,6 +1,8 @@
 //! SVG charts: a comparison's makespan per mode (median bar, min-max whisker) against the
-//! ideal bound, and a sweep's measure per mode against latency or k.
+//! ideal bound, a sweep's measure per mode against latency or k, and `serve-bench`'s
+//! latency percentiles.
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -16,6 +18,30 @@ pub struct Error {
     message: String,
 }
 
+impl Error {
+    fn new(path: &Path, error: Box<dyn std::error::Error>) -> Self {
+        Error {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// The legend, top left, and the file written.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Draws one bar per mode, with the ideal bound as a dashed line when known.
 pub fn makespans(
     path: &Path,
@@ -23,10 +49,7 @@ pub fn makespans(
     modes: &[(String, Summary)],
     ideal_ns: Option<u64>,
 ) -> Result<(), Error> {
-    draw(path, title, modes, ideal_ns).map_err(|e| Error {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    draw(path, title, modes, ideal_ns).map_err(|e| Error::new(path, e))
 }
 
 fn draw(
@@ -115,10 +138,18 @@ pub struct Lines<'a> {
 
 /// Draws `chart` (x must be positive: the axis is logarithmic).
 pub fn lines(path: &Path, chart: &Lines) -> Result<(), Error> {
-    draw_lines(path, chart).map_err(|e| Error {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    draw_lines(path, chart).map_err(|e| Error::new(path, e))
+}
+
+/// `serve-bench --svg`: latency against percentile, both axes logarithmic, so a tail of
+/// rare slow answers (the cold requests' fetches, or hot ones stuck behind them) stands
+/// out. One line per series of (1/(1-q), latency in ms) points.
+pub fn percentiles(
+    path: &Path,
+    title: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), Error> {
+    draw_percentiles(path, title, series).map_err(|e| Error::new(path, e))
 }
 
 fn draw_lines(path: &Path, spec: &Lines) -> Result<(), Box<dyn std::error::Error>> {
@@ -165,12 +196,37 @@ fn draw_lines(path: &Path, spec: &Lines) -> Result<(), Box<dyn std::error::Error
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
         chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
     }
+    finish(&mut chart, &root)
+}
+
+fn draw_percentiles(
+    path: &Path,
+    title: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let ys = || series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y));
+    let low = ys().fold(f64::MAX, f64::min).clamp(1e-3, 1e3) / 2.0;
+    let high = ys().fold(1e-3, f64::max) * 2.0;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d((1f64..1000f64).log_scale(), (low..high).log_scale())?;
     chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE)
-        .border_style(BLACK)
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| format!("{}", (1000.0 * (1.0 - 1.0 / x)).round() / 10.0))
         .draw()?;
-    root.present()?;
-    Ok(())
+    for (i, (name, line)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    }
+    finish(&mut chart, &root)
 }

@@ -12,7 +12,6 @@ mod malformed;
 mod metrics;
 mod mode;
 mod plan;
-mod plot;
 mod report;
 mod schedule;
 

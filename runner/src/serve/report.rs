@@ -7,24 +7,14 @@ use serde_json::{Value, json};
 use super::bench::ModeResult;
 use super::metrics::{self, Latencies, Summary};
 use super::plan::Plan;
-use super::plot;
 use super::schedule::Class;
+use crate::compare::plot;
+pub use crate::compare::report::Error;
+use crate::compare::report::{write_file, write_json_file};
 use crate::compare::table::Table;
 use crate::lazy::LatencyModel;
 
 const CLASSES: [Class; 2] = [Class::Hot, Class::Cold];
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot write {path}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Plot(#[from] plot::Error),
-}
 
 pub struct Report<'a> {
     pub plan: &'a Plan,
@@ -131,14 +121,13 @@ impl Report<'_> {
     }
 
     pub fn write_json(&self, path: &Path) -> Result<(), Error> {
-        let text = serde_json::to_string_pretty(&self.to_json()).expect("JSON values serialise");
-        write(path, text + "\n")
+        write_json_file(path, &self.to_json())
     }
 
     /// The tables as Markdown (the benchmark report).
     pub fn write_markdown(&self, path: &Path) -> Result<(), Error> {
         let tables: Vec<String> = self.tables().iter().map(|t| t.markdown()).collect();
-        write(path, tables.join("\n"))
+        write_file(path, tables.join("\n"))
     }
 
     pub fn write_svg(&self, path: &Path) -> Result<(), Error> {
@@ -166,14 +155,6 @@ impl Report<'_> {
         plot::percentiles(path, &title, &series)?;
         Ok(())
     }
-}
-
-/// Writes `text` to `path`, naming the path on failure.
-fn write(path: &Path, text: String) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(|source| Error::Write {
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 fn summary_json(s: Summary) -> Value {
