@@ -147,6 +147,10 @@ pub struct Config {
     pub kv_workers: u32,
 }
 
+/// The largest virtio-mmio window accepted: registers and configuration space fit in a
+/// page; a larger "window" would map RAM for tasks.
+const MMIO_WINDOW_MAX: u64 = 0x1000;
+
 /// A virtio-mmio device's register window and interrupt line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmioDevice {
@@ -174,7 +178,7 @@ impl MmioDevice {
             irq: irq.parse().ok()?,
         };
         let end = base.checked_add(size)?.checked_next_multiple_of(4096)?;
-        (size > 0 && end <= 1 << 52).then_some(device)
+        (size > 0 && size <= MMIO_WINDOW_MAX && end <= 1 << 52).then_some(device)
     }
 
     /// The pages the window lies in (QEMU's microvm packs 512-byte windows eight to a
@@ -356,8 +360,8 @@ impl fmt::Display for Error<'_> {
             Error::HoldNeedsOneCpu => write!(f, "hold=console needs cpus=1"),
             Error::BadMmioDevice(v) => write!(
                 f,
-                "virtio_mmio.device={v}: expected SIZE@BASE:IRQ (e.g. 4K@0xd0000000:5) \
-                 below 2^52"
+                "virtio_mmio.device={v}: expected SIZE@BASE:IRQ (e.g. 4K@0xd0000000:5), \
+                 SIZE at most 4K, below 2^52"
             ),
             Error::BadIp(v) => write!(f, "ip={v}: expected A.B.C.D/PREFIX, PREFIX 1 to 30"),
             Error::KvNeedsNetwork => write!(

@@ -66,11 +66,19 @@ fn assert_served(stdout: &str, json: &Value, name: &str, malformed: u64) {
     let cold = count(&m["latency_us"]["cold"]["count"]);
     assert_eq!(hot + cold, requests, "{m}");
     assert!(hot > 0 && cold > 0, "{m}");
-    // The guest's own count: every request, plus serve-bench's readiness probes.
+    // The guest's own count (its summary line for this mode: the modes run in the JSON's
+    // order): every request, plus serve-bench's readiness probes.
+    let index = json["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["mode"] == name)
+        .unwrap();
     let line = stdout
         .lines()
-        .find(|l| l.starts_with("kv: answered "))
-        .unwrap_or_else(|| panic!("no kv summary:\n{stdout}"));
+        .filter(|l| l.starts_with("kv: answered "))
+        .nth(index)
+        .unwrap_or_else(|| panic!("no kv summary for mode {name}:\n{stdout}"));
     let answered: u64 = line.split(' ').nth(2).unwrap().parse().unwrap();
     assert!(answered >= requests, "{line}");
     assert!(line.contains(&format!(" malformed {malformed} ")), "{line}");

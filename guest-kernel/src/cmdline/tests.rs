@@ -287,13 +287,13 @@ fn parses_the_kv_service_and_its_network_card() {
     // QEMU microvm's word: a 512-byte window inside a page.
     let q = parse("virtio_mmio.device=512@0xfeb00e00:12").unwrap();
     assert_eq!(q.virtio_mmio.unwrap().pages(), 0xfeb0_0000..0xfeb0_1000);
-    let q = parse("virtio_mmio.device=0x2000@0xfeb00e00:12").unwrap();
-    assert_eq!(q.virtio_mmio.unwrap().pages(), 0xfeb0_0000..0xfeb0_3000);
+    let q = parse("virtio_mmio.device=0x1000@0xfeb00e00:12").unwrap();
+    assert_eq!(q.virtio_mmio.unwrap().pages(), 0xfeb0_0000..0xfeb0_2000);
     assert_eq!(
-        parse("virtio_mmio.device=1M@4096:0").unwrap().virtio_mmio,
+        parse("virtio_mmio.device=1K@4096:0").unwrap().virtio_mmio,
         Some(MmioDevice {
             base: 4096,
-            size: 1 << 20,
+            size: 1 << 10,
             irq: 0
         })
     );
@@ -323,6 +323,8 @@ fn refuses_a_kv_service_without_its_network_or_on_several_cpus() {
         "4K@0x1000:",
         "4K@0x1000:x",
         "4G@0x1000:1",
+        "1M@4096:0",
+        "0x1001@0x1000:1",
         "4K@0xfffffffffffff000:1",
         "4K@0x10000000000000:1",
         "xK@0x1000:1",

@@ -71,6 +71,8 @@ pub struct Shared {
     jobs: Mutex<Deque<Job, QUEUE_DEPTH>>,
     answers: Mutex<Deque<Answer, QUEUE_DEPTH>>,
     quit: AtomicBool,
+    /// The network task has given up: nobody sends answers any more.
+    net_gone: AtomicBool,
     workers_done: AtomicU32,
     answered: AtomicU64,
 }
@@ -81,6 +83,7 @@ impl Shared {
             jobs: Mutex::new(Deque::new()),
             answers: Mutex::new(Deque::new()),
             quit: AtomicBool::new(false),
+            net_gone: AtomicBool::new(false),
             workers_done: AtomicU32::new(0),
             answered: AtomicU64::new(0),
         }
@@ -204,7 +207,12 @@ pub extern "C" fn server(arg: u64) -> ! {
             }
             .encode(&mut reply)
             .expect("a value reply fits");
-            let _ = socket.send_slice(&reply[..len], answer.to);
+            // `can_send` promises a metadata slot, not room: keep the answer for later.
+            if socket.send_slice(&reply[..len], answer.to).is_err() {
+                with(&a.shared.answers, |q| q.push_front(answer))
+                    .unwrap_or_else(|_| unreachable!("one was just taken"));
+                break;
+            }
         }
         if let Some(broken) = nic.broken() {
             uprintln!("kv: the network card misbehaved ({broken:?}); stopping");
@@ -213,10 +221,17 @@ pub extern "C" fn server(arg: u64) -> ! {
         if let Some((id, to)) = service.quit
             && a.shared.workers_done.load(Ordering::Acquire) == a.workers
             && with(&a.shared.answers, |q| q.is_empty())
+            && with(&a.shared.jobs, |q| q.is_empty())
         {
             service.finish(id, to, socket);
-            // Until the goodbye has left the card.
+            // Until the goodbye has left the card, or a second has passed (a card that stopped
+            // sending, or a neighbour that never answers ARP).
+            let deadline = arch::timestamp() + a.tsc_khz * 1000;
             while sockets.get_mut::<udp::Socket>(handle).send_queue() > 0 {
+                if arch::timestamp() > deadline || nic.broken().is_some() {
+                    uprintln!("kv: the goodbye did not leave the card within 1 s");
+                    break;
+                }
                 iface.poll(now(), &mut nic, &mut sockets);
             }
             let c = nic.counts();
@@ -241,6 +256,7 @@ pub extern "C" fn server(arg: u64) -> ! {
 /// Ends the service with a failure: the workers are told to quit (so the guest ends
 /// rather than waiting on them forever) and the network task's status says why.
 fn give_up(a: &KvArgs) -> ! {
+    a.shared.net_gone.store(true, Ordering::Release);
     a.shared.quit.store(true, Ordering::Release);
     wake(JOBS_KEY);
     exit(1)
@@ -336,8 +352,11 @@ pub extern "C" fn worker(arg: u64) -> ! {
     let a = unsafe { &*(arg as *const KvArgs) };
     let shared = &a.shared;
     loop {
-        let Some(job) = with(&shared.jobs, |q| q.pop_front()) else {
-            if shared.quit.load(Ordering::Acquire) {
+        let Some((job, more)) = with(&shared.jobs, |q| q.pop_front().map(|j| (j, !q.is_empty())))
+        else {
+            // Requests are queued before `quit` is set: after seeing it, one more look finds
+            // any request that came before the QUIT.
+            if shared.quit.load(Ordering::Acquire) && with(&shared.jobs, |q| q.is_empty()) {
                 shared.workers_done.fetch_add(1, Ordering::Release);
                 exit(0)
             }
@@ -345,6 +364,11 @@ pub extern "C" fn worker(arg: u64) -> ! {
             park(JOBS_KEY);
             continue;
         };
+        if more {
+            // A remembered wake is one wake, however many requests it stood for: pass on
+            // what this worker leaves, so no request waits behind this one's page.
+            wake(JOBS_KEY);
+        }
         // SAFETY: keys below hot + cold name pages the kernel gave the service; a cold one
         // may not be present yet, which is the point.
         let checksum = kv::checksum(unsafe { &*value(a, job.key) });
@@ -356,6 +380,9 @@ pub extern "C" fn worker(arg: u64) -> ! {
         };
         // The network task empties the queue as it sends; wait for room if it is full.
         while with(&shared.answers, |q| q.push_back(answer)).is_err() {
+            if shared.net_gone.load(Ordering::Acquire) {
+                break;
+            }
             yield_now();
         }
         shared.answered.fetch_add(1, Ordering::Relaxed);

@@ -10,6 +10,7 @@
 //! Register offsets and status bits: virtio 1.2, 4.2.2 (MMIO device register layout) and
 //! 2.1 (device status field).
 
+use core::sync::atomic::{Ordering, fence};
 use guest_kernel::virtq::{Completed, DeviceError, Ring, Virtq};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -255,7 +256,7 @@ impl<'a> Nic<'a> {
             rx.give(id);
         }
         regs.write(reg::STATUS, negotiating | status::DRIVER_OK);
-        regs.write(reg::QUEUE_NOTIFY, RX_QUEUE);
+        notify(regs, RX_QUEUE);
         Ok(Nic {
             rx,
             tx: TxSide {
@@ -288,6 +289,14 @@ impl<'a> Nic<'a> {
             .ok()
             .flatten()
     }
+}
+
+/// Tells the device `queue` has new buffers. The fence keeps the register write after the
+/// ring's `avail.idx` store (a Release store does not order a later volatile write), as
+/// Linux's `virtio_mb` does.
+fn notify(regs: Regs, queue: u32) {
+    fence(Ordering::SeqCst);
+    regs.write(reg::QUEUE_NOTIFY, queue);
 }
 
 impl RxSide<'_> {
@@ -367,7 +376,7 @@ impl phy::RxToken for RxToken<'_, '_> {
         let buffer = unsafe { &*self.rx.buffers.add(usize::from(self.done.id)) };
         let result = f(&buffer[HEADER_LEN..len]);
         self.rx.give(self.done.id);
-        self.rx.regs.write(reg::QUEUE_NOTIFY, RX_QUEUE);
+        notify(self.rx.regs, RX_QUEUE);
         result
     }
 }
@@ -395,7 +404,7 @@ impl phy::TxToken for TxToken<'_, '_> {
         tx.free &= !(1 << id);
         let addr = tx.buffers.wrapping_add(usize::from(id)) as u64;
         tx.queue.give(id, addr, (HEADER_LEN + len) as u32, false);
-        tx.regs.write(reg::QUEUE_NOTIFY, TX_QUEUE);
+        notify(tx.regs, TX_QUEUE);
         tx.counts.sent += 1;
         result
     }

@@ -73,9 +73,11 @@ impl Registers {
         }
     }
 
-    /// Queues are processed only once the driver is done and the device is not broken.
+    /// Queues are processed only once the driver is done, with features the device
+    /// accepted, and the device is not broken.
     pub fn running(&self) -> bool {
-        self.status & (STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET) == STATUS_DRIVER_OK
+        let wanted = STATUS_DRIVER_OK | STATUS_FEATURES_OK;
+        self.status & (wanted | STATUS_DEVICE_NEEDS_RESET) == wanted
     }
 
     pub fn queue_mut(&mut self, index: u16) -> &mut Queue {
@@ -163,7 +165,8 @@ impl Registers {
             0x030 => self.queue_sel = value,
             // An invalid size is refused by the queue (it keeps the old one, and an
             // unusable queue later makes the device need a reset).
-            0x038 => self.with_queue(|q| q.set_size(value as u16)),
+            // A size above u16::MAX becomes 0, which the queue refuses (not a truncation).
+            0x038 => self.with_queue(|q| q.set_size(u16::try_from(value).unwrap_or(0))),
             0x044 => self.with_queue(|q| q.set_ready(value == 1)),
             0x050 => return WriteEffect::Notify(value as u16),
             0x064 => self.interrupt_status &= !value,
@@ -303,6 +306,20 @@ mod tests {
         // Without VERSION_1 too: there is no legacy interface.
         negotiate(&mut regs, VIRTIO_NET_F_MAC);
         assert_eq!(read(&regs, 0x070) & STATUS_FEATURES_OK, 0);
+        // A driver that goes on to DRIVER_OK anyway does not get a running device.
+        let refused = read(&regs, 0x070);
+        write(&mut regs, 0x070, refused | STATUS_DRIVER_OK);
+        assert!(!regs.running());
+    }
+
+    #[test]
+    fn a_queue_size_above_16_bits_is_refused_not_truncated() {
+        let mut regs = Registers::new(MAC);
+        write(&mut regs, 0x030, 0);
+        write(&mut regs, 0x038, 0x1_0020);
+        assert_ne!(regs.queue_mut(0).size(), 32);
+        write(&mut regs, 0x038, 32);
+        assert_eq!(regs.queue_mut(0).size(), 32);
     }
 
     #[test]
