@@ -37,7 +37,8 @@ pub enum Error {
     #[error("{count} wrong answer(s); the first: {first}")]
     Wrong { count: usize, first: String },
     #[error(
-        "{hot} hot and {cold} cold request(s) got no answer within {} after the last send",
+        "{hot} hot and {cold} cold request(s) got no answer, waited for {} after the last \
+         send and then until the service's BYE",
         crate::units::format_duration(*drain)
     )]
     Lost {
