@@ -122,6 +122,8 @@ pub enum DeviceError {
     BadId(u32),
     /// `used.idx` moved further ahead than the driver ever made available.
     UsedAhead,
+    /// A used entry names a buffer the device does not hold (returned twice).
+    NotInFlight(u16),
 }
 
 /// The driver's view of one queue: its rings and how far it has got in each.
@@ -131,8 +133,9 @@ pub struct Virtq<'a, const N: usize> {
     next_avail: u16,
     /// The next used entry the driver has not consumed.
     last_used: u16,
-    /// Buffers with the device now.
+    /// Buffers with the device now, and which.
     in_flight: u16,
+    with_device: [bool; N],
 }
 
 impl<'a, const N: usize> Virtq<'a, N> {
@@ -147,6 +150,7 @@ impl<'a, const N: usize> Virtq<'a, N> {
             next_avail: 0,
             last_used: 0,
             in_flight: 0,
+            with_device: [false; N],
         }
     }
 
@@ -161,7 +165,8 @@ impl<'a, const N: usize> Virtq<'a, N> {
 
     /// Gives buffer `id` (`len` bytes at `addr`) to the device.
     pub fn give(&mut self, id: u16, addr: u64, len: u32, device_writes: bool) {
-        assert!(usize::from(id) < N && usize::from(self.in_flight) < N);
+        assert!(usize::from(id) < N && !self.with_device[usize::from(id)]);
+        self.with_device[usize::from(id)] = true;
         let desc = &self.ring.desc[usize::from(id)];
         desc.addr.store(addr, Ordering::Relaxed);
         desc.len.store(len, Ordering::Relaxed);
@@ -194,6 +199,9 @@ impl<'a, const N: usize> Virtq<'a, N> {
             .ok()
             .filter(|&id| usize::from(id) < N)
             .ok_or(DeviceError::BadId(id))?;
+        if !core::mem::replace(&mut self.with_device[usize::from(id)], false) {
+            return Err(DeviceError::NotInFlight(id));
+        }
         self.last_used = self.last_used.wrapping_add(1);
         self.in_flight -= 1;
         Ok(Some(Completed { id, len }))
@@ -272,5 +280,11 @@ mod tests {
         ring.used.idx.store(1, Ordering::Release);
         ring.used.ring[0].id.store(9, Ordering::Relaxed);
         assert_eq!(q.take(), Err(DeviceError::BadId(9)));
+        // Buffer 1 was never given: a device returning it would hand us memory it may
+        // still write.
+        ring.used.ring[0].id.store(1, Ordering::Relaxed);
+        assert_eq!(q.take(), Err(DeviceError::NotInFlight(1)));
+        ring.used.ring[0].id.store(0, Ordering::Relaxed);
+        assert_eq!(q.take(), Ok(Some(Completed { id: 0, len: 0 })));
     }
 }

@@ -55,6 +55,9 @@ pub struct Netns {
 impl Netns {
     pub fn create() -> Result<Self, Error> {
         let n = CREATED.fetch_add(1, Ordering::Relaxed);
+        if n == 0 {
+            remove_orphans();
+        }
         let name = format!("apf-{}-{n}", std::process::id());
         run(&add_command(&name))?;
         // From here on, Drop deletes it whatever fails next.
@@ -95,6 +98,35 @@ impl Netns {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+}
+
+/// The pid in a name of ours (`apf-<pid>-<n>`).
+fn owner(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix("apf-")?.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    pid.parse().ok()
+}
+
+/// Deletes the namespaces of runners that are gone: a runner killed by a signal (or a
+/// panic, which aborts) cannot run its `Drop`s. A failure is only reported: it does not
+/// stop this run.
+fn remove_orphans() {
+    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = owner(&name) else { continue };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match run(&delete_command(&name)) {
+            Ok(()) => {
+                eprintln!("runner: deleted network namespace {name} of a runner that is gone")
+            }
+            Err(error) => eprintln!("runner: cannot delete network namespace {name}: {error}"),
+        }
     }
 }
 
@@ -157,6 +189,22 @@ fn run(args: &[String]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_names_have_an_owner() {
+        assert_eq!(owner("apf-1234-0"), Some(1234));
+        assert_eq!(owner("apf-1234-17"), Some(1234));
+        for other in [
+            "apf-1234",
+            "apf-x-0",
+            "apf-1234-x",
+            "t1",
+            "xapf-1-0",
+            "apf--0",
+        ] {
+            assert_eq!(owner(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn commands_name_the_namespace_and_the_tap() {
