@@ -12,6 +12,17 @@ use super::queues::{read_frame, write_frame};
 use super::stats::NetStats;
 use super::tap::FrameSink;
 
+/// What became of a frame offered to the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    Placed,
+    /// The driver was not ready (or broke its queue): the frame is gone, as on a NIC that is
+    /// down.
+    Dropped,
+    /// Every receive buffer is with the guest's driver: offer the frame again later.
+    NoBuffer,
+}
+
 pub struct NetDevice<S> {
     registers: Registers,
     memory: GuestMemoryMmap,
@@ -74,16 +85,18 @@ impl<S: FrameSink> NetDevice<S> {
         }
     }
 
-    /// Places one frame from the TAP in the next receive buffer, or drops it (counted).
-    pub fn receive(&mut self, frame: &[u8]) {
+    /// Places one frame from the TAP in the next receive buffer, or drops it (counted) if
+    /// the driver is not ready; without a free buffer it is left to the caller to offer
+    /// again ([`Received::NoBuffer`]).
+    pub fn receive(&mut self, frame: &[u8]) -> Received {
         if !self.usable(RX_QUEUE) {
-            self.stats.rx_dropped_no_buffer += 1;
-            return;
+            self.stats.rx_dropped += 1;
+            return Received::Dropped;
         }
         let queue = self.registers.queue_mut(RX_QUEUE);
         let Some(chain) = queue.pop_descriptor_chain(&self.memory) else {
-            self.stats.rx_dropped_no_buffer += 1;
-            return;
+            self.stats.rx_waits += 1;
+            return Received::NoBuffer;
         };
         let head = chain.head_index();
         let len = match write_frame(&self.memory, chain, frame) {
@@ -98,6 +111,7 @@ impl<S: FrameSink> NetDevice<S> {
         };
         let _ = queue.add_used(&self.memory, head, len);
         self.notify(RX_QUEUE);
+        Received::Placed
     }
 
     /// Whether `queue` may be processed. A running driver whose queue is not ready or lies
@@ -248,8 +262,8 @@ mod tests {
             &mut frames,
             irq.try_clone().expect("dup"),
         );
-        device.receive(b"early");
-        assert_eq!(device.stats().rx_dropped_no_buffer, 1);
+        assert_eq!(device.receive(b"early"), Received::Dropped);
+        assert_eq!(device.stats().rx_dropped, 1);
         start(&mut device, RX_QUEUE, &mock);
         // Chain 1: 8 bytes then 64 (header split); chain 2: read-only; chain 3: too short.
         let descs = [
@@ -259,18 +273,19 @@ mod tests {
             desc(BUFFERS + 0x300, 14, WRITE, 0),
         ];
         mock.add_desc_chains(&descs, 0).expect("chains");
-        device.receive(b"frame one");
+        assert_eq!(device.receive(b"frame one"), Received::Placed);
         device.receive(b"frame two");
         device.receive(b"frame three");
-        device.receive(b"no buffer left");
+        assert_eq!(device.receive(b"no buffer left"), Received::NoBuffer);
         let stats = device.stats();
         assert_eq!(
             (
                 stats.rx_frames,
                 stats.bad_chains,
-                stats.rx_dropped_no_buffer
+                stats.rx_dropped,
+                stats.rx_waits
             ),
-            (1, 2, 2)
+            (1, 2, 1, 1)
         );
         let mut header = [0u8; HEADER_LEN];
         memory
@@ -313,7 +328,7 @@ mod tests {
         let mut status = [0u8; 4];
         device.mmio_read(0x070, &mut status);
         assert_eq!(u32::from_le_bytes(status), 0x4f);
-        device.receive(b"dropped");
-        assert_eq!(device.stats().rx_dropped_no_buffer, 1);
+        assert_eq!(device.receive(b"dropped"), Received::Dropped);
+        assert_eq!(device.stats().rx_dropped, 1);
     }
 }

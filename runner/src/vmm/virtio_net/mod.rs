@@ -18,7 +18,7 @@ use std::time::Duration;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
-pub use device::NetDevice;
+pub use device::{NetDevice, Received};
 pub use stats::NetStats;
 pub use tap::{Error as TapError, Tap};
 
@@ -26,6 +26,9 @@ use super::NetConfig;
 
 /// How often the receive thread looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
+/// How often a frame waiting for a receive buffer is offered again. The guest's driver
+/// polls its queues, so there is no notify to wait for that would come sooner.
+const BUFFER_RETRY: Duration = Duration::from_micros(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -129,11 +132,18 @@ fn receive_loop(
 ) -> io::Result<()> {
     let mut buffer = vec![0u8; queues::MAX_FRAME];
     while !stop.load(Ordering::Acquire) {
-        if let Some(len) = tap.recv(&mut buffer, STOP_POLL)? {
-            device
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .receive(&buffer[..len]);
+        let Some(len) = tap.recv(&mut buffer, STOP_POLL)? else {
+            continue;
+        };
+        // Further frames wait in the TAP's queue meanwhile, as behind a full NIC ring.
+        while device
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .receive(&buffer[..len])
+            == Received::NoBuffer
+            && !stop.load(Ordering::Acquire)
+        {
+            thread::sleep(BUFFER_RETRY);
         }
     }
     Ok(())
