@@ -133,8 +133,7 @@ pub struct Virtq<'a, const N: usize> {
     next_avail: u16,
     /// The next used entry the driver has not consumed.
     last_used: u16,
-    /// Buffers with the device now, and which.
-    in_flight: u16,
+    /// Which buffers the device holds now.
     with_device: [bool; N],
 }
 
@@ -149,7 +148,6 @@ impl<'a, const N: usize> Virtq<'a, N> {
             ring,
             next_avail: 0,
             last_used: 0,
-            in_flight: 0,
             with_device: [false; N],
         }
     }
@@ -160,7 +158,8 @@ impl<'a, const N: usize> Virtq<'a, N> {
 
     /// Buffers the device holds now.
     pub fn in_flight(&self) -> u16 {
-        self.in_flight
+        // Every buffer given moved `next_avail` on, every one taken back `last_used`.
+        self.next_avail.wrapping_sub(self.last_used)
     }
 
     /// Gives buffer `id` (`len` bytes at `addr`) to the device.
@@ -175,7 +174,6 @@ impl<'a, const N: usize> Virtq<'a, N> {
         desc.next.store(0, Ordering::Relaxed);
         self.ring.avail.ring[usize::from(self.next_avail) % N].store(id, Ordering::Relaxed);
         self.next_avail = self.next_avail.wrapping_add(1);
-        self.in_flight += 1;
         // Publishes the descriptor and ring entry with the index.
         self.ring
             .avail
@@ -189,7 +187,7 @@ impl<'a, const N: usize> Virtq<'a, N> {
         if used == self.last_used {
             return Ok(None);
         }
-        if used.wrapping_sub(self.last_used) > self.in_flight {
+        if used.wrapping_sub(self.last_used) > self.in_flight() {
             return Err(DeviceError::UsedAhead);
         }
         let elem = &self.ring.used.ring[usize::from(self.last_used) % N];
@@ -203,7 +201,6 @@ impl<'a, const N: usize> Virtq<'a, N> {
             return Err(DeviceError::NotInFlight(id));
         }
         self.last_used = self.last_used.wrapping_add(1);
-        self.in_flight -= 1;
         Ok(Some(Completed { id, len }))
     }
 }

@@ -3,6 +3,7 @@
 //! benchmarks never see each other's guest. It is deleted when dropped, on error paths too.
 
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,8 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The TAP device's name inside the namespace.
 pub const TAP: &str = "tap0";
-/// The host's address on the TAP, with its prefix.
-pub const HOST_ADDR: &str = "10.0.0.1/24";
+/// The host's address on the TAP.
+const HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// Its network's prefix length, which the guest's address shares.
+pub const PREFIX: u8 = 24;
 /// Where `ip netns` keeps its namespaces' bind mounts.
 const NETNS_DIR: &str = "/run/netns";
 
@@ -46,7 +49,7 @@ pub enum Error {
     },
 }
 
-/// A namespace `apf-<pid>-<n>` with `lo` up and [`TAP`] up at [`HOST_ADDR`].
+/// A namespace `apf-<pid>-<n>` with `lo` up and [`TAP`] up at [`HOST`]/[`PREFIX`].
 #[derive(Debug)]
 pub struct Netns {
     name: String,
@@ -151,10 +154,11 @@ fn delete_command(name: &str) -> Vec<String> {
 
 /// The `ip` commands that make a fresh namespace ready for a guest.
 fn setup_commands(name: &str) -> Vec<Vec<String>> {
+    let host = format!("{HOST}/{PREFIX}");
     [
         &["link", "set", "lo", "up"][..],
         &["tuntap", "add", "dev", TAP, "mode", "tap"],
-        &["addr", "add", HOST_ADDR, "dev", TAP],
+        &["addr", "add", &host, "dev", TAP],
         &["link", "set", TAP, "up"],
     ]
     .iter()

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use super::ServeArgs;
+use super::load::GUEST;
 use super::mode::ServeMode;
 use super::schedule::{self, Load, Send};
 use crate::cli::VmmKind;
+use crate::netns;
 use crate::vmm::{NET_IRQ, NET_MMIO_BASE, NET_MMIO_SIZE};
 
 /// Guest RAM below the workload region (where cold keys live), slack above it, and our
@@ -93,7 +95,7 @@ impl Plan {
         };
         let mut words = vec![
             "scenario=kv".to_owned(),
-            "ip=10.0.0.2/24".to_owned(),
+            format!("ip={GUEST}/{}", netns::PREFIX),
             format!("kv-hot={}", self.load.hot_keys),
             format!("kv-cold={}", self.load.cold_keys),
             format!("kv-workers={}", self.workers),
