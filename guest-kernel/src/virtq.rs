@@ -152,10 +152,6 @@ impl<'a, const N: usize> Virtq<'a, N> {
         }
     }
 
-    pub fn ring(&self) -> &Ring<N> {
-        self.ring
-    }
-
     /// Buffers the device holds now.
     pub fn in_flight(&self) -> u16 {
         // Every buffer given moved `next_avail` on, every one taken back `last_used`.
