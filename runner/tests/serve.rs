@@ -123,8 +123,11 @@ fn qemu_serves_gets_and_pings_through_virtio_net() {
 }
 
 /// With lazy memory at a long fetch latency, a cold request's worker waits for its page;
-/// with async PF on, hot requests sent after it are answered before it is, and with it off
-/// the stalled vCPU answers (at most) fewer of them.
+/// with async PF on, hot requests sent after it are answered before it is. With it off the
+/// whole vCPU waits, so some hot request waits for a page it does not need: the slowest hot
+/// answer is slower than with async PF on. (Off, hot requests may still overtake a cold one
+/// once its page is in, when a timer tick preempts its worker: the count alone does not
+/// tell the modes apart.)
 #[test]
 fn with_async_pf_hot_requests_overtake_a_cold_one_waiting_for_its_page() {
     let (stdout, json) = serve_bench(
@@ -140,18 +143,21 @@ fn with_async_pf_hot_requests_overtake_a_cold_one_waiting_for_its_page() {
             "2s",
             "--rate",
             "100",
+            // 5 cold requests a second, each stalling the vCPU 100 ms with async PF off: half
+            // its time, so off is slowed but not saturated (saturated, hot requests behind a
+            // backlog of cold ones overtake them in every mode).
             "--hot-fraction",
-            "0.8",
+            "0.95",
         ],
     );
     for name in ["off", "kvm", "vmm"] {
         assert_served(&stdout, &json, name, 0);
     }
-    let overtakes = |name| count(&mode(&json, name)["hot_answered_during_cold_wait"]);
+    let slowest_hot = |name| count(&mode(&json, name)["latency_us"]["hot"]["max"]);
     for name in ["kvm", "vmm"] {
         let m = mode(&json, name);
-        assert!(overtakes(name) > 0, "{m}");
+        assert!(count(&m["hot_answered_during_cold_wait"]) > 0, "{m}");
         assert!(count(&m["cold_overtaken"]) > 0, "{m}");
-        assert!(overtakes(name) > overtakes("off"), "{json}");
+        assert!(slowest_hot(name) < slowest_hot("off"), "{json}");
     }
 }
