@@ -155,7 +155,6 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// A not-present fault for `token` taken by `waiter`.
     #[inline]
     pub fn wait(&mut self, token: Token, waiter: W) -> Wait {
-        self.counters.not_present += 1;
         if self.early_len != 0
             && let Some(index) = self.early_tokens().iter().position(|&t| t == token)
         {
@@ -178,7 +177,9 @@ impl<W: Copy + Eq> WaiterTable<W> {
         });
         self.next_seq += 1;
         self.parked_count += 1;
-        self.counters.max_parked = self.counters.max_parked.max(self.parked_count as u64);
+        if self.parked_count as u64 > self.counters.max_parked {
+            self.new_max_parked();
+        }
         Wait::Park
     }
 
@@ -261,9 +262,22 @@ impl<W: Copy + Eq> WaiterTable<W> {
         self.early_len
     }
 
-    /// The event counts so far.
+    /// The event counts so far. Every wait parks, finds its ready early or finds the table
+    /// full, and each park takes a sequence number: so `not_present` is their sum rather
+    /// than one more increment on the not-present path.
     pub fn counters(&self) -> Counters {
-        self.counters
+        Counters {
+            not_present: self.next_seq + self.counters.wake_before_wait + self.counters.full,
+            ..self.counters
+        }
+    }
+
+    /// Out of line, so the park's check is a compare and a branch not taken, not a
+    /// conditional move and a store on every park.
+    #[cold]
+    #[inline(never)]
+    fn new_max_parked(&mut self) {
+        self.counters.max_parked = self.parked_count as u64;
     }
 
     fn early_tokens(&self) -> &[Token] {

@@ -134,10 +134,32 @@ impl Probe {
     }
 }
 
-/// `apf-cycle=every`: whether the `not_present`-th not-present event (counting from 1)
-/// is one after which async PF is turned off and on again.
-pub fn cycle_due(not_present: u64, every: Option<u64>) -> bool {
-    every.is_some_and(|n| not_present.is_multiple_of(n))
+/// `apf-cycle=N`: counts not-present events down to the next one after which async PF is
+/// turned off and on again. A countdown rather than a remainder of the event count: on the
+/// not-present path it is a decrement and a branch not taken.
+#[derive(Clone, Copy, Debug)]
+pub struct CycleCountdown {
+    every: u64,
+    left: u64,
+}
+
+impl CycleCountdown {
+    /// Without `apf-cycle` the count starts at `u64::MAX` events: never reached.
+    pub fn new(every: Option<u64>) -> Self {
+        let every = every.unwrap_or(u64::MAX);
+        Self { every, left: every }
+    }
+
+    /// One not-present event: whether a cycle is due after it.
+    #[inline]
+    pub fn step(&mut self) -> bool {
+        self.left -= 1;
+        if self.left != 0 {
+            return false;
+        }
+        self.left = self.every;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -207,9 +229,14 @@ mod tests {
 
     #[test]
     fn cycles_after_every_nth_not_present() {
-        let due: alloc::vec::Vec<u64> = (1..=12).filter(|&n| cycle_due(n, Some(5))).collect();
-        assert_eq!(due, [5, 10]);
-        assert!((1..=12).all(|n| cycle_due(n, Some(1))));
-        assert!(!(1..=12).any(|n| cycle_due(n, None)));
+        let due = |every| {
+            let mut countdown = CycleCountdown::new(every);
+            (1..=12u64)
+                .filter(|_| countdown.step())
+                .collect::<alloc::vec::Vec<_>>()
+        };
+        assert_eq!(due(Some(5)), [5, 10]);
+        assert_eq!(due(Some(1)), (1..=12).collect::<alloc::vec::Vec<_>>());
+        assert!(due(None).is_empty());
     }
 }

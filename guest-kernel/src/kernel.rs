@@ -82,6 +82,8 @@ pub struct Kernel {
     pub apf_test: Option<Outcome>,
     /// `apf-cycle` disables and re-enables so far.
     pub apf_cycles: Cycles,
+    /// Not-present events until the next `apf-cycle`.
+    pub apf_cycle_due: apf::CycleCountdown,
     /// Tasks parked on async PF tokens.
     pub apf: WaiterTable<TaskId>,
     /// Retries tasks parked on async PF whose page-ready is late (deadlines in timer ticks).
@@ -115,10 +117,10 @@ pub fn apf_not_present(token: Token) -> Next {
     handle(|k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
-            k.sched.block_current();
+            k.sched.block_current(id);
             k.watchdog.arm(id, k.ticks);
         }
-        if apf::cycle_due(k.apf.counters().not_present, k.config.apf_cycle) {
+        if k.apf_cycle_due.step() {
             k.cycle_async_pf();
         }
     })
@@ -314,16 +316,13 @@ impl Kernel {
             ticks,
             ..
         } = self;
-        watchdog.expire(
-            || *ticks,
-            |id| {
-                let parked = apf.cancel(id).is_some();
-                if parked {
-                    sched.unblock_first(id);
-                }
-                parked
-            },
-        );
+        watchdog.expire(*ticks, |id| {
+            let parked = apf.cancel(id).is_some();
+            if parked {
+                sched.unblock_first(id);
+            }
+            parked
+        });
     }
 
     /// Says `hold: ready` (once) when every task that has not exited waits at the gate:

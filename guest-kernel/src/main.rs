@@ -5,6 +5,11 @@
 //! Built for `x86_64-unknown-none` (the runner does it; see the README). On the host the
 //! binary only explains that; the hardware-free parts live in the library and are unit-tested.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+// Trap handlers that save nothing themselves: the entry stubs already saved every register.
+#![cfg_attr(
+    all(target_os = "none", target_arch = "x86_64"),
+    feature(rust_preserve_none_cc)
+)]
 
 #[cfg(target_os = "none")]
 extern crate alloc;

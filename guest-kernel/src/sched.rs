@@ -84,6 +84,8 @@ pub struct Scheduler<C> {
     /// switch, as "switched in from another task" says, without an `Option` to test on
     /// every dispatch.
     last: TaskId,
+    /// Tasks that have not exited.
+    live: usize,
     early_wakes: Vec<u64>,
     stats: Stats,
 }
@@ -102,6 +104,7 @@ impl<C> Default for Scheduler<C> {
             ready: RunQueue::default(),
             current: None,
             last: 0,
+            live: 0,
             early_wakes: Vec::new(),
             stats: Stats::default(),
         }
@@ -133,6 +136,7 @@ impl<C: Copy> Scheduler<C> {
             },
         );
         self.ready.push_back(id);
+        self.live += 1;
     }
 
     /// True if this CPU was given no task at all.
@@ -170,13 +174,11 @@ impl<C: Copy> Scheduler<C> {
         }
     }
 
-    /// True once every task has exited (and there was at least one).
+    /// True once every task has exited (and there was at least one). Counted, not scanned:
+    /// every switch to idle asks.
+    #[inline]
     pub fn all_exited(&self) -> bool {
-        !self.tasks.is_empty()
-            && self
-                .tasks
-                .iter()
-                .all(|t| matches!(t.state, State::Exited(_)))
+        self.live == 0 && !self.tasks.is_empty()
     }
 
     /// Timer tick: the running task goes to the back of the queue.
@@ -230,17 +232,15 @@ impl<C: Copy> Scheduler<C> {
     /// because that something decided the task must wait (the async PF waiter table does).
     /// No key, so blocking and unblocking are a store each, and no task's `wake` reaches it.
     ///
-    /// # Panics
-    /// If no task is running.
+    /// `id` is the running task's, as [`Scheduler::current`] just told the caller: the
+    /// async PF path needs it before it decides to block, and passing it spares the
+    /// emulated test of `current` a second time (a debug build checks it).
     #[inline]
-    pub fn block_current(&mut self) -> TaskId {
-        let Running { id, .. } = self
-            .current
-            .take()
-            .expect("block_current without a running task");
+    pub fn block_current(&mut self, id: TaskId) {
+        debug_assert_eq!(self.current(), Some(id), "block_current of a task not running");
+        self.current = None;
         self.tasks[id].state = State::Blocked;
         self.stats.parks += 1;
-        id
     }
 
     /// Makes every task parked on `key` ready, or remembers the wake if none is.
@@ -350,6 +350,7 @@ impl<C: Copy> Scheduler<C> {
             .take()
             .expect("exit_current without a running task");
         self.tasks[id].state = State::Exited(status);
+        self.live -= 1;
         id
     }
 
@@ -393,247 +394,4 @@ impl<C: Copy> Scheduler<C> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sched(n: usize) -> Scheduler<u32> {
-        let mut s = Scheduler::default();
-        for i in 0..n {
-            s.spawn("t", i as u32);
-        }
-        s
-    }
-
-    /// `n` tasks (at least 3): task 0 parked on key 10, task 1 on key 11, task 2 running.
-    fn parked_0_and_1(n: usize) -> Scheduler<u32> {
-        let mut s = sched(n);
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(s.park_current(10), Park::Parked);
-        assert_eq!(s.schedule(), Some(1));
-        assert_eq!(s.park_current(11), Park::Parked);
-        assert_eq!(s.schedule(), Some(2));
-        s
-    }
-
-    /// As [`parked_0_and_1`], with tasks 0 and 1 blocked instead.
-    fn blocked_0_and_1(n: usize) -> Scheduler<u32> {
-        let mut s = sched(n);
-        for id in [0, 1] {
-            assert_eq!(s.schedule(), Some(id));
-            assert_eq!(s.block_current(), id);
-        }
-        assert_eq!(s.schedule(), Some(2));
-        s
-    }
-
-    #[test]
-    fn round_robin_on_ticks() {
-        let mut s = sched(3);
-        let mut order = Vec::new();
-        for _ in 0..6 {
-            order.push(s.schedule().unwrap());
-            s.tick();
-        }
-        assert_eq!(order, [0, 1, 2, 0, 1, 2]);
-        assert_eq!(s.stats().preemptions, 6);
-        assert_eq!(s.stats().switches, 5);
-    }
-
-    #[test]
-    fn a_lone_task_keeps_running_and_is_not_counted_as_preempted() {
-        let mut s = sched(1);
-        assert_eq!(s.schedule(), Some(0));
-        s.tick();
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(s.stats().preemptions, 0);
-        assert_eq!(s.stats().switches, 0);
-    }
-
-    #[test]
-    fn current_keeps_running_until_an_event() {
-        let mut s = sched(2);
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(s.schedule_context(), Some(0), "task 0's context");
-        s.yield_current();
-        assert_eq!(s.schedule_context(), Some(1));
-        assert_eq!(s.current(), Some(1));
-    }
-
-    #[test]
-    fn wake_finds_a_cpus_tasks_by_their_global_ids() {
-        // CPU 1 of two: tasks 1 and 3.
-        let mut s = Scheduler::default();
-        s.spawn_as(1, "a", 1u32);
-        s.spawn_as(3, "b", 3u32);
-        assert_eq!(s.schedule(), Some(1));
-        s.yield_current();
-        assert_eq!(s.schedule(), Some(3));
-        assert_eq!(s.park_current(7), Park::Parked);
-        assert_eq!(s.wake(7), Wake::Woken(1));
-        assert_eq!(s.task(3).state, State::Ready);
-        assert_eq!(s.entries().map(|(id, _)| id).collect::<Vec<_>>(), [1, 3]);
-        assert_eq!(s.schedule(), Some(1));
-        s.yield_current();
-        assert_eq!(s.schedule(), Some(3), "task 3 was queued, not task 1 twice");
-        s.yield_current();
-        assert_eq!(s.schedule(), Some(1));
-    }
-
-    #[test]
-    fn park_then_wake() {
-        let mut s = sched(2);
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(s.park_current(7), Park::Parked);
-        assert_eq!(s.task(0).state, State::Parked(7));
-        assert_eq!(s.schedule(), Some(1));
-        assert_eq!(s.wake(7), Wake::Woken(1));
-        assert_eq!(s.task(0).state, State::Ready);
-        s.tick();
-        assert_eq!(s.schedule(), Some(0));
-    }
-
-    #[test]
-    fn wake_before_park_is_not_lost_and_is_consumed_once() {
-        let mut s = sched(1);
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(s.wake(9), Wake::Early);
-        assert_eq!(s.wake(9), Wake::Early, "duplicate early wakes collapse");
-        assert_eq!(s.park_current(9), Park::AlreadyWoken);
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(
-            s.park_current(9),
-            Park::Parked,
-            "the early wake was used up"
-        );
-        assert_eq!(s.schedule(), None, "idle: the only task is parked");
-        assert_eq!(s.stats().early_wakes, 2);
-    }
-
-    #[test]
-    fn a_wake_reaches_every_task_on_the_key_and_only_them() {
-        let mut s = sched(3);
-        for key in [5, 5, 6] {
-            s.schedule();
-            assert_eq!(s.park_current(key), Park::Parked);
-        }
-        assert_eq!(s.schedule(), None);
-        assert_eq!(s.wake(5), Wake::Woken(2));
-        assert_eq!(s.task(2).state, State::Parked(6));
-        assert_eq!(s.schedule(), Some(0));
-    }
-
-    #[test]
-    fn wake_first_runs_the_woken_task_next_and_requeues_the_runner() {
-        let mut s = sched(3);
-        assert_eq!(s.schedule(), Some(0));
-        assert_eq!(s.park_current(4), Park::Parked);
-        assert_eq!(s.schedule(), Some(1));
-        assert_eq!(s.wake_first(4), Wake::Woken(1));
-        assert_eq!(s.schedule(), Some(0), "the woken task runs before task 2");
-        s.tick();
-        assert_eq!(s.schedule(), Some(2));
-        s.tick();
-        assert_eq!(s.schedule(), Some(1), "the interrupted task kept its turn");
-        // Waking nobody preempts nobody (and is remembered like `wake`).
-        assert_eq!(s.wake_first(99), Wake::Early);
-        assert_eq!(s.schedule(), Some(1));
-    }
-
-    #[test]
-    fn unblocking_first_is_wake_first_of_a_task_parked_on_its_own_key() {
-        let (mut by_key, mut by_id) = (parked_0_and_1(3), blocked_0_and_1(3));
-        assert_eq!(by_key.wake_first(11), Wake::Woken(1));
-        assert!(by_id.unblock_first(1));
-        // Not blocked (running, ready, or no such task): nothing happens, nothing is
-        // remembered.
-        assert!(!by_id.unblock_first(1) && !by_id.unblock_first(2) && !by_id.unblock_first(7));
-        for s in [&mut by_key, &mut by_id] {
-            assert_eq!(s.schedule(), Some(1), "the unblocked task runs first");
-            assert_eq!(s.task(2).state, State::Ready, "the runner was requeued");
-        }
-        assert_eq!(by_key.task(0).state, State::Parked(10));
-        assert_eq!(by_id.task(0).state, State::Blocked);
-        assert_eq!(by_id.stats(), by_key.stats());
-    }
-
-    #[test]
-    fn a_blocked_task_is_no_keys_and_a_parked_one_unblocks_not() {
-        let mut s = blocked_0_and_1(3);
-        assert_eq!(s.wake(0), Wake::Early, "no key reaches a blocked task");
-        assert_eq!(s.wake(1), Wake::Early);
-        assert_eq!(s.park_current(5), Park::Parked);
-        assert!(!s.unblock(2), "parked on a key, not blocked");
-        assert_eq!(s.schedule(), None);
-        assert!(s.unblock(0));
-        assert_eq!(s.schedule(), Some(0));
-    }
-
-    #[test]
-    fn running_an_unblocked_task_at_once_is_unblocking_it_first_then_scheduling() {
-        // The same events on two schedulers: by the run queue, and directly.
-        let (mut queued, mut direct) = (blocked_0_and_1(4), blocked_0_and_1(4));
-        assert!(queued.unblock_first(1));
-        assert!(direct.run_unblocked(1));
-        assert_eq!(direct.current(), Some(1), "no schedule needed");
-        // While idle (nobody running), too.
-        for s in [&mut queued, &mut direct] {
-            for id in [1, 3, 2] {
-                assert_eq!(s.schedule(), Some(id));
-                assert_eq!(s.block_current(), id);
-            }
-            assert_eq!(s.schedule(), None);
-        }
-        assert!(queued.unblock_first(3));
-        assert!(direct.run_unblocked(3));
-        assert!(
-            !queued.unblock_first(3) && !direct.run_unblocked(3),
-            "not blocked now"
-        );
-        let mut order = [Vec::new(), Vec::new()];
-        for (s, order) in [&mut queued, &mut direct].into_iter().zip(&mut order) {
-            while let Some(id) = s.schedule() {
-                order.push(id);
-                s.exit_current(0);
-            }
-        }
-        assert_eq!(order[0], order[1]);
-        assert_eq!(order[0], [3]);
-        assert_eq!(queued.stats(), direct.stats());
-        for id in 0..4 {
-            assert_eq!(queued.task(id).state, direct.task(id).state, "task {id}");
-            assert_eq!(queued.task(id).dispatches, direct.task(id).dispatches);
-        }
-    }
-
-    #[test]
-    fn unblocking_is_a_wake_of_a_task_parked_on_its_own_key() {
-        let (mut by_key, mut by_id) = (parked_0_and_1(3), blocked_0_and_1(3));
-        assert_eq!(by_key.wake(11), Wake::Woken(1));
-        assert!(by_id.unblock(1));
-        for s in [&mut by_key, &mut by_id] {
-            assert_eq!(s.current(), Some(2), "the runner keeps running");
-            s.yield_current();
-            assert_eq!(
-                s.schedule(),
-                Some(1),
-                "the unblocked task queued at the back"
-            );
-        }
-        assert_eq!(by_id.stats(), by_key.stats());
-    }
-
-    #[test]
-    fn exit_and_idle() {
-        let mut s = sched(2);
-        assert!(!s.all_exited());
-        s.schedule();
-        assert_eq!(s.exit_current(0), 0);
-        s.schedule();
-        s.exit_current(3);
-        assert_eq!(s.schedule(), None);
-        assert!(s.all_exited());
-        assert_eq!(s.task(1).state, State::Exited(3));
-        assert!(!Scheduler::<u8>::default().all_exited());
-    }
-}
+mod tests;

@@ -154,6 +154,7 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
             apf_state: if cpu == 0 { apf_state } else { apf::State::Off },
             apf_test: if cpu == 0 { apf_test } else { None },
             apf_cycles: Default::default(),
+            apf_cycle_due: apf::CycleCountdown::new(boot.config.apf_cycle),
             apf: WaiterTable::new(),
             watchdog: Watchdog::new(
                 task_count,

@@ -5,12 +5,14 @@
 //! sent) costs one timeout instead of a task stranded for good.
 //!
 //! The timer tick calls [`Watchdog::expire`], and on our KVM every ring-0 instruction of the
-//! tick is emulated (~1 us each). So the watchdog keeps a lower bound of every armed deadline
-//! and the tick only compares against it; it scans the tasks only once that bound has
-//! passed, which in a healthy run (every page-ready on time) happens about once per timeout.
+//! tick and of the not-present path is emulated (~1 us each). So arming on a park is one
+//! store (the park's time, in a slot indexed by task), and no bound is kept on that path:
+//! the tick keeps the time of its next scan instead, no later than every armed deadline,
+//! and compares against it; it scans the tasks only then, which in a healthy run (every
+//! page-ready on time) is about once per timeout.
 //!
 //! Times are in whatever unit the caller uses consistently. The kernel counts timer ticks,
-//! which only the tick can act on anyway: arming on a park is then a load and two stores,
+//! which only the tick can act on anyway: arming on a park is then a load and a store,
 //! with no clock read (a `rdtsc` and its arithmetic were a tenth of the not-present path's
 //! emulated instructions). [`timeout_ticks`] turns the timeout into ticks.
 
@@ -40,24 +42,24 @@ pub fn timeout_ticks(ms: u64, hz: u32) -> u64 {
     (ms * u64::from(hz)).div_ceil(1_000) + 1
 }
 
-/// The deadline of a task that is not parked: no time reaches it. A plain value rather
-/// than an `Option`, so that arming and disarming are one store each.
+/// The park time of a task that is not parked: never due. A plain value rather than an
+/// `Option`, so that arming and disarming are one store each.
 const NEVER: u64 = u64::MAX;
 
-/// Deadlines of parked tasks and the retries made so far.
+/// Park times of parked tasks and the retries made so far.
 #[derive(Debug)]
 pub struct Watchdog {
     /// How long a task may stay parked.
     timeout: u64,
-    /// Each task's deadline while it is parked on async PF, indexed by task id (masked, as
-    /// in the [`TaskTable`](crate::task_table::TaskTable), so arming needs no bounds
-    /// check); [`NEVER`] while it is not. Inline, not boxed: one load less per arm (1 KiB).
-    deadlines: [u64; MAX_TASKS],
-    /// Tasks `0..tasks` exist: the part of `deadlines` the tick scans.
+    /// When each task parked on async PF, indexed by task id (masked, as in the
+    /// [`TaskTable`](crate::task_table::TaskTable), so arming needs no bounds check);
+    /// [`NEVER`] while it is not parked. Inline, not boxed: one load less per arm (1 KiB).
+    parked_at: [u64; MAX_TASKS],
+    /// Tasks `0..tasks` exist: the part of `parked_at` the tick scans.
     tasks: usize,
-    /// No later than every armed deadline ([`NEVER`]: nothing is armed). Disarming leaves
-    /// it be: a stale bound costs one scan, which then recomputes it.
-    earliest: u64,
+    /// When the tick scans next: no later than every armed deadline (see
+    /// [`expire`](Self::expire)).
+    next_scan: u64,
     retries: u64,
 }
 
@@ -70,58 +72,55 @@ impl Watchdog {
         );
         Self {
             timeout,
-            deadlines: [NEVER; MAX_TASKS],
+            parked_at: [NEVER; MAX_TASKS],
             tasks,
-            earliest: NEVER,
+            next_scan: timeout,
             retries: 0,
         }
     }
 
     /// Task `id` parked at `now`: it is due for a retry at `now + timeout`. `now` never
-    /// decreases from one call to the next (nor below the last [`expire`](Self::expire)'s),
-    /// so a deadline armed while a bound is set never undercuts it: only an unset bound
-    /// needs the new deadline. `now + timeout` must fit a `u64`, as it does for ticks since
-    /// boot (a debug build checks).
+    /// decreases from one call to the next, nor below the last [`expire`](Self::expire)'s,
+    /// which is what keeps the next scan no later than this deadline without a look at it.
     #[inline]
     pub fn arm(&mut self, id: TaskId, now: u64) {
-        // Ticks and the timeout (at most a minute of them) are far from overflowing.
-        let deadline = now + self.timeout;
-        self.deadlines[id % MAX_TASKS] = deadline;
-        if self.earliest == NEVER {
-            self.earliest = deadline;
-        }
+        self.parked_at[id % MAX_TASKS] = now;
     }
 
     /// Task `id` was woken (its page-ready, a broadcast, or a release): no retry is due.
     #[inline]
     pub fn disarm(&mut self, id: TaskId) {
-        self.deadlines[id % MAX_TASKS] = NEVER;
+        self.parked_at[id % MAX_TASKS] = NEVER;
     }
 
-    /// Timer tick: if a deadline may have passed, reads `now` and passes every task whose
-    /// deadline has to `retry`, which releases it and says whether it was still parked (only
-    /// those count as retries). With nothing armed, `now` is not even read.
-    pub fn expire(&mut self, now: impl FnOnce() -> u64, mut retry: impl FnMut(TaskId) -> bool) {
-        if self.earliest == NEVER {
+    /// Timer tick at `now`: once the next scan is due, passes every task whose deadline has
+    /// come to `retry`, which releases it and says whether it was still parked (only those
+    /// count as retries).
+    ///
+    /// The next scan is at the earliest deadline still armed, or one timeout from now if
+    /// that is sooner: a task that parks later parks at `now` or after, so its deadline is
+    /// no earlier than that. With nothing armed, the tick thus scans once per timeout.
+    /// Ticks and the timeout (at most a minute of them) are far from overflowing.
+    pub fn expire(&mut self, now: u64, mut retry: impl FnMut(TaskId) -> bool) {
+        if now < self.next_scan {
             return;
         }
-        let now = now();
-        if now < self.earliest {
-            return;
-        }
-        let mut next = NEVER;
-        // An unarmed slot (NEVER) is never due and never lowers `next`.
-        for (id, slot) in self.deadlines[..self.tasks].iter_mut().enumerate() {
-            if *slot <= now {
+        let mut next = now + self.timeout;
+        for (id, slot) in self.parked_at[..self.tasks].iter_mut().enumerate() {
+            if *slot == NEVER {
+                continue;
+            }
+            let deadline = *slot + self.timeout;
+            if deadline <= now {
                 *slot = NEVER;
                 if retry(id) {
                     self.retries += 1;
                 }
             } else {
-                next = next.min(*slot);
+                next = next.min(deadline);
             }
         }
-        self.earliest = next;
+        self.next_scan = next;
     }
 
     /// Tasks retried so far (released while still parked).
@@ -137,13 +136,10 @@ mod tests {
     /// Runs a tick at `now`, retrying every expired task; returns them in id order.
     fn tick(w: &mut Watchdog, now: u64) -> Vec<TaskId> {
         let mut expired = Vec::new();
-        w.expire(
-            || now,
-            |id| {
-                expired.push(id);
-                true
-            },
-        );
+        w.expire(now, |id| {
+            expired.push(id);
+            true
+        });
         expired
     }
 
@@ -183,30 +179,24 @@ mod tests {
     }
 
     #[test]
-    fn the_tick_reads_no_time_while_nothing_is_armed_and_scans_only_when_due() {
+    fn the_tick_scans_once_per_timeout_while_nothing_is_due() {
         let mut w = Watchdog::new(2, 100);
-        w.expire(
-            || panic!("time read with nothing armed"),
-            |_| unreachable!(),
-        );
-        w.arm(0, 0);
-        w.disarm(0);
-        // The stale bound costs one scan, which finds nothing and clears it.
-        assert!(tick(&mut w, 100).is_empty());
-        w.expire(
-            || panic!("time read after the bound was cleared"),
-            |_| unreachable!(),
-        );
-        w.arm(1, 0);
-        let mut scanned = false;
-        w.expire(
-            || 99,
-            |_| {
-                scanned = true;
-                true
-            },
-        );
-        assert!(!scanned, "nothing is due before the earliest deadline");
+        let mut scans = 0;
+        let mut count_scans = |w: &mut Watchdog, now| {
+            let before = w.next_scan;
+            w.expire(now, |_| unreachable!("nothing is armed"));
+            if w.next_scan != before {
+                scans += 1;
+            }
+        };
+        for now in 0..1_000 {
+            count_scans(&mut w, now);
+        }
+        assert_eq!(scans, 9, "at ticks 100, 200, ..., 900");
+        // A task parked right after a scan is still retried on time.
+        w.arm(1, 950);
+        assert!(tick(&mut w, 1_049).is_empty());
+        assert_eq!(tick(&mut w, 1_050), [1]);
     }
 
     #[test]
@@ -223,7 +213,7 @@ mod tests {
         let mut w = Watchdog::new(2, 10);
         w.arm(0, 0);
         w.arm(1, 0);
-        w.expire(|| 10, |id| id == 1);
+        w.expire(10, |id| id == 1);
         assert_eq!(w.retries(), 1);
     }
 

@@ -13,6 +13,9 @@ const STUBS_END: &str = "trap_stubs_end";
 const VECTORS: u64 = 256;
 /// Where a trap that leaves for the idle loop ends (it restores nothing, so no `iretq`).
 const IDLE_ENTER: &str = "idle_enter";
+/// A vector whose gate skips the stubs has its own entry, named this and the vector in
+/// decimal (`trap_direct_14`).
+const DIRECT_ENTRY: &str = "trap_direct_";
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -47,6 +50,8 @@ pub struct Symbols {
     stubs: u64,
     stub_size: u64,
     idle_enter: Option<u64>,
+    /// The direct entries: address and vector.
+    direct: Vec<(u64, u8)>,
 }
 
 impl Symbols {
@@ -89,6 +94,12 @@ impl Symbols {
                 .ok_or(FromRawError::Missing(name))
         };
         let idle_enter = address_of(IDLE_ENTER).ok();
+        let direct = raw
+            .iter()
+            .filter_map(|(address, _, name)| {
+                Some((*address, name.strip_prefix(DIRECT_ENTRY)?.parse().ok()?))
+            })
+            .collect();
         let stubs = address_of(STUBS_START)?;
         let span = address_of(STUBS_END)?.saturating_sub(stubs);
         if span == 0 || !span.is_multiple_of(VECTORS) {
@@ -118,6 +129,7 @@ impl Symbols {
             stubs,
             stub_size: span / VECTORS,
             idle_enter,
+            direct,
         })
     }
 
@@ -141,8 +153,12 @@ impl Symbols {
         self.idle_enter == Some(rip)
     }
 
-    /// The vector whose entry stub starts at `rip`: the first instruction of a trap.
+    /// The vector whose entry stub or direct entry starts at `rip`: the first instruction
+    /// of a trap.
     pub fn trap_entry(&self, rip: u64) -> Option<u8> {
+        if let Some(&(_, vector)) = self.direct.iter().find(|&&(address, _)| address == rip) {
+            return Some(vector);
+        }
         let offset = rip.checked_sub(self.stubs)?;
         if !offset.is_multiple_of(self.stub_size) {
             return None;
@@ -175,6 +191,9 @@ pub(super) mod tests {
             (0x3100, 0x10, "dispatch"),
             (0x5000, 0, "idle_enter"),
             (0x5008, 8, "idle_loop"),
+            (0x6000, 0x40, "trap_direct_14"),
+            (0x6100, 0x40, "trap_direct_243"),
+            (0x6200, 0x40, "trap_direct_x"),
         ];
         Symbols::from_raw(raw.into_iter().map(|(a, s, n)| (a, s, n.to_owned()))).unwrap()
     }
@@ -208,6 +227,10 @@ pub(super) mod tests {
         assert_eq!(symbols.trap_entry(0x1000 + 14 * 16 + 2), None);
         assert_eq!(symbols.trap_entry(0x2000), None, "past the last stub");
         assert_eq!(symbols.trap_entry(0x800), None);
+        assert_eq!(symbols.trap_entry(0x6000), Some(14), "a direct entry");
+        assert_eq!(symbols.trap_entry(0x6100), Some(0xf3));
+        assert_eq!(symbols.trap_entry(0x6004), None, "inside a direct entry");
+        assert_eq!(symbols.trap_entry(0x6200), None, "no vector in the name");
         assert!(symbols.is_idle_enter(0x5000));
         assert!(!symbols.is_idle_enter(0x5008));
     }

@@ -7,6 +7,9 @@
 //! null for the idle loop. Every task resumes through `iretq`, so a task preempted by the
 //! timer and one that made a system call are resumed the same way. The table call is one
 //! indirect `call` where a `match` on the vector cost every async PF event its compares.
+//! The two async PF events (#PF and page-ready) skip even that: their gates point at
+//! entries of their own (`trap_direct_<vector>`) that build the same frame and call their
+//! handler directly.
 //!
 //! The idle loop (one per CPU) has no state worth keeping, and on our KVM every ring-0 instruction is
 //! emulated (about a microsecond each): so a trap taken in the idle loop does not save its
@@ -22,6 +25,7 @@
 //! [`trap::HANDLERS`]: super::trap::HANDLERS
 
 use core::arch::global_asm;
+use x86_64::structures::idt::ExceptionVector;
 
 /// Bytes per interrupt stub; [`stub_address`] relies on it.
 const STUB_SIZE: u64 = 16;
@@ -38,6 +42,51 @@ const _: () = assert!(
 
 global_asm!(
     r#"
+    .macro SAVE_REGISTERS
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    .endm
+
+    /* After the handler: resume the frame it returned, or go idle on null. */
+    .macro RESUME
+    testq %rax, %rax
+    jz idle_enter
+    movq %rax, %rsp
+    .endm
+
+    .macro RESTORE_REGISTERS
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp              /* vector and error code */
+    iretq
+    .endm
+
     .section .text
     .p2align 4
     .global trap_stubs
@@ -66,47 +115,42 @@ trap_common:
     cmpq $idle_halted, 16(%rsp)  /* the interrupted RIP, above the vector and error code */
     je trap_from_idle
 trap_save:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    SAVE_REGISTERS
 trap_dispatch:
-    movq %rsp, %rdi
+    movq %rsp, %r12             /* the frame: a preserve-none handler's argument */
     movq {vector_offset}(%rsp), %rax
     call *{handlers}(, %rax, 8)
-    testq %rax, %rax
-    jz idle_enter
-    movq %rax, %rsp
+    RESUME
     .global trap_restore
 trap_restore:
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
-    addq $16, %rsp              /* vector and error code */
-    iretq
+    RESTORE_REGISTERS
+
+    /* The async PF events' own entries: the handler called directly, not through the
+       table (named trap_direct_<vector> for bench/insns). */
+    .global trap_direct_14
+trap_direct_14:
+    pushq $14                   /* the CPU pushed the error code */
+    SAVE_REGISTERS
+    movq %rsp, %r12
+    call {page_fault}
+    RESUME
+    RESTORE_REGISTERS
+
+    .global trap_direct_243
+trap_direct_243:
+    pushq $0
+    pushq ${ready_vector}
+    cmpq $idle_halted, 16(%rsp)
+    je 2f
+    SAVE_REGISTERS
+1:
+    movq %rsp, %r12
+    call {page_ready}
+    RESUME
+    RESTORE_REGISTERS
+2:
+    subq $(15 * 8), %rsp        /* as trap_from_idle */
+    jmp 1b
 
 trap_from_idle:
     subq $(15 * 8), %rsp        /* room for the registers, left unsaved */
@@ -135,6 +179,9 @@ idle_stacks:
     .skip {idle_stack_size} * {max_cpus}
 "#,
     handlers = sym super::trap::HANDLERS,
+    page_fault = sym super::trap::page_fault,
+    page_ready = sym super::trap::page_ready,
+    ready_vector = const super::apf::READY_VECTOR,
     vector_offset = const core::mem::offset_of!(super::trap::TrapFrame, vector),
     idle_stack_size = const IDLE_STACK_SIZE,
     max_cpus = const guest_kernel::cmdline::MAX_CPUS,
@@ -170,7 +217,23 @@ pub fn stubs_fit() -> bool {
     trap_stubs_end as *const () as u64 - trap_stubs as *const () as u64 == 256 * STUB_SIZE
 }
 
-/// Address of the stub for `vector`.
-pub fn stub_address(vector: u8) -> u64 {
-    trap_stubs as *const () as u64 + u64::from(vector) * STUB_SIZE
+unsafe extern "C" {
+    fn trap_direct_14();
+    fn trap_direct_243();
+}
+
+const _: () = assert!(
+    ExceptionVector::Page as u8 == 14 && super::apf::READY_VECTOR == 243,
+    "the direct entries' names carry their vectors"
+);
+
+/// Where `vector`'s IDT gate points: the async PF events' own entries, which call their
+/// handler directly (a jump and a table load fewer on each event), or the vector's stub.
+pub fn entry_address(vector: u8) -> u64 {
+    const PAGE_FAULT: u8 = ExceptionVector::Page as u8;
+    match vector {
+        PAGE_FAULT => trap_direct_14 as *const () as u64,
+        super::apf::READY_VECTOR => trap_direct_243 as *const () as u64,
+        _ => trap_stubs as *const () as u64 + u64::from(vector) * STUB_SIZE,
+    }
 }

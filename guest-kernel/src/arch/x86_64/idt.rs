@@ -1,7 +1,7 @@
-//! The IDT: every vector goes to its stub in [`super::entry`]; #DF gets its own stack, and
+//! The IDT: every vector goes to its entry in [`super::entry`]; #DF gets its own stack, and
 //! #BP is the system-call gate.
 
-use super::entry::{stub_address, stubs_fit};
+use super::entry::{entry_address, stubs_fit};
 use super::gdt::DOUBLE_FAULT_IST;
 use super::trap::SYSCALL_VECTOR;
 use spin::Once;
@@ -17,7 +17,7 @@ pub fn init() {
     IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         for vector in 0..=u8::MAX {
-            let addr = VirtAddr::new(stub_address(vector));
+            let addr = VirtAddr::new(entry_address(vector));
             // SAFETY: each stub saves a full frame and returns with iretq.
             if let Some(options) = unsafe { set_handler(&mut idt, vector, addr) } {
                 if vector == SYSCALL_VECTOR {

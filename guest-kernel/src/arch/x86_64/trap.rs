@@ -53,8 +53,11 @@ impl TrapFrame {
 }
 
 /// A trap's handler: gets the frame its stub built, returns the frame to resume, or null for
-/// the idle loop.
-pub type Handler = extern "C" fn(&mut TrapFrame) -> *mut TrapFrame;
+/// the idle loop. The stub saved every register in the frame and restores them from the
+/// frame it resumes, so a handler need preserve none of them: under this convention it
+/// pushes and pops no callee-saved registers (six emulated instructions fewer per event),
+/// and takes the frame in `r12`.
+pub type Handler = extern "rust-preserve-none" fn(&mut TrapFrame) -> *mut TrapFrame;
 
 /// Each vector's handler, called by the entry stubs. The async PF events, the timer and
 /// system calls have their own; everything else goes to [`other`].
@@ -68,7 +71,7 @@ pub static HANDLERS: [Handler; 256] = {
 };
 
 /// #PF: KVM's "page not present" for a task blocks it; any other is an exception.
-extern "C" fn page_fault(f: &mut TrapFrame) -> *mut TrapFrame {
+pub(super) extern "rust-preserve-none" fn page_fault(f: &mut TrapFrame) -> *mut TrapFrame {
     match apf::classify(Cr2::read_raw()) {
         PageFault::NotPresent(token) if f.is_from_user() => resume(kernel::apf_not_present(token)),
         _ => resume(exception(f)),
@@ -76,7 +79,7 @@ extern "C" fn page_fault(f: &mut TrapFrame) -> *mut TrapFrame {
 }
 
 /// KVM's "page ready": its waiter runs next.
-extern "C" fn page_ready(_: &mut TrapFrame) -> *mut TrapFrame {
+pub(super) extern "rust-preserve-none" fn page_ready(_: &mut TrapFrame) -> *mut TrapFrame {
     apic::end_of_interrupt();
     resume(match apf::take_ready() {
         Some(token) => kernel::apf_ready(token),
@@ -85,7 +88,7 @@ extern "C" fn page_ready(_: &mut TrapFrame) -> *mut TrapFrame {
 }
 
 /// `int3`: a task's system call; in the kernel, an exception.
-extern "C" fn syscall(f: &mut TrapFrame) -> *mut TrapFrame {
+extern "rust-preserve-none" fn syscall(f: &mut TrapFrame) -> *mut TrapFrame {
     if !f.is_from_user() {
         return other(f);
     }
@@ -94,13 +97,13 @@ extern "C" fn syscall(f: &mut TrapFrame) -> *mut TrapFrame {
     resume(next)
 }
 
-extern "C" fn timer(_: &mut TrapFrame) -> *mut TrapFrame {
+extern "rust-preserve-none" fn timer(_: &mut TrapFrame) -> *mut TrapFrame {
     apic::end_of_interrupt();
     resume(kernel::tick())
 }
 
 /// Every other vector: exceptions, the spurious interrupt, and interrupts nobody expects.
-extern "C" fn other(f: &mut TrapFrame) -> *mut TrapFrame {
+extern "rust-preserve-none" fn other(f: &mut TrapFrame) -> *mut TrapFrame {
     let next = match f.vector {
         v if v < FIRST_IRQ_VECTOR => {
             // A refused `msr::write_safe` resumes at once: it may come from boot code or
