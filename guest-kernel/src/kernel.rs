@@ -113,8 +113,8 @@ const HOLD_KEY: u64 = KERNEL_KEYS | 1;
 /// until the page arrives). With `apf-cycle=N`, every N-th one then turns async PF off and
 /// on again.
 #[inline]
-pub fn apf_not_present(token: Token) -> Next {
-    handle(|k| {
+pub fn apf_not_present(cpu: &Cpu, token: Token) -> Next {
+    handle(cpu, |k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
         if k.apf.wait(token, id) == Wait::Park {
             k.sched.block_current(id);
@@ -128,8 +128,8 @@ pub fn apf_not_present(token: Token) -> Next {
 
 /// "Page ready" for `token` (or the broadcast): its waiter runs next.
 #[inline]
-pub fn apf_ready(token: Token) -> Next {
-    handle(|k| {
+pub fn apf_ready(cpu: &Cpu, token: Token) -> Next {
+    handle(cpu, |k| {
         let Kernel {
             apf,
             sched,
@@ -148,24 +148,50 @@ pub fn apf_ready(token: Token) -> Next {
     })
 }
 
-/// A CPU's kernel state, borrowed by one of its traps at a time (see [`with`]).
-struct KernelCell(UnsafeCell<Option<Kernel>>);
+/// One CPU's state: its architecture's (on x86_64 its TSS and async PF area) and its
+/// kernel state, side by side, so that a trap reaches all of it from one pointer (x86_64
+/// keeps that pointer above every frame it saves, see `arch::Context`).
+pub struct Cpu {
+    pub arch: arch::CpuLocal,
+    /// Borrowed by one of the CPU's traps at a time (see [`with`]).
+    kernel: UnsafeCell<Option<Kernel>>,
+    /// Set while [`with`] lends the state out: a debug build catches a nested borrow.
+    #[cfg(debug_assertions)]
+    borrowed: core::sync::atomic::AtomicBool,
+}
 
-// SAFETY: each cell is touched by its own CPU's trap handlers (interrupts masked, see
-// `with`), by the boot CPU before that CPU starts, and by the CPU that prints the report
-// after every other CPU has stopped for good (see `finish`).
-unsafe impl Sync for KernelCell {}
+// SAFETY: a CPU's kernel state is touched by its own CPU's trap handlers (interrupts
+// masked, see `with`), by the boot CPU before that CPU starts, and by the CPU that prints
+// the report after every other CPU has stopped for good (see `finish`); the arch part says
+// for itself.
+unsafe impl Sync for Cpu {}
 
-static KERNELS: [KernelCell; MAX_CPUS] = [const { KernelCell(UnsafeCell::new(None)) }; MAX_CPUS];
+impl Cpu {
+    const fn new() -> Self {
+        Self {
+            arch: arch::CpuLocal::new(),
+            kernel: UnsafeCell::new(None),
+            #[cfg(debug_assertions)]
+            borrowed: core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+static PER_CPU: [Cpu; MAX_CPUS] = [const { Cpu::new() }; MAX_CPUS];
+
+/// CPU `index`'s state.
+pub fn cpu(index: usize) -> &'static Cpu {
+    &PER_CPU[index]
+}
+
+/// The running CPU's state.
+pub fn this_cpu() -> &'static Cpu {
+    cpu(arch::cpu_index())
+}
 
 /// How many CPUs run tasks, and how many of them have stopped: the last to stop reports.
 static CPUS: AtomicUsize = AtomicUsize::new(1);
 static STOPPED: AtomicUsize = AtomicUsize::new(0);
-
-/// Set while [`with`] lends a CPU's state out: a debug build catches a nested borrow.
-#[cfg(debug_assertions)]
-static BORROWED: [core::sync::atomic::AtomicBool; MAX_CPUS] =
-    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
 
 /// Publishes each CPU's kernel state (index = CPU); traps are handled from here on.
 pub fn install(kernels: Vec<Kernel>) {
@@ -175,43 +201,47 @@ pub fn install(kernels: Vec<Kernel>) {
         kernels.len()
     );
     CPUS.store(kernels.len(), Ordering::Relaxed);
-    for (cell, kernel) in KERNELS.iter().zip(kernels) {
+    for (cpu, kernel) in PER_CPU.iter().zip(kernels) {
         // SAFETY: the boot CPU runs this once, before it enables interrupts or starts a task
         // or another CPU, so no trap handler can be borrowing the state.
-        let cell = unsafe { &mut *cell.0.get() };
+        let cell = unsafe { &mut *cpu.kernel.get() };
         assert!(cell.is_none(), "kernel::install twice");
         *cell = Some(kernel);
     }
 }
 
-/// Lends the running CPU's state to `f`. Traps borrow it one at a time: handlers run with
-/// interrupts masked, and the only traps a handler's own code can take (a refused
-/// `write_safe` MSR write, a kernel fault) never reach this function, so borrows never
-/// nest (a debug build checks).
+/// Lends `cpu`'s state to `f`; `cpu` is the running CPU's. Traps borrow it one at a time:
+/// handlers run with interrupts masked, and the only traps a handler's own code can take
+/// (a refused `write_safe` MSR write, a kernel fault) never reach this function, so
+/// borrows never nest (a debug build checks).
 #[inline]
-fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
-    let cpu = arch::cpu_index();
+fn with<R>(cpu: &Cpu, f: impl FnOnce(&mut Kernel) -> R) -> R {
     #[cfg(debug_assertions)]
     {
         use core::sync::atomic::Ordering::Relaxed;
-        assert!(!BORROWED[cpu].load(Relaxed), "kernel state borrowed twice");
-        BORROWED[cpu].store(true, Relaxed);
+        assert!(
+            core::ptr::eq(cpu, this_cpu()),
+            "another CPU's kernel state borrowed"
+        );
+        assert!(!cpu.borrowed.load(Relaxed), "kernel state borrowed twice");
+        cpu.borrowed.store(true, Relaxed);
     }
     // SAFETY: no other reference to this CPU's state exists while this one lives (see
     // above); other CPUs only touch theirs.
-    let kernel = unsafe { &mut *KERNELS[cpu].0.get() };
+    let kernel = unsafe { &mut *cpu.kernel.get() };
     let result = f(kernel.as_mut().expect("trap before kernel::install"));
     #[cfg(debug_assertions)]
-    BORROWED[cpu].store(false, core::sync::atomic::Ordering::Relaxed);
+    cpu.borrowed
+        .store(false, core::sync::atomic::Ordering::Relaxed);
     result
 }
 
-/// Applies a trap's `event` and picks what runs next in the same borrow of the state: on
-/// our KVM every ring-0 instruction is emulated, and a second borrow per trap (for
-/// [`next`]) cost its share of every async page fault.
+/// Applies a trap's `event` on `cpu` (the running one) and picks what runs next in the
+/// same borrow of the state: on our KVM every ring-0 instruction is emulated, and a second
+/// borrow per trap (for [`next`]) cost its share of every async page fault.
 #[inline]
-fn handle(event: impl FnOnce(&mut Kernel)) -> Next {
-    let next = with(|k| {
+fn handle(cpu: &Cpu, event: impl FnOnce(&mut Kernel)) -> Next {
+    let next = with(cpu, |k| {
         event(k);
         k.pick()
     });
@@ -224,7 +254,7 @@ fn handle(event: impl FnOnce(&mut Kernel)) -> Next {
 /// when the call parked or ended the task: the value is there when (if) it resumes.
 pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
     let mut result = abi::ENOSYS;
-    let next = handle(|k| {
+    let next = handle(this_cpu(), |k| {
         let Some(call) = Syscall::from_raw(nr) else {
             return;
         };
@@ -401,7 +431,7 @@ impl Kernel {
 /// Timer interrupt: preempts the running task, retries tasks parked on async PF for
 /// longer than the watchdog's timeout, and polls for the release of a ready gate.
 pub fn tick() -> Next {
-    handle(|k| {
+    handle(this_cpu(), |k| {
         k.ticks += 1;
         k.sched.tick();
         k.retry_late_waiters();
@@ -410,13 +440,13 @@ pub fn tick() -> Next {
 }
 
 pub fn unexpected_interrupt(vector: u64) {
-    with(|k| k.unexpected_interrupts += 1);
+    with(this_cpu(), |k| k.unexpected_interrupts += 1);
     println!("kernel: unexpected interrupt on vector {vector:#x}");
 }
 
 /// A ring-3 task took an exception: report it and end the task; the others go on.
 pub fn task_fault(fault: Fault) -> Next {
-    handle(|k| {
+    handle(this_cpu(), |k| {
         let id = k
             .sched
             .current()
@@ -451,13 +481,13 @@ pub fn kernel_fault(fault: Fault, sp: u64) -> ! {
 
 /// Picks what runs next; when every task has exited, prints the report and ends the VM.
 pub fn next() -> Next {
-    handle(|_| ())
+    handle(this_cpu(), |_| ())
 }
 
 /// The first task to run on this CPU, from the boot path, right after its timer started:
 /// the tasks are ready and ticks count from now on.
 pub fn first() -> Next {
-    handle(|k| {
+    handle(this_cpu(), |k| {
         let now = k.clock.ns(arch::timestamp());
         k.ready_ns = Some(now);
         k.timer_start_ns = now;
@@ -467,7 +497,7 @@ pub fn first() -> Next {
 /// Records how an application processor's async PF enable went (the boot CPU's state is
 /// in its [`Kernel`] from the start).
 pub fn set_apf_state(state: apf::State) {
-    with(|k| k.apf_state = state);
+    with(this_cpu(), |k| k.apf_state = state);
 }
 
 /// This CPU's tasks have all exited: it turns its async PF off and stops, and the last CPU
@@ -475,7 +505,7 @@ pub fn set_apf_state(state: apf::State) {
 /// them, then exits; with `hold=console`, only after the host's next byte, so it can
 /// finish the migration and read its statistics while the guest still runs.
 fn finish() -> ! {
-    with(|k| {
+    with(this_cpu(), |k| {
         if k.apf_state == apf::State::On {
             // KVM sends this CPU nothing after this. Nobody can still wait: a parked task
             // cannot have exited.
@@ -491,9 +521,9 @@ fn finish() -> ! {
     }
     // SAFETY: every other CPU has stopped for good (the count above, whose acquire makes
     // their last writes visible), and this one borrows its own state no more.
-    let kernels: Vec<&Kernel> = KERNELS[..cpus]
+    let kernels: Vec<&Kernel> = PER_CPU[..cpus]
         .iter()
-        .map(|cell| unsafe { &*cell.0.get() }.as_ref().expect("installed"))
+        .map(|cpu| unsafe { &*cpu.kernel.get() }.as_ref().expect("installed"))
         .collect();
     let mut failed = false;
     for (id, task, _) in crate::report::tasks(&kernels) {

@@ -16,7 +16,14 @@ pub struct Context {
 
 impl Context {
     /// A task that starts at EL0 at `entry(arg)` on the user stack ending at `user_stack_top`.
-    pub fn new_user(entry: extern "C" fn(u64) -> !, arg: u64, user_stack_top: u64) -> Self {
+    /// Its CPU (`_cpu`, always 0 here: one CPU) needs no record: aarch64 finds the running
+    /// CPU's state by its index.
+    pub fn new_user(
+        entry: extern "C" fn(u64) -> !,
+        arg: u64,
+        user_stack_top: u64,
+        _cpu: usize,
+    ) -> Self {
         let sp = user_stack_top & !(STACK_ALIGN - 1);
         Self {
             stack: KernelStack::new(TrapFrame::user(entry as *const () as u64, arg, sp)),

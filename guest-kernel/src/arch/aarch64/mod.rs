@@ -2,7 +2,7 @@
 //! preemption, `svc` system calls, a PL011 console and a semihosting exit.
 //!
 //! The interface is the x86_64 one, item for item: [`boot_info`], [`RAM_START`],
-//! [`Context`], [`Serial`], [`Calibration`], [`init_cpu`], [`init_paging`] (of the shared
+//! [`Context`], [`CpuLocal`], [`Serial`], [`Calibration`], [`init_cpu`], [`init_paging`] (of the shared
 //! [`Regions`]), [`init_interrupts`], [`start_timer`], [`enter`], [`exit`], [`timestamp`],
 //! [`missing_feature`], [`in_user_mode`], [`syscall`], [`divide_by_zero`] and async PF
 //! ([`detect_async_pf`], [`enable_async_pf`], [`disable_async_pf`]) and CPUs
@@ -16,6 +16,7 @@ mod boot;
 mod boot_info;
 mod context;
 mod cpu;
+mod cpu_local;
 mod entry;
 mod exception;
 mod exit;
@@ -29,6 +30,7 @@ mod usercall;
 
 pub use boot_info::boot_info;
 pub use context::Context;
+pub use cpu_local::CpuLocal;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
 pub use exit::exit;
 pub use platform::RAM_START;

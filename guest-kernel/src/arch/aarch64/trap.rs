@@ -117,7 +117,7 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame, vector: u64) -> *mut TrapFrame
 /// for; or the entry an async PF "page not present" completes through (see `apf`).
 fn interrupt() -> Next {
     if let Some(token) = apf::take_not_present() {
-        return kernel::apf_not_present(token);
+        return kernel::apf_not_present(kernel::this_cpu(), token);
     }
     let Some(intid) = gic::acknowledge() else {
         return kernel::next();
@@ -128,7 +128,7 @@ fn interrupt() -> Next {
         let token = apf::take_page_ready();
         gic::end_of_interrupt(intid);
         match token {
-            Some(token) => kernel::apf_ready(token),
+            Some(token) => kernel::apf_ready(kernel::this_cpu(), token),
             None => kernel::next(),
         }
     } else if intid == timer::INTID {

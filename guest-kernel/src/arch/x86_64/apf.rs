@@ -5,35 +5,28 @@
 //! protocol logic is `apf_pv::x86`; this module only touches the hardware. Writes a host
 //! may refuse go through [`msr::write_safe`], so a refusal is reported, not fatal.
 
-use super::gdt::cpu_index;
+use super::cpu_local::CpuLocal;
 use super::msr;
 use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::{self, ApfArea, CpuidResult, PageFault, Unavailable};
 use core::arch::x86_64::__cpuid;
 use core::cell::UnsafeCell;
 use guest_kernel::apf::{MsrWrite, Refused};
-use guest_kernel::cmdline::MAX_CPUS;
 use x86_64::registers::model_specific::Msr;
 
 /// The page-ready vector: Linux's HYPERVISOR_CALLBACK_VECTOR, above the kernel's others.
 pub const READY_VECTOR: u8 = 0xF3;
 
-/// The shared area KVM writes `flags` and `token` into: one per vCPU, each registered by
-/// its CPU.
-struct Area(UnsafeCell<ApfArea>);
-
-// SAFETY: each CPU touches only its own area, in handlers that run with interrupts off.
-unsafe impl Sync for Area {}
-
-static AREAS: [Area; MAX_CPUS] = [const { Area(UnsafeCell::new(ApfArea::new())) }; MAX_CPUS];
-
-fn area() -> &'static mut ApfArea {
+/// The running CPU's shared area (in its [`CpuLocal`]), which KVM writes `flags` and
+/// `token` into.
+#[inline(always)]
+fn area(cpu: &CpuLocal) -> &mut ApfArea {
     // SAFETY: the running CPU's own area, used by its handlers with interrupts off, so
     // accesses never overlap; KVM's own writes are why the area's accessors are volatile.
-    unsafe { &mut *AREAS[cpu_index()].0.get() }
+    unsafe { &mut *cpu.apf_area() }
 }
 
-/// The scratch area `apf-test` registers instead of an [`Area`]: `flags` and `token` as in
+/// The scratch area `apf-test` registers instead of a CPU's area: `flags` and `token` as in
 /// the UAPI, with the token slot never free, so the host delivers no page-ready into it.
 #[repr(C, align(64))]
 struct ProbeArea(UnsafeCell<[u32; 2]>);
@@ -80,7 +73,7 @@ pub fn write(w: MsrWrite) -> Result<(), Refused> {
 /// with ENABLED | DELIVERY_AS_INT. Without SEND_ALWAYS: only ring-3 faults become async.
 /// The host may refuse either write; async PF is then off.
 pub fn enable() -> Result<(), Refused> {
-    let gpa = AREAS[cpu_index()].0.get() as u64;
+    let gpa = crate::kernel::this_cpu().arch.apf_area_address();
     let value = x86::enable_value(gpa, false).expect("the area is 64-byte aligned");
     write(MsrWrite {
         msr: x86::MSR_KVM_ASYNC_PF_INT,
@@ -97,15 +90,18 @@ pub fn disable() {
     wrmsr(x86::MSR_KVM_ASYNC_PF_EN, x86::KVM_ASYNC_PF_DISABLED);
 }
 
-/// Whether a #PF is KVM's "page not present" (consuming the flag) or an ordinary fault.
-pub fn classify(cr2: u64) -> PageFault {
-    x86::classify(area(), cr2)
+/// Whether a #PF on `cpu` (the running CPU) is KVM's "page not present" (consuming the
+/// flag) or an ordinary fault.
+#[inline(always)]
+pub fn classify(cpu: &CpuLocal, cr2: u64) -> PageFault {
+    x86::classify(area(cpu), cr2)
 }
 
 /// The token of a page-ready interrupt, acknowledged so KVM can send the next one; `None`
 /// for a spurious interrupt (empty token slot).
-pub fn take_ready() -> Option<Token> {
-    let token = x86::take_ready_token(area())?;
+#[inline(always)]
+pub fn take_ready(cpu: &CpuLocal) -> Option<Token> {
+    let token = x86::take_ready_token(area(cpu))?;
     wrmsr(x86::MSR_KVM_ASYNC_PF_ACK, x86::ACK);
     Some(token)
 }

@@ -1,43 +1,74 @@
 //! A task's kernel-side state: its kernel stack, with the task's saved [`TrapFrame`] at the
-//! top. Tasks enter the kernel only from ring 3 with an empty kernel stack, so the frame
-//! always sits at the same place and the context is just the stack.
+//! top and, above it, the task's CPU. Tasks enter the kernel only from ring 3 with an
+//! empty kernel stack, so the frame always sits at the same place and the context is just
+//! the stack; and the async PF entries find the running CPU's state one load away from
+//! the frame, where `str` and the index arithmetic cost five emulated instructions.
 
 use super::gdt::{USER_CS, USER_SS};
 use super::trap::TrapFrame;
 use crate::arch::stack::KernelStack;
+use crate::kernel::{self, Cpu};
 use x86_64::registers::rflags::RFlags;
+
+/// The top of a task's kernel stack: RSP0 points at `cpu`, so a trap from ring 3 pushes
+/// its frame right below it. The idle stacks end the same way (see `entry`).
+#[repr(C, align(16))]
+pub struct StackTop {
+    pub frame: TrapFrame,
+    pub cpu: &'static Cpu,
+}
+
+/// Where the CPU pointer sits relative to the frame, for the entry stubs.
+pub const CPU_ABOVE_FRAME: usize = core::mem::offset_of!(StackTop, cpu);
+const _: () = assert!(
+    CPU_ABOVE_FRAME == size_of::<TrapFrame>() && CPU_ABOVE_FRAME.is_multiple_of(16),
+    "the frame ends where RSP0 points (16-byte aligned, as the CPU aligns it)"
+);
 
 /// Handle to a task's kernel stack.
 #[derive(Clone, Copy, Debug)]
 pub struct Context {
-    stack: KernelStack<TrapFrame>,
+    stack: KernelStack<StackTop>,
 }
 
 impl Context {
-    /// A task that starts in ring 3 at `entry(arg)` on the user stack ending at `user_stack_top`.
-    pub fn new_user(entry: extern "C" fn(u64) -> !, arg: u64, user_stack_top: u64) -> Self {
+    /// A task of CPU `cpu` that starts in ring 3 at `entry(arg)` on the user stack ending
+    /// at `user_stack_top`.
+    pub fn new_user(
+        entry: extern "C" fn(u64) -> !,
+        arg: u64,
+        user_stack_top: u64,
+        cpu: usize,
+    ) -> Self {
         // The ABI expects the stack to look as after a `call`: 16-byte aligned minus 8.
         let rsp = (user_stack_top & !0xF) - 8;
         Self {
-            stack: KernelStack::new(TrapFrame {
-                rip: entry as *const () as u64,
-                cs: u64::from(USER_CS),
-                rflags: (RFlags::INTERRUPT_FLAG | RFlags::from_bits_retain(0x2)).bits(),
-                rsp,
-                ss: u64::from(USER_SS),
-                rdi: arg,
-                ..TrapFrame::default()
+            stack: KernelStack::new(StackTop {
+                frame: TrapFrame {
+                    rip: entry as *const () as u64,
+                    cs: u64::from(USER_CS),
+                    rflags: (RFlags::INTERRUPT_FLAG | RFlags::from_bits_retain(0x2)).bits(),
+                    rsp,
+                    ss: u64::from(USER_SS),
+                    rdi: arg,
+                    ..TrapFrame::default()
+                },
+                cpu: kernel::cpu(cpu),
             }),
         }
     }
 
-    /// Where the CPU starts pushing when the task enters the kernel.
+    /// Where the CPU starts pushing when the task enters the kernel (RSP0): the frame's
+    /// end, below the CPU pointer.
+    #[inline(always)]
     pub fn stack_top(&self) -> u64 {
-        self.stack.top()
+        self.frame() as u64 + CPU_ABOVE_FRAME as u64
     }
 
     /// The task's saved user state.
+    #[inline(always)]
     pub fn frame(&self) -> *mut TrapFrame {
-        self.stack.frame()
+        // The frame is the first field of the (`repr(C)`) stack top.
+        self.stack.frame().cast()
     }
 }

@@ -4,7 +4,7 @@
 //! All of them build the same [`TrapFrame`] on the current task's kernel stack and call
 //! their vector's handler from [`trap::HANDLERS`], which returns the frame to resume: the
 //! same one or another task's (a context switch is just a different stack pointer), or
-//! null for the idle loop. Every task resumes through `iretq`, so a task preempted by the
+//! does not return but goes idle ([`go_idle`]). Every task resumes through `iretq`, so a task preempted by the
 //! timer and one that made a system call are resumed the same way. The table call is one
 //! indirect `call` where a `match` on the vector cost every async PF event its compares.
 //! The two async PF events (#PF and page-ready) skip even that: their gates point at
@@ -24,7 +24,10 @@
 //! [`TrapFrame`]: super::trap::TrapFrame
 //! [`trap::HANDLERS`]: super::trap::HANDLERS
 
+use crate::kernel::{self, Cpu};
 use core::arch::global_asm;
+use core::cell::UnsafeCell;
+use guest_kernel::cmdline::MAX_CPUS;
 use x86_64::structures::idt::ExceptionVector;
 
 /// Bytes per interrupt stub; [`stub_address`] relies on it.
@@ -34,6 +37,39 @@ const STUB_SIZE: u64 = 16;
 /// 0, no stack switch). A power of two: `idle_enter` finds its CPU's with a shift.
 const IDLE_STACK_SIZE: usize = 8 * 1024;
 const _: () = assert!(IDLE_STACK_SIZE.is_power_of_two());
+
+/// An idle stack, which ends like a task's kernel stack (see `Context`): with its CPU's
+/// pointer right above where the loop starts, so a trap taken while idle has it right above
+/// its frame too (the CPU pushes the frame at the 16-byte aligned stack pointer).
+#[repr(C, align(16))]
+struct IdleStack {
+    stack: UnsafeCell<[u8; IDLE_STACK_SIZE - size_of::<IdleTop>()]>,
+    top: UnsafeCell<IdleTop>,
+}
+
+#[repr(C, align(16))]
+struct IdleTop {
+    cpu: Option<&'static Cpu>,
+}
+
+const _: () = assert!(size_of::<IdleStack>() == IDLE_STACK_SIZE && size_of::<IdleTop>() == 16);
+
+// SAFETY: each CPU uses only its own idle stack; Rust code writes the top once, before the
+// CPU first goes idle (`init_idle_stack`).
+unsafe impl Sync for IdleStack {}
+
+static IDLE_STACKS: [IdleStack; MAX_CPUS] = [const {
+    IdleStack {
+        stack: UnsafeCell::new([0; IDLE_STACK_SIZE - size_of::<IdleTop>()]),
+        top: UnsafeCell::new(IdleTop { cpu: None }),
+    }
+}; MAX_CPUS];
+
+/// Records CPU `cpu`'s state at the top of its idle stack; before it first goes idle.
+pub fn init_idle_stack(cpu: usize) {
+    // SAFETY: the CPU has not used its idle stack yet (see the `Sync` impl).
+    unsafe { (*IDLE_STACKS[cpu].top.get()).cpu = Some(kernel::cpu(cpu)) };
+}
 
 const _: () = assert!(
     size_of::<super::trap::TrapFrame>() == (15 + 2 + 5) * 8,
@@ -60,10 +96,9 @@ global_asm!(
     pushq %r15
     .endm
 
-    /* After the handler: resume the frame it returned, or go idle on null. */
+    /* After the handler: resume the frame it returned (a handler that goes idle does not
+       return, see go_idle). */
     .macro RESUME
-    testq %rax, %rax
-    jz idle_enter
     movq %rax, %rsp
     .endm
 
@@ -129,9 +164,12 @@ trap_restore:
        table (named trap_direct_<vector> for bench/insns). */
     .global trap_direct_14
 trap_direct_14:
-    pushq $14                   /* the CPU pushed the error code */
+    testb $3, 16(%rsp)          /* CS, above the error code and RIP: from ring 3? */
+    jz trap_stubs + 14 * {stub_size}   /* no: the kernel's own, an exception */
+    pushq $14
     SAVE_REGISTERS
     movq %rsp, %r12
+    movq {cpu_above_frame}(%rsp), %r13  /* the task's CPU (see Context) */
     call {page_fault}
     RESUME
     RESTORE_REGISTERS
@@ -144,7 +182,7 @@ trap_direct_243:
     je 2f
     SAVE_REGISTERS
 1:
-    movq %rsp, %r12
+    movq {cpu_above_frame}(%rsp), %r12  /* a task's or the idle stack's CPU (no frame) */
     call {page_ready}
     RESUME
     RESTORE_REGISTERS
@@ -157,14 +195,15 @@ trap_from_idle:
     jmp trap_dispatch
 
     /* The idle context: halts until the next interrupt, on its CPU's own stack, the one
-       after (TSS selector - first TSS selector) / 16 idle stacks (see gdt::cpu_index). */
+       after (TSS selector - first TSS selector) / 16 idle stacks (see gdt::cpu_index),
+       below the CPU pointer at its top (see IdleStack). */
     .global idle_enter
 idle_enter:
     str %ax
     movzwl %ax, %eax
     subl ${first_tss}, %eax
     shll ${idle_shift}, %eax
-    leaq idle_stacks + {idle_stack_size}(%rax), %rsp
+    leaq {idle_stacks} + {idle_stack_size} - {idle_top}(%rax), %rsp
 idle_loop:
     sti                         /* takes effect after hlt: no interrupt slips in between */
     hlt
@@ -172,11 +211,6 @@ idle_loop:
 idle_halted:
     cli
     jmp idle_loop
-
-    .section .bss
-    .p2align 4
-idle_stacks:
-    .skip {idle_stack_size} * {max_cpus}
 "#,
     handlers = sym super::trap::HANDLERS,
     page_fault = sym super::trap::page_fault,
@@ -184,7 +218,10 @@ idle_stacks:
     ready_vector = const super::apf::READY_VECTOR,
     vector_offset = const core::mem::offset_of!(super::trap::TrapFrame, vector),
     idle_stack_size = const IDLE_STACK_SIZE,
-    max_cpus = const guest_kernel::cmdline::MAX_CPUS,
+    idle_stacks = sym IDLE_STACKS,
+    idle_top = const size_of::<IdleTop>(),
+    stub_size = const STUB_SIZE,
+    cpu_above_frame = const super::context::CPU_ABOVE_FRAME,
     first_tss = const super::gdt::FIRST_TSS,
     idle_shift = const IDLE_STACK_SIZE.trailing_zeros() - super::gdt::TSS_DESCRIPTOR_SIZE.trailing_zeros(),
     options(att_syntax)
@@ -195,20 +232,25 @@ unsafe extern "C" {
     fn trap_stubs_end();
 }
 
-/// Resumes `frame` (a task's, or null for the idle loop) for good, leaving the boot stack.
+/// Resumes `frame`, a complete frame built by the kernel, for good: from boot code.
 pub fn restore(frame: *mut super::trap::TrapFrame) -> ! {
-    // SAFETY: `frame` is null or a complete frame built by the kernel; `trap_restore` pops
-    // it and returns to it with iretq, `idle_enter` needs nothing.
+    // SAFETY: `trap_restore` pops the frame and returns to it with iretq.
     unsafe {
         core::arch::asm!(
-            "test {frame}, {frame}",
-            "jz idle_enter",
             "mov rsp, {frame}",
             "jmp trap_restore",
             frame = in(reg) frame,
             options(noreturn)
         )
     }
+}
+
+/// Leaves the current stack for the idle loop: what a trap does instead of returning a
+/// frame when nothing can run, so the entries' return path needs no test for it.
+pub fn go_idle() -> ! {
+    // SAFETY: `idle_enter` switches to this CPU's idle stack and needs nothing; whatever
+    // the current stack held is dead (a trap's frame is saved state, kept by its task).
+    unsafe { core::arch::asm!("jmp idle_enter", options(noreturn)) }
 }
 
 /// True if every stub fits its slot. The assembler cannot check this (jumps may be

@@ -1,7 +1,6 @@
 //! GDT and TSS: the segments for ring 0 and ring 3, and the stacks the CPU switches to.
 
 use crate::arch::stack::Stack;
-use core::cell::UnsafeCell;
 use guest_kernel::cmdline::MAX_CPUS;
 use spin::Once;
 use x86_64::VirtAddr;
@@ -30,14 +29,6 @@ pub const TSS_DESCRIPTOR_SIZE: u16 = 16;
 /// Null, four segments, then two entries per TSS.
 const GDT_ENTRIES: usize = 5 + 2 * MAX_CPUS;
 
-/// A CPU's TSS: written by the scheduler on every switch (RSP0), read by the CPU.
-struct Tss(UnsafeCell<TaskStateSegment>);
-
-// SAFETY: each TSS is touched only by its own CPU, with interrupts off: `init(cpu)` sets
-// its #DF stack before loading it, the scheduler its RSP0 afterwards.
-unsafe impl Sync for Tss {}
-
-static TSS: [Tss; MAX_CPUS] = [const { Tss(UnsafeCell::new(TaskStateSegment::new())) }; MAX_CPUS];
 static DOUBLE_FAULT_STACKS: [Stack<DOUBLE_FAULT_STACK_SIZE>; MAX_CPUS] =
     [const { Stack::new() }; MAX_CPUS];
 static GDT: Once<GlobalDescriptorTable<GDT_ENTRIES>> = Once::new();
@@ -45,9 +36,10 @@ static GDT: Once<GlobalDescriptorTable<GDT_ENTRIES>> = Once::new();
 /// Loads the GDT and CPU `cpu`'s TSS and reloads every segment register: the boot CPU
 /// first, then each application processor as it starts.
 pub fn init(cpu: usize) {
+    super::entry::init_idle_stack(cpu);
     let df_top = VirtAddr::new(DOUBLE_FAULT_STACKS[cpu].top());
     // SAFETY: before the TSS is loaded nothing else reads it.
-    unsafe { (*TSS[cpu].0.get()).interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = df_top };
+    unsafe { (*tss(cpu)).interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = df_top };
     let gdt = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::empty();
         let selectors = [
@@ -61,10 +53,10 @@ pub fn init(cpu: usize) {
             [KERNEL_CS, KERNEL_SS, USER_SS, USER_CS],
             "GDT layout does not match the selectors the entry stubs use"
         );
-        for (i, tss) in TSS.iter().enumerate() {
-            // SAFETY: the TSSs are statics, so the descriptors stay valid for the kernel's
-            // life.
-            let selector = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss.0.get()) });
+        for i in 0..MAX_CPUS {
+            // SAFETY: the TSSs are in statics (each CPU's `Cpu`), so the descriptors stay
+            // valid for the kernel's life.
+            let selector = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss(i)) });
             assert_eq!(selector.0, tss_selector(i), "TSS descriptors out of place");
         }
         gdt
@@ -96,11 +88,7 @@ pub fn cpu_index() -> usize {
     usize::from(selector.wrapping_sub(FIRST_TSS) / TSS_DESCRIPTOR_SIZE) % MAX_CPUS
 }
 
-/// Sets the stack the CPU switches to when a ring-3 task is interrupted.
-pub fn set_kernel_stack(top: u64) {
-    // SAFETY: kernel stacks are identity-mapped low memory, always canonical, so the switch
-    // path (where every instruction is emulated) needs no check or sign extension; and
-    // interrupts are off in the kernel, so the CPU cannot read RSP0 concurrently. The TSS
-    // is this CPU's own.
-    unsafe { (*TSS[cpu_index()].0.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(top) };
+/// CPU `cpu`'s TSS.
+fn tss(cpu: usize) -> *mut TaskStateSegment {
+    crate::kernel::cpu(cpu).arch.tss()
 }

@@ -6,6 +6,7 @@ mod boot;
 mod boot_info;
 mod context;
 mod cpu;
+mod cpu_local;
 mod entry;
 mod exit;
 mod gdt;
@@ -21,6 +22,7 @@ mod usercall;
 
 pub use boot_info::boot_info;
 pub use context::Context;
+pub use cpu_local::CpuLocal;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
 pub use exit::exit;
 pub use gdt::cpu_index;

@@ -1,7 +1,7 @@
 //! The saved user state and the one Rust entry point every stub calls.
 
 use super::{apf, apic, entry, msr};
-use crate::kernel::{self, Fault, Next};
+use crate::kernel::{self, Cpu, Fault, Next};
 use apf_pv::x86::PageFault;
 use x86_64::registers::control::Cr2;
 
@@ -52,39 +52,48 @@ impl TrapFrame {
     }
 }
 
-/// A trap's handler: gets the frame its stub built, returns the frame to resume, or null for
-/// the idle loop. The stub saved every register in the frame and restores them from the
+/// A trap's handler: gets the frame its stub built, returns the frame to resume (or goes
+/// idle, [`entry::go_idle`]). The stub saved every register in the frame and restores them from the
 /// frame it resumes, so a handler need preserve none of them: under this convention it
 /// pushes and pops no callee-saved registers (six emulated instructions fewer per event),
 /// and takes the frame in `r12`.
 pub type Handler = extern "rust-preserve-none" fn(&mut TrapFrame) -> *mut TrapFrame;
 
-/// Each vector's handler, called by the entry stubs. The async PF events, the timer and
-/// system calls have their own; everything else goes to [`other`].
+/// Each vector's handler, called by the entry stubs. The timer and system calls have their
+/// own; everything else goes to [`other`]. (The async PF events have entries and handlers
+/// of their own; a #PF taken in the kernel comes here, an exception.)
 pub static HANDLERS: [Handler; 256] = {
     let mut table: [Handler; 256] = [other; 256];
-    table[PAGE_FAULT_VECTOR as usize] = page_fault;
-    table[apf::READY_VECTOR as usize] = page_ready;
     table[SYSCALL_VECTOR as usize] = syscall;
     table[TIMER_VECTOR as usize] = timer;
     table
 };
 
-/// #PF: KVM's "page not present" for a task blocks it; any other is an exception.
-pub(super) extern "rust-preserve-none" fn page_fault(f: &mut TrapFrame) -> *mut TrapFrame {
-    match apf::classify(Cr2::read_raw()) {
-        PageFault::NotPresent(token) if f.is_from_user() => resume(kernel::apf_not_present(token)),
-        _ => resume(exception(f)),
+/// #PF from ring 3 (its entry sends the kernel's own to [`other`]): KVM's "page not
+/// present" blocks the task; any other is the task's exception. `cpu` is the running
+/// CPU's, which the entry found above the frame.
+pub(super) extern "rust-preserve-none" fn page_fault(
+    f: &mut TrapFrame,
+    cpu: &'static Cpu,
+) -> *mut TrapFrame {
+    match apf::classify(&cpu.arch, Cr2::read_raw()) {
+        PageFault::NotPresent(token) => resume(cpu, kernel::apf_not_present(cpu, token)),
+        PageFault::Ordinary => resume(cpu, exception(f)),
     }
 }
 
-/// KVM's "page ready": its waiter runs next.
-pub(super) extern "rust-preserve-none" fn page_ready(_: &mut TrapFrame) -> *mut TrapFrame {
+/// KVM's "page ready": its waiter runs next. `cpu` as for [`page_fault`] (an interrupt
+/// arrives from ring 3 or the idle loop, whose stack holds the pointer too); the frame it
+/// needs not, so its entry does not pass it.
+pub(super) extern "rust-preserve-none" fn page_ready(cpu: &'static Cpu) -> *mut TrapFrame {
     apic::end_of_interrupt();
-    resume(match apf::take_ready() {
-        Some(token) => kernel::apf_ready(token),
-        None => kernel::next(),
-    })
+    resume(
+        cpu,
+        match apf::take_ready(&cpu.arch) {
+            Some(token) => kernel::apf_ready(cpu, token),
+            None => kernel::next(),
+        },
+    )
 }
 
 /// `int3`: a task's system call; in the kernel, an exception.
@@ -94,12 +103,12 @@ extern "rust-preserve-none" fn syscall(f: &mut TrapFrame) -> *mut TrapFrame {
     }
     let (result, next) = kernel::syscall(f.rax, [f.rdi, f.rsi, f.rdx]);
     f.rax = result as u64;
-    resume(next)
+    resume(kernel::this_cpu(), next)
 }
 
 extern "rust-preserve-none" fn timer(_: &mut TrapFrame) -> *mut TrapFrame {
     apic::end_of_interrupt();
-    resume(kernel::tick())
+    resume(kernel::this_cpu(), kernel::tick())
 }
 
 /// Every other vector: exceptions, the spurious interrupt, and interrupts nobody expects.
@@ -120,7 +129,7 @@ extern "rust-preserve-none" fn other(f: &mut TrapFrame) -> *mut TrapFrame {
             kernel::next()
         }
     };
-    resume(next)
+    resume(kernel::this_cpu(), next)
 }
 
 /// Reports an exception; a task's ends the task (returns what runs next), the kernel's
@@ -142,18 +151,19 @@ fn exception(f: &TrapFrame) -> Next {
 
 /// Starts running `next` from boot code.
 pub fn enter(next: Next) -> ! {
-    entry::restore(resume(next))
+    entry::restore(resume(kernel::this_cpu(), next))
 }
 
-/// Points the CPU at the next task's kernel stack and returns its frame (null: idle).
+/// Points `cpu` (the running CPU) at the next task's kernel stack and returns its frame;
+/// with nothing to run, goes idle instead.
 #[inline(always)]
-fn resume(next: Next) -> *mut TrapFrame {
+fn resume(cpu: &Cpu, next: Next) -> *mut TrapFrame {
     match next {
         Next::Task(ctx) => {
-            super::gdt::set_kernel_stack(ctx.stack_top());
+            cpu.arch.set_kernel_stack(ctx.stack_top());
             ctx.frame()
         }
-        Next::Idle => core::ptr::null_mut(),
+        Next::Idle => entry::go_idle(),
     }
 }
 
