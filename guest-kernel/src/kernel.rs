@@ -114,22 +114,29 @@ const HOLD_KEY: u64 = KERNEL_KEYS | 1;
 /// on again.
 #[inline]
 pub fn apf_not_present(cpu: &Cpu, token: Token) -> Next {
-    handle(cpu, |k| {
+    let next = with(cpu, |k| {
         let id = k.sched.current().expect("a ring-3 fault comes from a task");
-        if k.apf.wait(token, id) == Wait::Park {
-            k.sched.block_current(id);
+        let parked = k.apf.wait(token, id) == Wait::Park;
+        let mut next = None;
+        if parked {
             k.watchdog.arm(id, k.ticks);
+            next = Some(k.sched.block_and_switch(id).map_or(Next::Idle, Next::Task));
         }
         if k.apf_cycle_due.step() {
             k.cycle_async_pf();
+            next = None;
         }
-    })
+        // Not parked (the task goes on), or after a cycle released everyone: the general
+        // pick. A parked task cannot have exited, so `block_and_switch`'s idle is idle.
+        next.or_else(|| k.pick())
+    });
+    next.unwrap_or_else(|| finish())
 }
 
 /// "Page ready" for `token` (or the broadcast): its waiter runs next.
 #[inline]
 pub fn apf_ready(cpu: &Cpu, token: Token) -> Next {
-    handle(cpu, |k| {
+    let next = with(cpu, |k| {
         let Kernel {
             apf,
             sched,
@@ -143,9 +150,13 @@ pub fn apf_ready(cpu: &Cpu, token: Token) -> Next {
             });
         } else if let Wake::Woke(id) = apf.wake(token) {
             watchdog.disarm(id);
-            sched.run_unblocked(id);
+            if let Some(ctx) = sched.run_unblocked(id) {
+                return Some(Next::Task(ctx));
+            }
         }
-    })
+        k.pick()
+    });
+    next.unwrap_or_else(|| finish())
 }
 
 /// One CPU's state: its architecture's (on x86_64 its TSS and async PF area) and its

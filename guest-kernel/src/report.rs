@@ -1,13 +1,12 @@
 //! The machine-readable result line: `RESULT {json}`, one line, printed last.
 
-use crate::arch::Context;
 use crate::kernel::Kernel;
 use crate::{print, println};
 use alloc::vec::Vec;
 use apf_pv::waiters::Counters;
 use core::fmt;
 use guest_kernel::apf::{Outcome, State};
-use guest_kernel::sched::{self, Task, TaskId};
+use guest_kernel::sched::{self, TaskId, TaskInfo};
 
 /// A JSON string, or `null` for `None`.
 struct JsonStr(Option<&'static str>);
@@ -22,9 +21,7 @@ impl fmt::Display for JsonStr {
 }
 
 /// Every CPU's tasks merged in id order, each with its CPU's index and its report.
-pub fn tasks<'k>(
-    kernels: &[&'k Kernel],
-) -> impl Iterator<Item = (TaskId, &'k Task<Context>, usize)> {
+pub fn tasks(kernels: &[&Kernel]) -> impl Iterator<Item = (TaskId, TaskInfo, usize)> {
     let mut all: Vec<_> = kernels
         .iter()
         .enumerate()

@@ -29,14 +29,21 @@ pub enum State {
     Exited(i64),
 }
 
-/// A task: its name (for reports), its state and the arch's saved context. Aligned to a
-/// power of two so that a lookup by id is one shift, not a multiply.
-#[derive(Debug)]
-#[repr(align(64))]
-pub struct Task<C> {
+/// [`State`] without its payload, which sits beside it (see [`Scheduler`]): one byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Ready,
+    Running,
+    Parked,
+    Blocked,
+    Exited,
+}
+
+/// A task as reports see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskInfo {
     pub name: &'static str,
     pub state: State,
-    pub ctx: C,
     /// How many times the task was switched in (after the first dispatch).
     pub dispatches: u64,
 }
@@ -75,7 +82,20 @@ pub struct Stats {
 /// The per-CPU scheduler.
 #[derive(Debug)]
 pub struct Scheduler<C> {
-    tasks: TaskTable<Task<C>>,
+    /// The tasks' names; which ids this CPU holds.
+    names: TaskTable<&'static str>,
+    /// The rest of each task, a field per array, indexed by id (masked, as in the
+    /// [`TaskTable`]): the async PF paths touch two or three tasks per event, and with
+    /// elements of at most eight bytes each access is one instruction, the id scaled in
+    /// its address, with no test that the task exists (ids come from `spawn_as`; slots of
+    /// ids no task holds stay `Ready` and are never switched to).
+    phases: [Phase; MAX_TASKS],
+    /// The key of a parked task, the status of an exited one.
+    payloads: [u64; MAX_TASKS],
+    /// The arch's saved context, fixed at spawn.
+    contexts: [Option<C>; MAX_TASKS],
+    /// How many times the task was switched in (after the first dispatch).
+    dispatches: [u64; MAX_TASKS],
     ready: RunQueue,
     /// The running task, with a copy of its context: resuming it needs no lookup.
     current: Option<Running<C>>,
@@ -97,10 +117,14 @@ struct Running<C> {
     ctx: C,
 }
 
-impl<C> Default for Scheduler<C> {
+impl<C: Copy> Default for Scheduler<C> {
     fn default() -> Self {
         Self {
-            tasks: TaskTable::default(),
+            names: TaskTable::default(),
+            phases: [Phase::Ready; MAX_TASKS],
+            payloads: [0; MAX_TASKS],
+            contexts: [None; MAX_TASKS],
+            dispatches: [0; MAX_TASKS],
             ready: RunQueue::default(),
             current: None,
             last: 0,
@@ -114,7 +138,7 @@ impl<C> Default for Scheduler<C> {
 impl<C: Copy> Scheduler<C> {
     /// Adds a ready task at the back of the run queue, under the next id.
     pub fn spawn(&mut self, name: &'static str, ctx: C) -> TaskId {
-        let id = self.tasks.next_id();
+        let id = self.names.next_id();
         self.spawn_as(id, name, ctx);
         id
     }
@@ -122,54 +146,73 @@ impl<C: Copy> Scheduler<C> {
     /// [`Scheduler::spawn`] under a given `id`: with several CPUs the kernel hands out the
     /// (global) ids and each CPU's scheduler gets its own tasks.
     pub fn spawn_as(&mut self, id: TaskId, name: &'static str, ctx: C) {
-        if self.tasks.is_empty() {
+        if self.names.is_empty() {
             // The first task runs first: its first dispatch is no switch.
             self.last = id;
         }
-        self.tasks.insert(
-            id,
-            Task {
-                name,
-                state: State::Ready,
-                ctx,
-                dispatches: 0,
-            },
-        );
+        self.names.insert(id, name);
+        let slot = id % MAX_TASKS;
+        self.phases[slot] = Phase::Ready;
+        self.contexts[slot] = Some(ctx);
         self.ready.push_back(id);
         self.live += 1;
     }
 
     /// True if this CPU was given no task at all.
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.names.is_empty()
     }
 
     pub fn current(&self) -> Option<TaskId> {
         self.current.map(|r| r.id)
     }
 
-    pub fn task(&self, id: TaskId) -> &Task<C> {
-        &self.tasks[id]
+    /// Task `id`.
+    ///
+    /// # Panics
+    /// If there is no task `id`.
+    pub fn task(&self, id: TaskId) -> TaskInfo {
+        self.info(id, self.names[id])
     }
 
-    pub fn task_mut(&mut self, id: TaskId) -> &mut Task<C> {
-        &mut self.tasks[id]
-    }
-
-    pub fn tasks(&self) -> impl Iterator<Item = &Task<C>> {
-        self.tasks.iter()
+    pub fn tasks(&self) -> impl Iterator<Item = TaskInfo> {
+        self.entries().map(|(_, t)| t)
     }
 
     /// Every task with its id (with several CPUs, ids have gaps: other CPUs' tasks).
-    pub fn entries(&self) -> impl Iterator<Item = (TaskId, &Task<C>)> {
-        self.tasks.entries()
+    pub fn entries(&self) -> impl Iterator<Item = (TaskId, TaskInfo)> {
+        self.names
+            .entries()
+            .map(|(id, name)| (id, self.info(id, name)))
+    }
+
+    fn info(&self, id: TaskId, name: &'static str) -> TaskInfo {
+        let slot = id % MAX_TASKS;
+        let payload = self.payloads[slot];
+        TaskInfo {
+            name,
+            state: match self.phases[slot] {
+                Phase::Ready => State::Ready,
+                Phase::Running => State::Running,
+                Phase::Parked => State::Parked(payload),
+                Phase::Blocked => State::Blocked,
+                Phase::Exited => State::Exited(payload as i64),
+            },
+            dispatches: self.dispatches[slot],
+        }
+    }
+
+    /// Task `id`'s phase.
+    #[inline(always)]
+    fn phase_mut(&mut self, id: TaskId) -> &mut Phase {
+        &mut self.phases[id % MAX_TASKS]
     }
 
     /// The counters; `switches` is the sum of every task's `dispatches`, which the switch
     /// path keeps instead of two counters.
     pub fn stats(&self) -> Stats {
         Stats {
-            switches: self.tasks.iter().map(|t| t.dispatches).sum(),
+            switches: self.names.entries().map(|(id, _)| self.dispatches[id % MAX_TASKS]).sum(),
             ..self.stats
         }
     }
@@ -178,7 +221,7 @@ impl<C: Copy> Scheduler<C> {
     /// every switch to idle asks.
     #[inline]
     pub fn all_exited(&self) -> bool {
-        self.live == 0 && !self.tasks.is_empty()
+        self.live == 0 && !self.names.is_empty()
     }
 
     /// Timer tick: the running task goes to the back of the queue.
@@ -207,7 +250,7 @@ impl<C: Copy> Scheduler<C> {
     /// Task `id`, which was running, goes to the back of the queue.
     #[inline]
     fn requeue(&mut self, id: TaskId) {
-        self.tasks[id].state = State::Ready;
+        *self.phase_mut(id) = Phase::Ready;
         self.ready.push_back(id);
     }
 
@@ -221,7 +264,8 @@ impl<C: Copy> Scheduler<C> {
             self.early_wakes.swap_remove(pos);
             return Park::AlreadyWoken;
         }
-        self.tasks[id].state = State::Parked(key);
+        *self.phase_mut(id) = Phase::Parked;
+        self.payloads[id % MAX_TASKS] = key;
         self.current = None;
         self.stats.parks += 1;
         Park::Parked
@@ -239,7 +283,7 @@ impl<C: Copy> Scheduler<C> {
     pub fn block_current(&mut self, id: TaskId) {
         debug_assert_eq!(self.current(), Some(id), "block_current of a task not running");
         self.current = None;
-        self.tasks[id].state = State::Blocked;
+        *self.phase_mut(id) = Phase::Blocked;
         self.stats.parks += 1;
     }
 
@@ -281,32 +325,51 @@ impl<C: Copy> Scheduler<C> {
     /// is the same as unblocking it first and scheduling, minus a push and a pop on the hot
     /// path of every page-ready. (Several unblocks in a row, as a broadcast makes, use
     /// [`Scheduler::unblock_first`], which keeps them in their order.)
+    ///
+    /// Returns the context that runs now (the unblocked task's), or `None` if `id` was not
+    /// blocked, which changes nothing: the page-ready path resumes it without asking
+    /// [`Scheduler::schedule_context`] again.
     #[inline]
-    pub fn run_unblocked(&mut self, id: TaskId) -> bool {
-        let Some(task) = Self::blocked(&mut self.tasks, id) else {
-            return false;
-        };
-        // The unblocked task first, so that it is looked up once: the runner's state store
-        // below may be to any task, as far as the compiler knows.
-        let unblocked = Self::make_running(task, id, &mut self.last);
+    pub fn run_unblocked(&mut self, id: TaskId) -> Option<C> {
+        if !self.is_blocked(id) {
+            return None;
+        }
+        let unblocked = self.make_running(id);
         if let Some(Running { id: runner, .. }) = self.current.replace(unblocked) {
             self.requeue(runner);
         }
         self.stats.wakes += 1;
-        true
+        Some(unblocked.ctx)
     }
 
-    /// Task `id` of `tasks`, if it exists and is blocked.
+    /// [`Scheduler::block_current`] of task `id`, then the next ready task runs: returns
+    /// its context, or `None` if none is ready (idle). The not-present path in one call,
+    /// without asking [`Scheduler::schedule_context`] whether a task still runs.
     #[inline]
-    fn blocked(tasks: &mut TaskTable<Task<C>>, id: TaskId) -> Option<&mut Task<C>> {
-        tasks.get_mut(id).filter(|t| t.state == State::Blocked)
+    pub fn block_and_switch(&mut self, id: TaskId) -> Option<C> {
+        self.block_current(id);
+        let next = self.ready.pop_front()?;
+        let slot = next % MAX_TASKS;
+        self.phases[slot] = Phase::Running;
+        // `next` was queued, so it is not `id`, the task that ran last: always a switch.
+        self.dispatches[slot] += 1;
+        self.last = next;
+        let ctx = self.contexts[slot].expect("a queued task has a context");
+        self.current = Some(Running { id: next, ctx });
+        Some(ctx)
+    }
+
+    /// Whether task `id` is blocked (an id no task holds never is).
+    #[inline]
+    fn is_blocked(&self, id: TaskId) -> bool {
+        self.phases[id % MAX_TASKS] == Phase::Blocked
     }
 
     fn unblock_to(&mut self, id: TaskId, front: bool) -> bool {
-        let Some(task) = Self::blocked(&mut self.tasks, id) else {
+        if !self.is_blocked(id) {
             return false;
-        };
-        task.state = State::Ready;
+        }
+        *self.phase_mut(id) = Phase::Ready;
         if front {
             self.ready.push_front(id);
         } else {
@@ -318,9 +381,11 @@ impl<C: Copy> Scheduler<C> {
 
     fn wake_to(&mut self, key: u64, front: bool) -> Wake {
         let mut woken = 0;
-        for (id, task) in self.tasks.entries_mut() {
-            if task.state == State::Parked(key) {
-                task.state = State::Ready;
+        // Ids no task holds keep their first state, never a parked one.
+        for id in 0..self.names.next_id() {
+            let slot = id % MAX_TASKS;
+            if self.phases[slot] == Phase::Parked && self.payloads[slot] == key {
+                self.phases[slot] = Phase::Ready;
                 if front {
                     self.ready.push_front(id);
                 } else {
@@ -349,7 +414,8 @@ impl<C: Copy> Scheduler<C> {
             .current
             .take()
             .expect("exit_current without a running task");
-        self.tasks[id].state = State::Exited(status);
+        *self.phase_mut(id) = Phase::Exited;
+        self.payloads[id % MAX_TASKS] = status as u64;
         self.live -= 1;
         id
     }
@@ -376,20 +442,21 @@ impl<C: Copy> Scheduler<C> {
     /// Makes `next` (not queued) the running task.
     #[inline]
     fn dispatch(&mut self, next: TaskId) {
-        let running = Self::make_running(&mut self.tasks[next], next, &mut self.last);
-        self.current = Some(running);
+        self.current = Some(self.make_running(next));
     }
 
     /// Marks task `id` running, counting a switch if another ran `last` (and making it
     /// the last); returns what becomes [`Scheduler::current`].
     #[inline]
-    fn make_running(task: &mut Task<C>, id: TaskId, last: &mut TaskId) -> Running<C> {
-        task.state = State::Running;
-        if *last != id {
-            task.dispatches += 1;
+    fn make_running(&mut self, id: TaskId) -> Running<C> {
+        let slot = id % MAX_TASKS;
+        self.phases[slot] = Phase::Running;
+        if self.last != id {
+            self.dispatches[slot] += 1;
         }
-        *last = id;
-        Running { id, ctx: task.ctx }
+        self.last = id;
+        let ctx = self.contexts[slot].expect("a task that runs has a context");
+        Running { id, ctx }
     }
 }
 

@@ -83,13 +83,7 @@ impl<T> TaskTable<T> {
             .filter_map(|(id, slot)| Some((id, slot.as_ref()?)))
     }
 
-    /// [`TaskTable::entries`], mutable.
-    pub fn entries_mut(&mut self) -> impl Iterator<Item = (TaskId, &mut T)> {
-        self.slots[..self.end]
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(id, slot)| Some((id, slot.as_mut()?)))
-    }
+
 }
 
 impl<T> core::ops::Index<TaskId> for TaskTable<T> {
@@ -153,10 +147,6 @@ mod tests {
         assert_eq!(t.get(0), None);
         assert_eq!(t.iter().collect::<Vec<_>>(), [&'b', &'d']);
         assert_eq!(t.entries().collect::<Vec<_>>(), [(1, &'b'), (3, &'d')]);
-        for (id, value) in t.entries_mut() {
-            *value = char::from(b'0' + id as u8);
-        }
-        assert_eq!(t.iter().collect::<Vec<_>>(), [&'1', &'3']);
         assert_eq!(t.next_id(), 4, "past the highest id");
     }
 

@@ -178,7 +178,7 @@ fn running_an_unblocked_task_at_once_is_unblocking_it_first_then_scheduling() {
     // The same events on two schedulers: by the run queue, and directly.
     let (mut queued, mut direct) = (blocked_0_and_1(4), blocked_0_and_1(4));
     assert!(queued.unblock_first(1));
-    assert!(direct.run_unblocked(1));
+    assert_eq!(direct.run_unblocked(1), Some(1), "task 1's context runs");
     assert_eq!(direct.current(), Some(1), "no schedule needed");
     // While idle (nobody running), too.
     for s in [&mut queued, &mut direct] {
@@ -189,9 +189,9 @@ fn running_an_unblocked_task_at_once_is_unblocking_it_first_then_scheduling() {
         assert_eq!(s.schedule(), None);
     }
     assert!(queued.unblock_first(3));
-    assert!(direct.run_unblocked(3));
+    assert_eq!(direct.run_unblocked(3), Some(3));
     assert!(
-        !queued.unblock_first(3) && !direct.run_unblocked(3),
+        !queued.unblock_first(3) && direct.run_unblocked(3).is_none(),
         "not blocked now"
     );
     let mut order = [Vec::new(), Vec::new()];
@@ -239,4 +239,29 @@ fn exit_and_idle() {
     assert!(s.all_exited());
     assert_eq!(s.task(1).state, State::Exited(3));
     assert!(!Scheduler::<u8>::default().all_exited());
+}
+
+#[test]
+fn blocking_and_switching_is_blocking_then_scheduling() {
+    let (mut two_steps, mut one) = (sched(3), sched(3));
+    for s in [&mut two_steps, &mut one] {
+        assert_eq!(s.schedule(), Some(0));
+    }
+    // Task 0 blocks, 1 runs; 1 blocks, 2 runs; 2 blocks: idle.
+    for (id, next) in [(0, Some(1)), (1, Some(2)), (2, None)] {
+        two_steps.block_current(id);
+        assert_eq!(two_steps.schedule(), next);
+        assert_eq!(one.block_and_switch(id), next.map(|n| n as u32), "task {id} blocks");
+        assert_eq!(one.current(), next);
+    }
+    assert_eq!(one.stats(), two_steps.stats());
+    for id in 0..3 {
+        assert_eq!(one.task(id).state, State::Blocked);
+        assert_eq!(one.task(id).dispatches, two_steps.task(id).dispatches);
+    }
+    // Unblocked while idle, the last task to run resumes without a switch, in both.
+    assert_eq!(one.run_unblocked(2), Some(2));
+    assert!(two_steps.unblock(2));
+    assert_eq!(two_steps.schedule(), Some(2));
+    assert_eq!(one.stats(), two_steps.stats());
 }
