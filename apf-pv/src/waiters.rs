@@ -107,20 +107,22 @@ fn home(token: Token) -> usize {
     (token.wrapping_mul(0x9E37_79B9) >> (Token::BITS - SLOT_BITS)) as usize
 }
 
-/// One parked waiter, the token it waits for, and when it parked.
-#[derive(Clone, Copy)]
-struct Parked<W> {
-    token: Token,
-    waiter: W,
-    seq: u64,
-}
+/// The sequence number of a free slot: parks count from 1.
+const FREE: u64 = 0;
 
 /// Parked waiters and early tokens.
-pub struct WaiterTable<W: Copy + Eq> {
+pub struct WaiterTable<W: Copy + Eq + Default> {
+    /// The slots, a field per array: each waiter's parking sequence number (or [`FREE`]),
+    /// its token and itself. The not-present and page-ready paths each touch one or two
+    /// slots, and with elements of at most eight bytes each access is one instruction, the
+    /// slot scaled in its address (a slot of one 32-byte struct needed a shift for it).
+    ///
     /// Linear probing by [`home`]: every waiter lies in the run of occupied slots that
     /// starts at its token's home, after any waiter with its token that parked earlier.
-    slots: [Option<Parked<W>>; SLOTS],
-    /// How many of `slots` are occupied.
+    seqs: [u64; SLOTS],
+    tokens: [Token; SLOTS],
+    waiters: [W; SLOTS],
+    /// How many slots are occupied.
     parked_count: usize,
     /// The next parking sequence number.
     next_seq: u64,
@@ -131,56 +133,57 @@ pub struct WaiterTable<W: Copy + Eq> {
     counters: Counters,
 }
 
-impl<W: Copy + Eq> WaiterTable<W> {
-    /// An empty table, usable in a `static`.
-    pub const fn new() -> Self {
+impl<W: Copy + Eq + Default> WaiterTable<W> {
+    /// An empty table.
+    pub fn new() -> Self {
         Self {
-            slots: [None; SLOTS],
+            seqs: [FREE; SLOTS],
+            tokens: [0; SLOTS],
+            waiters: [W::default(); SLOTS],
             parked_count: 0,
-            next_seq: 0,
+            next_seq: FREE + 1,
             early: [0; MAX_OUTSTANDING],
             early_len: 0,
-            counters: Counters {
-                not_present: 0,
-                ready: 0,
-                wake_before_wait: 0,
-                broadcasts: 0,
-                unknown_tokens: 0,
-                full: 0,
-                max_parked: 0,
-            },
+            counters: Counters::default(),
         }
     }
 
     /// A not-present fault for `token` taken by `waiter`.
     #[inline]
     pub fn wait(&mut self, token: Token, waiter: W) -> Wait {
-        if self.early_len != 0
-            && let Some(index) = self.early_tokens().iter().position(|&t| t == token)
-        {
-            self.remove_early(index);
-            self.counters.wake_before_wait += 1;
-            return Wait::AlreadyReady;
+        if self.early_len != 0 {
+            if let Some(claimed) = self.claim_early(token) {
+                return claimed;
+            }
         }
         if self.parked_count == MAX_OUTSTANDING {
             self.counters.full += 1;
             return Wait::Full;
         }
         let mut slot = home(token);
-        while self.slots[slot].is_some() {
+        while self.seqs[slot] != FREE {
             slot = (slot + 1) & SLOT_MASK;
         }
-        self.slots[slot] = Some(Parked {
-            token,
-            waiter,
-            seq: self.next_seq,
-        });
+        self.seqs[slot] = self.next_seq;
+        self.tokens[slot] = token;
+        self.waiters[slot] = waiter;
         self.next_seq += 1;
         self.parked_count += 1;
         if self.parked_count as u64 > self.counters.max_parked {
             self.new_max_parked();
         }
         Wait::Park
+    }
+
+    /// The wait for `token` finds its ready already there, if it is among the early
+    /// tokens: out of line, as early tokens are rare.
+    #[cold]
+    #[inline(never)]
+    fn claim_early(&mut self, token: Token) -> Option<Wait> {
+        let index = self.early_tokens().iter().position(|&t| t == token)?;
+        self.remove_early(index);
+        self.counters.wake_before_wait += 1;
+        Some(Wait::AlreadyReady)
     }
 
     /// A page-ready for `token` (not [`BROADCAST`]: callers route BROADCAST to
@@ -190,10 +193,11 @@ impl<W: Copy + Eq> WaiterTable<W> {
         debug_assert_ne!(token, BROADCAST, "a broadcast goes to wake_all");
         self.counters.ready += 1;
         let mut slot = home(token);
-        while let Some(parked) = self.slots[slot] {
-            if parked.token == token {
+        while self.seqs[slot] != FREE {
+            if self.tokens[slot] == token {
+                let waiter = self.waiters[slot];
                 self.remove_slot(slot);
-                return Wake::Woke(parked.waiter);
+                return Wake::Woke(waiter);
             }
             slot = (slot + 1) & SLOT_MASK;
         }
@@ -220,19 +224,18 @@ impl<W: Copy + Eq> WaiterTable<W> {
     pub fn release_all(&mut self, mut f: impl FnMut(W)) -> usize {
         let mut order = [(0u64, 0u8); MAX_OUTSTANDING];
         let mut woken = 0;
-        for (slot, entry) in self.slots.iter().enumerate() {
-            if let Some(parked) = entry {
-                order[woken] = (parked.seq, slot as u8);
+        for (slot, &seq) in self.seqs.iter().enumerate() {
+            if seq != FREE {
+                order[woken] = (seq, slot as u8);
                 woken += 1;
             }
         }
         let order = &mut order[..woken];
         order.sort_unstable_by_key(|&(seq, _)| seq);
         for &(_, slot) in order.iter() {
-            let parked = self.slots[usize::from(slot)]
-                .take()
-                .expect("collected above");
-            f(parked.waiter);
+            let slot = usize::from(slot);
+            self.seqs[slot] = FREE;
+            f(self.waiters[slot]);
         }
         self.parked_count = 0;
         self.early_len = 0;
@@ -244,9 +247,9 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// first parked goes.
     pub fn cancel(&mut self, waiter: W) -> Option<Token> {
         let slot = (0..SLOTS)
-            .filter(|&slot| self.slots[slot].is_some_and(|p| p.waiter == waiter))
-            .min_by_key(|&slot| self.slots[slot].map(|p| p.seq))?;
-        let token = self.slots[slot].expect("just found").token;
+            .filter(|&slot| self.seqs[slot] != FREE && self.waiters[slot] == waiter)
+            .min_by_key(|&slot| self.seqs[slot])?;
+        let token = self.tokens[slot];
         self.remove_slot(slot);
         Some(token)
     }
@@ -267,7 +270,7 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// than one more increment on the not-present path.
     pub fn counters(&self) -> Counters {
         Counters {
-            not_present: self.next_seq + self.counters.wake_before_wait + self.counters.full,
+            not_present: (self.next_seq - 1) + self.counters.wake_before_wait + self.counters.full,
             ..self.counters
         }
     }
@@ -287,16 +290,19 @@ impl<W: Copy + Eq> WaiterTable<W> {
     /// Empties `slot` and moves back every entry of the run after it that may sit there
     /// (backward-shift deletion), so every probe run stays unbroken.
     fn remove_slot(&mut self, slot: usize) {
-        self.slots[slot] = None;
+        self.seqs[slot] = FREE;
         self.parked_count -= 1;
         let mut hole = slot;
         let mut next = (slot + 1) & SLOT_MASK;
-        while let Some(parked) = self.slots[next] {
+        while self.seqs[next] != FREE {
             // The entry may fill the hole if the hole lies between its home and it.
-            let from_home = next.wrapping_sub(home(parked.token)) & SLOT_MASK;
+            let from_home = next.wrapping_sub(home(self.tokens[next])) & SLOT_MASK;
             let from_hole = next.wrapping_sub(hole) & SLOT_MASK;
             if from_home >= from_hole {
-                self.slots[hole] = self.slots[next].take();
+                self.seqs[hole] = self.seqs[next];
+                self.tokens[hole] = self.tokens[next];
+                self.waiters[hole] = self.waiters[next];
+                self.seqs[next] = FREE;
                 hole = next;
             }
             next = (next + 1) & SLOT_MASK;
@@ -310,7 +316,7 @@ impl<W: Copy + Eq> WaiterTable<W> {
     }
 }
 
-impl<W: Copy + Eq> Default for WaiterTable<W> {
+impl<W: Copy + Eq + Default> Default for WaiterTable<W> {
     fn default() -> Self {
         Self::new()
     }

@@ -100,15 +100,16 @@ impl Returned {
 /// The layout lookups depend on: every waiter lies in an unbroken run of occupied slots
 /// from its token's home, after every waiter with its token that parked earlier.
 fn assert_probe_runs(table: &WaiterTable<u32>) {
-    let occupied = table.slots.iter().filter(|p| p.is_some()).count();
-    assert_eq!(occupied, table.parked_count, "every waiter is counted");
-    for (slot, entry) in table.slots.iter().enumerate() {
-        let Some(parked) = entry else { continue };
-        let mut probe = super::home(parked.token);
+    let occupied = |slot: usize| table.seqs[slot] != super::FREE;
+    let count = (0..super::SLOTS).filter(|&slot| occupied(slot)).count();
+    assert_eq!(count, table.parked_count, "every waiter is counted");
+    for slot in (0..super::SLOTS).filter(|&slot| occupied(slot)) {
+        let (token, seq) = (table.tokens[slot], table.seqs[slot]);
+        let mut probe = super::home(token);
         while probe != slot {
-            let before = table.slots[probe].expect("a probe run has no gap");
+            assert!(occupied(probe), "a probe run has no gap");
             assert!(
-                before.token != parked.token || before.seq < parked.seq,
+                table.tokens[probe] != token || table.seqs[probe] < seq,
                 "same-token waiters are in parking order along the run"
             );
             probe = (probe + 1) & super::SLOT_MASK;
