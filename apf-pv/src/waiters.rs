@@ -110,8 +110,25 @@ fn home(token: Token) -> usize {
 /// The sequence number of a free slot: parks count from 1.
 const FREE: u64 = 0;
 
+/// What the table parks: copied in and out, compared by [`cancel`](WaiterTable::cancel),
+/// and with a value that fills free slots, so that the table is a constant when empty
+/// (for a kernel whose per-CPU state is a `static`).
+pub trait Waiter: Copy + Eq {
+    /// Fills free slots; never handed out.
+    const VACANT: Self;
+}
+
+/// Task ids.
+impl Waiter for usize {
+    const VACANT: Self = usize::MAX;
+}
+
+impl Waiter for u32 {
+    const VACANT: Self = u32::MAX;
+}
+
 /// Parked waiters and early tokens.
-pub struct WaiterTable<W: Copy + Eq + Default> {
+pub struct WaiterTable<W: Waiter> {
     /// The slots, a field per array: each waiter's parking sequence number (or [`FREE`]),
     /// its token and itself. The not-present and page-ready paths each touch one or two
     /// slots, and with elements of at most eight bytes each access is one instruction, the
@@ -133,18 +150,26 @@ pub struct WaiterTable<W: Copy + Eq + Default> {
     counters: Counters,
 }
 
-impl<W: Copy + Eq + Default> WaiterTable<W> {
-    /// An empty table.
-    pub fn new() -> Self {
+impl<W: Waiter> WaiterTable<W> {
+    /// An empty table, usable in a `static`.
+    pub const fn new() -> Self {
         Self {
             seqs: [FREE; SLOTS],
             tokens: [0; SLOTS],
-            waiters: [W::default(); SLOTS],
+            waiters: [W::VACANT; SLOTS],
             parked_count: 0,
             next_seq: FREE + 1,
             early: [0; MAX_OUTSTANDING],
             early_len: 0,
-            counters: Counters::default(),
+            counters: Counters {
+                not_present: 0,
+                ready: 0,
+                wake_before_wait: 0,
+                broadcasts: 0,
+                unknown_tokens: 0,
+                full: 0,
+                max_parked: 0,
+            },
         }
     }
 
@@ -316,7 +341,7 @@ impl<W: Copy + Eq + Default> WaiterTable<W> {
     }
 }
 
-impl<W: Copy + Eq + Default> Default for WaiterTable<W> {
+impl<W: Waiter> Default for WaiterTable<W> {
     fn default() -> Self {
         Self::new()
     }

@@ -145,8 +145,11 @@ pub struct CycleCountdown {
 
 impl CycleCountdown {
     /// Without `apf-cycle` the count starts at `u64::MAX` events: never reached.
-    pub fn new(every: Option<u64>) -> Self {
-        let every = every.unwrap_or(u64::MAX);
+    pub const fn new(every: Option<u64>) -> Self {
+        let every = match every {
+            Some(every) => every,
+            None => u64::MAX,
+        };
         Self { every, left: every }
     }
 

@@ -18,6 +18,13 @@ pub struct TscClock {
 }
 
 impl TscClock {
+    /// A clock before calibration: every time is zero.
+    pub const UNCALIBRATED: Self = Self {
+        base: 0,
+        mult: 0,
+        khz: 0,
+    };
+
     /// A clock whose zero is `base`, for a TSC running at `khz` kilohertz.
     ///
     /// Returns `None` for frequencies that cannot be real (below 1 MHz or above 100 GHz).

@@ -257,29 +257,34 @@ pub enum PageSource {
     Guest,
 }
 
+impl Config {
+    /// The command line's defaults, usable in a `static`.
+    pub const DEFAULT: Self = Self {
+        scenario: Scenario::Demo,
+        hz: 100,
+        primes: 1_000_000,
+        cpu: 20_000_000,
+        pages: 256,
+        pattern: Pattern::Sequential,
+        seed: 1,
+        source: PageSource::Host,
+        apf: false,
+        apf_test: None,
+        apf_cycle: None,
+        apf_watchdog_ms: watchdog::DEFAULT_TIMEOUT_MS,
+        hold: false,
+        cpus: 1,
+        virtio_mmio: None,
+        ip: None,
+        kv_hot: 64,
+        kv_cold: 1024,
+        kv_workers: 4,
+    };
+}
+
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            scenario: Scenario::Demo,
-            hz: 100,
-            primes: 1_000_000,
-            cpu: 20_000_000,
-            pages: 256,
-            pattern: Pattern::Sequential,
-            seed: 1,
-            source: PageSource::Host,
-            apf: false,
-            apf_test: None,
-            apf_cycle: None,
-            apf_watchdog_ms: watchdog::DEFAULT_TIMEOUT_MS,
-            hold: false,
-            cpus: 1,
-            virtio_mmio: None,
-            ip: None,
-            kv_hot: 64,
-            kv_cold: 1024,
-            kv_workers: 4,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -25,7 +25,7 @@ pub struct Hold {
 }
 
 impl Hold {
-    pub fn new(enabled: bool) -> Self {
+    pub const fn new(enabled: bool) -> Self {
         Self {
             phase: if enabled {
                 Phase::Gathering

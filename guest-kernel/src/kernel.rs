@@ -92,6 +92,33 @@ pub struct Kernel {
     pub hold: Hold,
 }
 
+impl Kernel {
+    /// A CPU's state before [`install`]: no tasks (a trap would find nothing to run).
+    const EMPTY: Self = Self {
+        sched: Scheduler::new(),
+        clock: TscClock::UNCALIBRATED,
+        config: Config::DEFAULT,
+        user_ranges: Vec::new(),
+        ticks: 0,
+        timer_start_ns: 0,
+        entry_ns: 0,
+        ready_ns: None,
+        end_ns: None,
+        unexpected_interrupts: 0,
+        reports: Vec::new(),
+        apf_state: apf::State::Off,
+        apf_test: None,
+        apf_cycles: Cycles {
+            disables: 0,
+            reenables: 0,
+        },
+        apf_cycle_due: apf::CycleCountdown::new(None),
+        apf: WaiterTable::new(),
+        watchdog: Watchdog::new(0, 1),
+        hold: Hold::new(false),
+    };
+}
+
 /// How often `apf-cycle` turned async PF off, and how often back on.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cycles {
@@ -164,8 +191,10 @@ pub fn apf_ready(cpu: &Cpu, token: Token) -> Next {
 /// keeps that pointer above every frame it saves, see `arch::Context`).
 pub struct Cpu {
     pub arch: arch::CpuLocal,
-    /// Borrowed by one of the CPU's traps at a time (see [`with`]).
-    kernel: UnsafeCell<Option<Kernel>>,
+    /// Borrowed by one of the CPU's traps at a time (see [`with`]). A kernel without
+    /// tasks until [`install`] puts the real one in: a constant, so the `static` needs no
+    /// `Option` and no trap tests for one.
+    kernel: UnsafeCell<Kernel>,
     /// Set while [`with`] lends the state out: a debug build catches a nested borrow.
     #[cfg(debug_assertions)]
     borrowed: core::sync::atomic::AtomicBool,
@@ -181,7 +210,7 @@ impl Cpu {
     const fn new() -> Self {
         Self {
             arch: arch::CpuLocal::new(),
-            kernel: UnsafeCell::new(None),
+            kernel: UnsafeCell::new(Kernel::EMPTY),
             #[cfg(debug_assertions)]
             borrowed: core::sync::atomic::AtomicBool::new(false),
         }
@@ -216,8 +245,8 @@ pub fn install(kernels: Vec<Kernel>) {
         // SAFETY: the boot CPU runs this once, before it enables interrupts or starts a task
         // or another CPU, so no trap handler can be borrowing the state.
         let cell = unsafe { &mut *cpu.kernel.get() };
-        assert!(cell.is_none(), "kernel::install twice");
-        *cell = Some(kernel);
+        assert!(cell.sched.is_empty(), "kernel::install twice");
+        *cell = kernel;
     }
 }
 
@@ -239,8 +268,7 @@ fn with<R>(cpu: &Cpu, f: impl FnOnce(&mut Kernel) -> R) -> R {
     }
     // SAFETY: no other reference to this CPU's state exists while this one lives (see
     // above); other CPUs only touch theirs.
-    let kernel = unsafe { &mut *cpu.kernel.get() };
-    let result = f(kernel.as_mut().expect("trap before kernel::install"));
+    let result = f(unsafe { &mut *cpu.kernel.get() });
     #[cfg(debug_assertions)]
     cpu.borrowed
         .store(false, core::sync::atomic::Ordering::Relaxed);
@@ -534,7 +562,7 @@ fn finish() -> ! {
     // their last writes visible), and this one borrows its own state no more.
     let kernels: Vec<&Kernel> = PER_CPU[..cpus]
         .iter()
-        .map(|cpu| unsafe { &*cpu.kernel.get() }.as_ref().expect("installed"))
+        .map(|cpu| unsafe { &*cpu.kernel.get() })
         .collect();
     let mut failed = false;
     for (id, task, _) in crate::report::tasks(&kernels) {

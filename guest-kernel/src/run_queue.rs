@@ -21,15 +21,19 @@ pub struct RunQueue {
 
 impl Default for RunQueue {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunQueue {
+    pub const fn new() -> Self {
         Self {
             slots: [0; MAX_TASKS],
             head: 0,
             tail: 0,
         }
     }
-}
 
-impl RunQueue {
     pub fn len(&self) -> usize {
         self.tail.wrapping_sub(self.head)
     }

@@ -119,23 +119,34 @@ struct Running<C> {
 
 impl<C: Copy> Default for Scheduler<C> {
     fn default() -> Self {
-        Self {
-            names: TaskTable::default(),
-            phases: [Phase::Ready; MAX_TASKS],
-            payloads: [0; MAX_TASKS],
-            contexts: [None; MAX_TASKS],
-            dispatches: [0; MAX_TASKS],
-            ready: RunQueue::default(),
-            current: None,
-            last: 0,
-            live: 0,
-            early_wakes: Vec::new(),
-            stats: Stats::default(),
-        }
+        Self::new()
     }
 }
 
 impl<C: Copy> Scheduler<C> {
+    /// A scheduler without tasks, usable in a `static`.
+    pub const fn new() -> Self {
+        Self {
+            names: TaskTable::new(),
+            phases: [Phase::Ready; MAX_TASKS],
+            payloads: [0; MAX_TASKS],
+            contexts: [const { None }; MAX_TASKS],
+            dispatches: [0; MAX_TASKS],
+            ready: RunQueue::new(),
+            current: None,
+            last: 0,
+            live: 0,
+            early_wakes: Vec::new(),
+            stats: Stats {
+                switches: 0,
+                preemptions: 0,
+                parks: 0,
+                wakes: 0,
+                early_wakes: 0,
+            },
+        }
+    }
+
     /// Adds a ready task at the back of the run queue, under the next id.
     pub fn spawn(&mut self, name: &'static str, ctx: C) -> TaskId {
         let id = self.names.next_id();

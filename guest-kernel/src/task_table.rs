@@ -28,14 +28,18 @@ pub struct TaskTable<T> {
 
 impl<T> Default for TaskTable<T> {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> TaskTable<T> {
+    pub const fn new() -> Self {
         Self {
             slots: [const { None }; MAX_TASKS],
             end: 0,
         }
     }
-}
 
-impl<T> TaskTable<T> {
     /// The id after the highest held: the next one on a single CPU.
     pub fn next_id(&self) -> TaskId {
         self.end

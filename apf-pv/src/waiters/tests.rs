@@ -230,6 +230,12 @@ fn default_equals_new() {
 }
 
 #[test]
+fn usable_in_a_static() {
+    static TABLE: WaiterTable<u32> = WaiterTable::new();
+    assert_eq!(TABLE.parked(), 0);
+}
+
+#[test]
 #[should_panic(expected = "wake_all")]
 #[cfg(debug_assertions)]
 fn wake_with_broadcast_token_is_a_caller_bug() {
