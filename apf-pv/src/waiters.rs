@@ -312,13 +312,25 @@ impl<W: Waiter> WaiterTable<W> {
         &self.early[..self.early_len]
     }
 
-    /// Empties `slot` and moves back every entry of the run after it that may sit there
-    /// (backward-shift deletion), so every probe run stays unbroken.
+    /// Empties `slot`. The next slot is nearly always free (the table is twice as large
+    /// as it can be full), which ends the probe run there; otherwise the run behind is
+    /// closed up, out of line.
+    #[inline]
     fn remove_slot(&mut self, slot: usize) {
         self.seqs[slot] = FREE;
         self.parked_count -= 1;
+        let next = (slot + 1) & SLOT_MASK;
+        if self.seqs[next] != FREE {
+            self.close_gap(slot, next);
+        }
+    }
+
+    /// Moves back every entry of the run from `next` on that may sit in the hole at `slot`
+    /// (backward-shift deletion), so every probe run stays unbroken.
+    #[cold]
+    #[inline(never)]
+    fn close_gap(&mut self, slot: usize, mut next: usize) {
         let mut hole = slot;
-        let mut next = (slot + 1) & SLOT_MASK;
         while self.seqs[next] != FREE {
             // The entry may fill the hole if the hole lies between its home and it.
             let from_home = next.wrapping_sub(home(self.tokens[next])) & SLOT_MASK;

@@ -345,12 +345,22 @@ impl<C: Copy> Scheduler<C> {
         if !self.is_blocked(id) {
             return None;
         }
-        let unblocked = self.make_running(id);
-        if let Some(Running { id: runner, .. }) = self.current.replace(unblocked) {
-            self.requeue(runner);
+        let slot = id % MAX_TASKS;
+        self.phases[slot] = Phase::Running;
+        let ctx = self.contexts[slot].expect("a task that runs has a context");
+        match self.current.replace(Running { id, ctx }) {
+            // Another task ran (so it ran last, not the blocked `id`): a switch.
+            Some(Running { id: runner, .. }) => {
+                self.requeue(runner);
+                self.dispatches[slot] += 1;
+            }
+            // Idle: a switch unless `id` ran last.
+            None if self.last != id => self.dispatches[slot] += 1,
+            None => {}
         }
+        self.last = id;
         self.stats.wakes += 1;
-        Some(unblocked.ctx)
+        Some(ctx)
     }
 
     /// [`Scheduler::block_current`] of task `id`, then the next ready task runs: returns

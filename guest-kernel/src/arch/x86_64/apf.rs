@@ -6,7 +6,7 @@
 //! may refuse go through [`msr::write_safe`], so a refusal is reported, not fatal.
 
 use super::cpu_local::CpuLocal;
-use super::msr;
+use super::{apic, msr};
 use apf_pv::waiters::{BROADCAST, Token};
 use apf_pv::x86::{self, ApfArea, CpuidResult, PageFault, Unavailable};
 use core::arch::x86_64::__cpuid;
@@ -97,11 +97,29 @@ pub fn classify(cpu: &CpuLocal, cr2: u64) -> PageFault {
     x86::classify(area(cpu), cr2)
 }
 
-/// The token of a page-ready interrupt, acknowledged so KVM can send the next one; `None`
-/// for a spurious interrupt (empty token slot).
+/// The token of a page-ready interrupt, with the interrupt ended (EOI) and acknowledged
+/// so KVM can send the next one; `None` for a spurious interrupt (empty token slot), which
+/// the caller ends itself.
 #[inline(always)]
 pub fn take_ready(cpu: &CpuLocal) -> Option<Token> {
     let token = x86::take_ready_token(area(cpu))?;
-    wrmsr(x86::MSR_KVM_ASYNC_PF_ACK, x86::ACK);
+    // SAFETY: the x2APIC's EOI register, then KVM's ACK MSR (written only after `detect`
+    // found it advertised and the slot is free, see `take_ready_token`). One block, so the
+    // registers of the second write are set with one instruction: both take 0 in EDX, and
+    // EOI takes 0 in EAX, ACK 1.
+    unsafe {
+        core::arch::asm!(
+            "wrmsr",
+            "mov ecx, {ack_msr}",
+            "inc eax",
+            "wrmsr",
+            ack_msr = const x86::MSR_KVM_ASYNC_PF_ACK,
+            inout("ecx") apic::EOI_MSR => _,
+            inout("eax") 0u32 => _,
+            in("edx") 0u32,
+            options(nostack, preserves_flags)
+        )
+    };
+    const _: () = assert!(x86::ACK == 1, "inc eax makes the ACK value");
     Some(token)
 }

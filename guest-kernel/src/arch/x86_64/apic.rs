@@ -8,7 +8,8 @@ const IA32_APIC_BASE: u32 = 0x1B;
 const APIC_BASE_ENABLE: u64 = 1 << 11;
 const APIC_BASE_X2APIC: u64 = 1 << 10;
 const X2APIC_ID: u32 = 0x802;
-const X2APIC_EOI: u32 = 0x80B;
+/// The x2APIC EOI register (the page-ready path writes it with its ACK, see `apf`).
+pub(super) const EOI_MSR: u32 = 0x80B;
 const X2APIC_ICR: u32 = 0x830;
 const X2APIC_SPURIOUS: u32 = 0x80F;
 const X2APIC_LVT_TIMER: u32 = 0x832;
@@ -125,7 +126,7 @@ pub fn start_timer(calibration: &Calibration, hz: u32, vector: u8) {
 }
 
 pub fn end_of_interrupt() {
-    write(X2APIC_EOI, 0);
+    write(EOI_MSR, 0);
 }
 
 /// This CPU's x2APIC ID.

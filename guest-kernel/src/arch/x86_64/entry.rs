@@ -176,8 +176,7 @@ trap_direct_14:
 
     .global trap_direct_243
 trap_direct_243:
-    pushq $0
-    pushq ${ready_vector}
+    subq $16, %rsp              /* error code and vector: its handler reads neither */
     cmpq $idle_halted, 16(%rsp)
     je 2f
     SAVE_REGISTERS
@@ -215,7 +214,6 @@ idle_halted:
     handlers = sym super::trap::HANDLERS,
     page_fault = sym super::trap::page_fault,
     page_ready = sym super::trap::page_ready,
-    ready_vector = const super::apf::READY_VECTOR,
     vector_offset = const core::mem::offset_of!(super::trap::TrapFrame, vector),
     idle_stack_size = const IDLE_STACK_SIZE,
     idle_stacks = sym IDLE_STACKS,

@@ -86,14 +86,14 @@ pub(super) extern "rust-preserve-none" fn page_fault(
 /// arrives from ring 3 or the idle loop, whose stack holds the pointer too); the frame it
 /// needs not, so its entry does not pass it.
 pub(super) extern "rust-preserve-none" fn page_ready(cpu: &'static Cpu) -> *mut TrapFrame {
-    apic::end_of_interrupt();
-    resume(
-        cpu,
-        match apf::take_ready(&cpu.arch) {
-            Some(token) => kernel::apf_ready(cpu, token),
-            None => kernel::next(),
-        },
-    )
+    let next = match apf::take_ready(&cpu.arch) {
+        Some(token) => kernel::apf_ready(cpu, token),
+        None => {
+            apic::end_of_interrupt();
+            kernel::next()
+        }
+    };
+    resume(cpu, next)
 }
 
 /// `int3`: a task's system call; in the kernel, an exception.
