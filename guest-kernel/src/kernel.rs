@@ -134,15 +134,16 @@ const KERNEL_KEYS: u64 = 1 << 63;
 /// the waiter table alone decides who waits for which token.)
 const HOLD_KEY: u64 = KERNEL_KEYS | 1;
 
-/// "Page not present" for `token`, taken by the running task: block it (with a watchdog
+/// "Page not present" for `token`, taken by the running task `task`: block it (with a watchdog
 /// deadline), unless its page is already ready (the page-ready came first) or the table is
 /// full, in which case the task retries the access at once (and the host halts the vCPU
 /// until the page arrives). With `apf-cycle=N`, every N-th one then turns async PF off and
 /// on again.
 #[inline]
-pub fn apf_not_present(cpu: &Cpu, token: Token) -> Next {
+pub fn apf_not_present(cpu: &Cpu, task: TaskId, token: Token) -> Next {
     let next = with(cpu, |k| {
-        let id = k.sched.current().expect("a ring-3 fault comes from a task");
+        let id = task;
+        debug_assert_eq!(k.sched.current(), Some(id), "the fault's task runs");
         let parked = k.apf.wait(token, id) == Wait::Park;
         let mut next = None;
         if parked {
@@ -158,6 +159,13 @@ pub fn apf_not_present(cpu: &Cpu, token: Token) -> Next {
         next.or_else(|| k.pick())
     });
     next.unwrap_or_else(|| finish())
+}
+
+/// The task running on `cpu` (the running CPU): for aarch64, whose trap does not say which
+/// task it interrupted (x86_64's #PF entry finds it above the frame).
+#[cfg(target_arch = "aarch64")]
+pub fn current_task(cpu: &Cpu) -> TaskId {
+    with(cpu, |k| k.sched.current()).expect("a trap from a task")
 }
 
 /// "Page ready" for `token` (or the broadcast): its waiter runs next.

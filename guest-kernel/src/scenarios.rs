@@ -64,7 +64,7 @@ impl Spawner<'_> {
         } else {
             0
         };
-        self.scheds[cpu].spawn_as(id, name, Context::new_user(entry, arg, stack.end, cpu));
+        self.scheds[cpu].spawn_as(id, name, Context::new_user(entry, arg, stack.end, cpu, id));
         self.next += 1;
         Ok(())
     }

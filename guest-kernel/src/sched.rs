@@ -30,10 +30,11 @@ pub enum State {
 }
 
 /// [`State`] without its payload, which sits beside it (see [`Scheduler`]): one byte.
+/// Ready and running are one phase: which runnable task runs is what
+/// [`Scheduler::current`] says, so switching between two changes no phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    Ready,
-    Running,
+    Runnable,
     Parked,
     Blocked,
     Exited,
@@ -128,7 +129,7 @@ impl<C: Copy> Scheduler<C> {
     pub const fn new() -> Self {
         Self {
             names: TaskTable::new(),
-            phases: [Phase::Ready; MAX_TASKS],
+            phases: [Phase::Runnable; MAX_TASKS],
             payloads: [0; MAX_TASKS],
             contexts: [const { None }; MAX_TASKS],
             dispatches: [0; MAX_TASKS],
@@ -163,7 +164,7 @@ impl<C: Copy> Scheduler<C> {
         }
         self.names.insert(id, name);
         let slot = id % MAX_TASKS;
-        self.phases[slot] = Phase::Ready;
+        self.phases[slot] = Phase::Runnable;
         self.contexts[slot] = Some(ctx);
         self.ready.push_back(id);
         self.live += 1;
@@ -203,8 +204,8 @@ impl<C: Copy> Scheduler<C> {
         TaskInfo {
             name,
             state: match self.phases[slot] {
-                Phase::Ready => State::Ready,
-                Phase::Running => State::Running,
+                Phase::Runnable if self.current() == Some(id) => State::Running,
+                Phase::Runnable => State::Ready,
                 Phase::Parked => State::Parked(payload),
                 Phase::Blocked => State::Blocked,
                 Phase::Exited => State::Exited(payload as i64),
@@ -261,7 +262,6 @@ impl<C: Copy> Scheduler<C> {
     /// Task `id`, which was running, goes to the back of the queue.
     #[inline]
     fn requeue(&mut self, id: TaskId) {
-        *self.phase_mut(id) = Phase::Ready;
         self.ready.push_back(id);
     }
 
@@ -346,7 +346,7 @@ impl<C: Copy> Scheduler<C> {
             return None;
         }
         let slot = id % MAX_TASKS;
-        self.phases[slot] = Phase::Running;
+        self.phases[slot] = Phase::Runnable;
         let ctx = self.contexts[slot].expect("a task that runs has a context");
         match self.current.replace(Running { id, ctx }) {
             // Another task ran (so it ran last, not the blocked `id`): a switch.
@@ -371,7 +371,6 @@ impl<C: Copy> Scheduler<C> {
         self.block_current(id);
         let next = self.ready.pop_front()?;
         let slot = next % MAX_TASKS;
-        self.phases[slot] = Phase::Running;
         // `next` was queued, so it is not `id`, the task that ran last: always a switch.
         self.dispatches[slot] += 1;
         self.last = next;
@@ -390,7 +389,7 @@ impl<C: Copy> Scheduler<C> {
         if !self.is_blocked(id) {
             return false;
         }
-        *self.phase_mut(id) = Phase::Ready;
+        *self.phase_mut(id) = Phase::Runnable;
         if front {
             self.ready.push_front(id);
         } else {
@@ -406,7 +405,7 @@ impl<C: Copy> Scheduler<C> {
         for id in 0..self.names.next_id() {
             let slot = id % MAX_TASKS;
             if self.phases[slot] == Phase::Parked && self.payloads[slot] == key {
-                self.phases[slot] = Phase::Ready;
+                self.phases[slot] = Phase::Runnable;
                 if front {
                     self.ready.push_front(id);
                 } else {
@@ -466,12 +465,11 @@ impl<C: Copy> Scheduler<C> {
         self.current = Some(self.make_running(next));
     }
 
-    /// Marks task `id` running, counting a switch if another ran `last` (and making it
-    /// the last); returns what becomes [`Scheduler::current`].
+    /// Makes task `id` (runnable) the running one, counting a switch if another ran
+    /// `last` (and making it the last); returns what becomes [`Scheduler::current`].
     #[inline]
     fn make_running(&mut self, id: TaskId) -> Running<C> {
         let slot = id % MAX_TASKS;
-        self.phases[slot] = Phase::Running;
         if self.last != id {
             self.dispatches[slot] += 1;
         }

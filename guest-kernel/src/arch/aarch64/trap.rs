@@ -117,7 +117,8 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame, vector: u64) -> *mut TrapFrame
 /// for; or the entry an async PF "page not present" completes through (see `apf`).
 fn interrupt() -> Next {
     if let Some(token) = apf::take_not_present() {
-        return kernel::apf_not_present(kernel::this_cpu(), token);
+        let cpu = kernel::this_cpu();
+        return kernel::apf_not_present(cpu, kernel::current_task(cpu), token);
     }
     let Some(intid) = gic::acknowledge() else {
         return kernel::next();

@@ -8,18 +8,23 @@ use super::gdt::{USER_CS, USER_SS};
 use super::trap::TrapFrame;
 use crate::arch::stack::KernelStack;
 use crate::kernel::{self, Cpu};
+use guest_kernel::sched::TaskId;
 use x86_64::registers::rflags::RFlags;
 
 /// The top of a task's kernel stack: RSP0 points at `cpu`, so a trap from ring 3 pushes
-/// its frame right below it. The idle stacks end the same way (see `entry`).
+/// its frame right below it, and the #PF entry passes both words above it to its handler.
+/// The idle stacks end the same way, without a task (see `entry`).
 #[repr(C, align(16))]
 pub struct StackTop {
     pub frame: TrapFrame,
     pub cpu: &'static Cpu,
+    /// The task whose stack this is: the one a fault from ring 3 interrupted.
+    pub task: TaskId,
 }
 
-/// Where the CPU pointer sits relative to the frame, for the entry stubs.
+/// Where the CPU pointer and the task id sit relative to the frame, for the entry stubs.
 pub const CPU_ABOVE_FRAME: usize = core::mem::offset_of!(StackTop, cpu);
+pub const TASK_ABOVE_FRAME: usize = core::mem::offset_of!(StackTop, task);
 const _: () = assert!(
     CPU_ABOVE_FRAME == size_of::<TrapFrame>() && CPU_ABOVE_FRAME.is_multiple_of(16),
     "the frame ends where RSP0 points (16-byte aligned, as the CPU aligns it)"
@@ -32,13 +37,14 @@ pub struct Context {
 }
 
 impl Context {
-    /// A task of CPU `cpu` that starts in ring 3 at `entry(arg)` on the user stack ending
-    /// at `user_stack_top`.
+    /// Task `task` of CPU `cpu`, which starts in ring 3 at `entry(arg)` on the user stack
+    /// ending at `user_stack_top`.
     pub fn new_user(
         entry: extern "C" fn(u64) -> !,
         arg: u64,
         user_stack_top: u64,
         cpu: usize,
+        task: TaskId,
     ) -> Self {
         // The ABI expects the stack to look as after a `call`: 16-byte aligned minus 8.
         let rsp = (user_stack_top & !0xF) - 8;
@@ -54,6 +60,7 @@ impl Context {
                     ..TrapFrame::default()
                 },
                 cpu: kernel::cpu(cpu),
+                task,
             }),
         }
     }

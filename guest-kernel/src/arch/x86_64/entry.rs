@@ -169,7 +169,8 @@ trap_direct_14:
     pushq $14
     SAVE_REGISTERS
     movq %rsp, %r12
-    movq {cpu_above_frame}(%rsp), %r13  /* the task's CPU (see Context) */
+    movq {cpu_above_frame}(%rsp), %r13  /* the task's CPU and id (see Context) */
+    movq {task_above_frame}(%rsp), %r14
     call {page_fault}
     RESUME
     RESTORE_REGISTERS
@@ -220,6 +221,7 @@ idle_halted:
     idle_top = const size_of::<IdleTop>(),
     stub_size = const STUB_SIZE,
     cpu_above_frame = const super::context::CPU_ABOVE_FRAME,
+    task_above_frame = const super::context::TASK_ABOVE_FRAME,
     first_tss = const super::gdt::FIRST_TSS,
     idle_shift = const IDLE_STACK_SIZE.trailing_zeros() - super::gdt::TSS_DESCRIPTOR_SIZE.trailing_zeros(),
     options(att_syntax)

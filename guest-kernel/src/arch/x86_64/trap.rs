@@ -2,6 +2,7 @@
 
 use super::{apf, apic, entry, msr};
 use crate::kernel::{self, Cpu, Fault, Next};
+use guest_kernel::sched::TaskId;
 use apf_pv::x86::PageFault;
 use x86_64::registers::control::Cr2;
 
@@ -71,13 +72,14 @@ pub static HANDLERS: [Handler; 256] = {
 
 /// #PF from ring 3 (its entry sends the kernel's own to [`other`]): KVM's "page not
 /// present" blocks the task; any other is the task's exception. `cpu` is the running
-/// CPU's, which the entry found above the frame.
+/// CPU's and `task` the faulting task, which the entry found above the frame.
 pub(super) extern "rust-preserve-none" fn page_fault(
     f: &mut TrapFrame,
     cpu: &'static Cpu,
+    task: TaskId,
 ) -> *mut TrapFrame {
     match apf::classify(&cpu.arch, Cr2::read_raw()) {
-        PageFault::NotPresent(token) => resume(cpu, kernel::apf_not_present(cpu, token)),
+        PageFault::NotPresent(token) => resume(cpu, kernel::apf_not_present(cpu, task, token)),
         PageFault::Ordinary => resume(cpu, exception(f)),
     }
 }
