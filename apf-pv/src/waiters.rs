@@ -176,10 +176,10 @@ impl<W: Waiter> WaiterTable<W> {
     /// A not-present fault for `token` taken by `waiter`.
     #[inline]
     pub fn wait(&mut self, token: Token, waiter: W) -> Wait {
-        if self.early_len != 0 {
-            if let Some(claimed) = self.claim_early(token) {
-                return claimed;
-            }
+        if self.early_len != 0
+            && let Some(claimed) = self.claim_early(token)
+        {
+            return claimed;
         }
         if self.parked_count == MAX_OUTSTANDING {
             self.counters.full += 1;

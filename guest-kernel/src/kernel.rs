@@ -198,6 +198,10 @@ pub fn apf_ready(cpu: &Cpu, token: Token) -> Next {
 /// kernel state, side by side, so that a trap reaches all of it from one pointer (x86_64
 /// keeps that pointer above every frame it saves, see `arch::Context`).
 pub struct Cpu {
+    #[cfg_attr(
+        target_arch = "aarch64",
+        expect(dead_code, reason = "aarch64 keeps nothing else per CPU yet (one CPU)")
+    )]
     pub arch: arch::CpuLocal,
     /// Borrowed by one of the CPU's traps at a time (see [`with`]). A kernel without
     /// tasks until [`install`] puts the real one in: a constant, so the `static` needs no

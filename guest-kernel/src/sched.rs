@@ -224,7 +224,11 @@ impl<C: Copy> Scheduler<C> {
     /// path keeps instead of two counters.
     pub fn stats(&self) -> Stats {
         Stats {
-            switches: self.names.entries().map(|(id, _)| self.dispatches[id % MAX_TASKS]).sum(),
+            switches: self
+                .names
+                .entries()
+                .map(|(id, _)| self.dispatches[id % MAX_TASKS])
+                .sum(),
             ..self.stats
         }
     }
@@ -292,7 +296,11 @@ impl<C: Copy> Scheduler<C> {
     /// emulated test of `current` a second time (a debug build checks it).
     #[inline]
     pub fn block_current(&mut self, id: TaskId) {
-        debug_assert_eq!(self.current(), Some(id), "block_current of a task not running");
+        debug_assert_eq!(
+            self.current(),
+            Some(id),
+            "block_current of a task not running"
+        );
         self.current = None;
         *self.phase_mut(id) = Phase::Blocked;
         self.stats.parks += 1;

@@ -86,8 +86,6 @@ impl<T> TaskTable<T> {
             .enumerate()
             .filter_map(|(id, slot)| Some((id, slot.as_ref()?)))
     }
-
-
 }
 
 impl<T> core::ops::Index<TaskId> for TaskTable<T> {

@@ -66,7 +66,10 @@ pub struct Watchdog {
 impl Watchdog {
     /// A watchdog for tasks `0..tasks`, retrying those parked longer than `timeout`.
     pub const fn new(tasks: usize, timeout: u64) -> Self {
-        assert!(tasks <= MAX_TASKS, "a watchdog for more tasks than a kernel runs");
+        assert!(
+            tasks <= MAX_TASKS,
+            "a watchdog for more tasks than a kernel runs"
+        );
         Self {
             timeout,
             parked_at: [NEVER; MAX_TASKS],

@@ -251,7 +251,11 @@ fn blocking_and_switching_is_blocking_then_scheduling() {
     for (id, next) in [(0, Some(1)), (1, Some(2)), (2, None)] {
         two_steps.block_current(id);
         assert_eq!(two_steps.schedule(), next);
-        assert_eq!(one.block_and_switch(id), next.map(|n| n as u32), "task {id} blocks");
+        assert_eq!(
+            one.block_and_switch(id),
+            next.map(|n| n as u32),
+            "task {id} blocks"
+        );
         assert_eq!(one.current(), next);
     }
     assert_eq!(one.stats(), two_steps.stats());

@@ -8,7 +8,7 @@
 use super::cpu_local::CpuLocal;
 use super::{apic, msr};
 use apf_pv::waiters::{BROADCAST, Token};
-use apf_pv::x86::{self, ApfArea, CpuidResult, PageFault, Unavailable};
+use apf_pv::x86::{self, CpuidResult, PageFault, Unavailable};
 use core::arch::x86_64::__cpuid;
 use core::cell::UnsafeCell;
 use guest_kernel::apf::{MsrWrite, Refused};
@@ -16,15 +16,6 @@ use x86_64::registers::model_specific::Msr;
 
 /// The page-ready vector: Linux's HYPERVISOR_CALLBACK_VECTOR, above the kernel's others.
 pub const READY_VECTOR: u8 = 0xF3;
-
-/// The running CPU's shared area (in its [`CpuLocal`]), which KVM writes `flags` and
-/// `token` into.
-#[inline(always)]
-fn area(cpu: &CpuLocal) -> &mut ApfArea {
-    // SAFETY: the running CPU's own area, used by its handlers with interrupts off, so
-    // accesses never overlap; KVM's own writes are why the area's accessors are volatile.
-    unsafe { &mut *cpu.apf_area() }
-}
 
 /// The scratch area `apf-test` registers instead of a CPU's area: `flags` and `token` as in
 /// the UAPI, with the token slot never free, so the host delivers no page-ready into it.
@@ -94,7 +85,10 @@ pub fn disable() {
 /// flag) or an ordinary fault.
 #[inline(always)]
 pub fn classify(cpu: &CpuLocal, cr2: u64) -> PageFault {
-    x86::classify(area(cpu), cr2)
+    // SAFETY: the running CPU's own area (in its `CpuLocal`), used by its handlers with
+    // interrupts off, so accesses never overlap; KVM's own writes are why the area's
+    // accessors are volatile.
+    x86::classify(unsafe { &mut *cpu.apf_area() }, cr2)
 }
 
 /// The token of a page-ready interrupt, with the interrupt ended (EOI) and acknowledged
@@ -102,7 +96,8 @@ pub fn classify(cpu: &CpuLocal, cr2: u64) -> PageFault {
 /// the caller ends itself.
 #[inline(always)]
 pub fn take_ready(cpu: &CpuLocal) -> Option<Token> {
-    let token = x86::take_ready_token(area(cpu))?;
+    // SAFETY: as in `classify`.
+    let token = x86::take_ready_token(unsafe { &mut *cpu.apf_area() })?;
     // SAFETY: the x2APIC's EOI register, then KVM's ACK MSR (written only after `detect`
     // found it advertised and the slot is free, see `take_ready_token`). One block, so the
     // registers of the second write are set with one instruction: both take 0 in EDX, and

@@ -22,8 +22,8 @@ mod usercall;
 
 pub use boot_info::boot_info;
 pub use context::Context;
-pub use cpu_local::CpuLocal;
 pub use cpu::{in_user_mode, missing_feature, timestamp};
+pub use cpu_local::CpuLocal;
 pub use exit::exit;
 pub use gdt::cpu_index;
 pub use serial::Serial;

@@ -2,8 +2,8 @@
 
 use super::{apf, apic, entry, msr};
 use crate::kernel::{self, Cpu, Fault, Next};
-use guest_kernel::sched::TaskId;
 use apf_pv::x86::PageFault;
+use guest_kernel::sched::TaskId;
 use x86_64::registers::control::Cr2;
 
 /// System calls: `int3` from ring 3 (see [`super::usercall`]).
