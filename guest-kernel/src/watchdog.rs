@@ -101,10 +101,17 @@ impl Watchdog {
     /// that is sooner: a task that parks later parks at `now` or after, so its deadline is
     /// no earlier than that. With nothing armed, the tick thus scans once per timeout.
     /// Ticks and the timeout (at most a minute of them) are far from overflowing.
-    pub fn expire(&mut self, now: u64, mut retry: impl FnMut(TaskId) -> bool) {
-        if now < self.next_scan {
-            return;
+    #[inline]
+    pub fn expire(&mut self, now: u64, retry: impl FnMut(TaskId) -> bool) {
+        if now >= self.next_scan {
+            self.scan(now, retry);
         }
+    }
+
+    /// The scan of [`expire`](Self::expire), out of line: most ticks only compare.
+    #[cold]
+    #[inline(never)]
+    fn scan(&mut self, now: u64, mut retry: impl FnMut(TaskId) -> bool) {
         let mut next = now + self.timeout;
         for (id, slot) in self.parked_at[..self.tasks].iter_mut().enumerate() {
             if *slot == NEVER {
