@@ -142,13 +142,16 @@ const HOLD_KEY: u64 = KERNEL_KEYS | 1;
 #[inline]
 pub fn apf_not_present(cpu: &Cpu, task: TaskId, token: Token) -> Next {
     let next = with(cpu, |k| {
-        let id = task;
-        debug_assert_eq!(k.sched.current(), Some(id), "the fault's task runs");
-        let parked = k.apf.wait(token, id) == Wait::Park;
+        debug_assert_eq!(k.sched.current(), Some(task), "the fault's task runs");
+        let parked = k.apf.wait(token, task) == Wait::Park;
         let mut next = None;
         if parked {
-            k.watchdog.arm(id, k.ticks);
-            next = Some(k.sched.block_and_switch(id).map_or(Next::Idle, Next::Task));
+            k.watchdog.arm(task, k.ticks);
+            next = Some(
+                k.sched
+                    .block_and_switch(task)
+                    .map_or(Next::Idle, Next::Task),
+            );
         }
         if k.apf_cycle_due.step() {
             k.cycle_async_pf();
