@@ -99,7 +99,7 @@ fn counts_one_trap_per_async_pf_event_the_guest_saw() {
         "{not_present}"
     );
     assert!(counts["per_async_pf"].as_f64().unwrap() > 0.0, "{counts}");
-    // The async PF paths take no lock (they borrow the kernel state, see kernel.rs) and
+    // The async PF paths take no lock (they borrow the kernel state, see kernel/per_cpu.rs) and
     // never allocate.
     for trap in [&not_present, &ready] {
         assert_eq!(trap["max_locked"], 0, "{trap}");

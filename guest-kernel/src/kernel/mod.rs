@@ -12,22 +12,27 @@
 //! the same borrow (see [`handle`]). On our KVM every ring-0 instruction is emulated, and
 //! a spin lock's acquire and release were a tenth of an async PF event's instructions.
 
-use crate::abi::{self, Syscall, TaskReport};
+mod per_cpu;
+mod syscall;
+
+pub use per_cpu::{Cpu, cpu, install, this_cpu};
+pub use syscall::syscall;
+
+use crate::abi::{self, TaskReport};
 use crate::arch::{self, Context};
 use crate::exit_status::ExitStatus;
 use crate::{console, println};
 use alloc::vec::Vec;
 use apf_pv::waiters::{BROADCAST, Token, Wait, WaiterTable, Wake};
-use core::cell::UnsafeCell;
 use core::fmt;
 use core::ops::Range;
-use core::sync::atomic::{AtomicUsize, Ordering};
 use guest_kernel::apf::{self, Outcome};
 use guest_kernel::clock::TscClock;
-use guest_kernel::cmdline::{Config, MAX_CPUS};
+use guest_kernel::cmdline::Config;
 use guest_kernel::hold::Hold;
 use guest_kernel::sched::{Scheduler, State, TaskId};
 use guest_kernel::watchdog::Watchdog;
+use per_cpu::with;
 
 /// A CPU exception, as the arch layer reports it.
 pub struct Fault {
@@ -197,99 +202,6 @@ pub fn apf_ready(cpu: &Cpu, token: Token) -> Next {
     next.unwrap_or_else(|| finish())
 }
 
-/// One CPU's state: its architecture's (on x86_64 its TSS and async PF area) and its
-/// kernel state, side by side, so that a trap reaches all of it from one pointer (x86_64
-/// keeps that pointer above every frame it saves, see `arch::Context`).
-pub struct Cpu {
-    #[cfg_attr(
-        target_arch = "aarch64",
-        expect(dead_code, reason = "aarch64 keeps nothing else per CPU yet (one CPU)")
-    )]
-    pub arch: arch::CpuLocal,
-    /// Borrowed by one of the CPU's traps at a time (see [`with`]). A kernel without
-    /// tasks until [`install`] puts the real one in: a constant, so the `static` needs no
-    /// `Option` and no trap tests for one.
-    kernel: UnsafeCell<Kernel>,
-    /// Set while [`with`] lends the state out: a debug build catches a nested borrow.
-    #[cfg(debug_assertions)]
-    borrowed: core::sync::atomic::AtomicBool,
-}
-
-// SAFETY: a CPU's kernel state is touched by its own CPU's trap handlers (interrupts
-// masked, see `with`), by the boot CPU before that CPU starts, and by the CPU that prints
-// the report after every other CPU has stopped for good (see `finish`); the arch part says
-// for itself.
-unsafe impl Sync for Cpu {}
-
-impl Cpu {
-    const fn new() -> Self {
-        Self {
-            arch: arch::CpuLocal::new(),
-            kernel: UnsafeCell::new(Kernel::EMPTY),
-            #[cfg(debug_assertions)]
-            borrowed: core::sync::atomic::AtomicBool::new(false),
-        }
-    }
-}
-
-static PER_CPU: [Cpu; MAX_CPUS] = [const { Cpu::new() }; MAX_CPUS];
-
-/// CPU `index`'s state.
-pub fn cpu(index: usize) -> &'static Cpu {
-    &PER_CPU[index]
-}
-
-/// The running CPU's state.
-pub fn this_cpu() -> &'static Cpu {
-    cpu(arch::cpu_index())
-}
-
-/// How many CPUs run tasks, and how many of them have stopped: the last to stop reports.
-static CPUS: AtomicUsize = AtomicUsize::new(1);
-static STOPPED: AtomicUsize = AtomicUsize::new(0);
-
-/// Publishes each CPU's kernel state (index = CPU); traps are handled from here on.
-pub fn install(kernels: Vec<Kernel>) {
-    assert!(
-        (1..=MAX_CPUS).contains(&kernels.len()),
-        "kernel::install for {} CPUs",
-        kernels.len()
-    );
-    CPUS.store(kernels.len(), Ordering::Relaxed);
-    for (cpu, kernel) in PER_CPU.iter().zip(kernels) {
-        // SAFETY: the boot CPU runs this once, before it enables interrupts or starts a task
-        // or another CPU, so no trap handler can be borrowing the state.
-        let cell = unsafe { &mut *cpu.kernel.get() };
-        assert!(cell.sched.is_empty(), "kernel::install twice");
-        *cell = kernel;
-    }
-}
-
-/// Lends `cpu`'s state to `f`; `cpu` is the running CPU's. Traps borrow it one at a time:
-/// handlers run with interrupts masked, and the only traps a handler's own code can take
-/// (a refused `write_safe` MSR write, a kernel fault) never reach this function, so
-/// borrows never nest (a debug build checks).
-#[inline]
-fn with<R>(cpu: &Cpu, f: impl FnOnce(&mut Kernel) -> R) -> R {
-    #[cfg(debug_assertions)]
-    {
-        use core::sync::atomic::Ordering::Relaxed;
-        assert!(
-            core::ptr::eq(cpu, this_cpu()),
-            "another CPU's kernel state borrowed"
-        );
-        assert!(!cpu.borrowed.load(Relaxed), "kernel state borrowed twice");
-        cpu.borrowed.store(true, Relaxed);
-    }
-    // SAFETY: no other reference to this CPU's state exists while this one lives (see
-    // above); other CPUs only touch theirs.
-    let result = f(unsafe { &mut *cpu.kernel.get() });
-    #[cfg(debug_assertions)]
-    cpu.borrowed
-        .store(false, core::sync::atomic::Ordering::Relaxed);
-    result
-}
-
 /// Applies a trap's `event` on `cpu` (the running one) and picks what runs next in the
 /// same borrow of the state: on our KVM every ring-0 instruction is emulated, and a second
 /// borrow per trap (for [`next`]) cost its share of every async page fault.
@@ -300,50 +212,6 @@ fn handle(cpu: &Cpu, event: impl FnOnce(&mut Kernel)) -> Next {
         k.pick()
     });
     next.unwrap_or_else(|| finish())
-}
-
-/// Handles system call `nr`; returns its result and what runs next.
-///
-/// The arch layer stores the result in the calling task's saved frame, which is right even
-/// when the call parked or ended the task: the value is there when (if) it resumes.
-pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
-    let mut result = abi::ENOSYS;
-    let next = handle(this_cpu(), |k| {
-        let Some(call) = Syscall::from_raw(nr) else {
-            return;
-        };
-        result = match call {
-            Syscall::Yield => {
-                k.sched.yield_current();
-                0
-            }
-            Syscall::Exit => {
-                k.sched.exit_current(args[0] as i64);
-                k.check_hold_ready();
-                0
-            }
-            Syscall::Write => k.write(args[0], args[1]),
-            Syscall::Time => k.clock.ns(arch::timestamp()) as i64,
-            Syscall::Park if args[0] & KERNEL_KEYS != 0 => abi::EINVAL,
-            Syscall::Park => {
-                k.sched.park_current(args[0]);
-                0
-            }
-            Syscall::Wake => {
-                k.sched.wake(args[0]);
-                0
-            }
-            Syscall::Report => k.report(args[0]),
-            Syscall::Hold => {
-                if k.hold.arrive() {
-                    k.sched.park_current(HOLD_KEY);
-                    k.check_hold_ready();
-                }
-                0
-            }
-        };
-    });
-    (result, next)
 }
 
 impl Kernel {
@@ -439,47 +307,6 @@ impl Kernel {
         self.sched.wake(HOLD_KEY);
         println!("hold: released");
     }
-
-    /// `len` bytes at `ptr`, if they lie in memory a task may pass to the kernel.
-    fn user_bytes(&self, ptr: u64, len: u64) -> Option<&[u8]> {
-        let end = ptr.checked_add(len)?;
-        self.user_ranges
-            .iter()
-            .any(|r| r.start <= ptr && end <= r.end)
-            // SAFETY: the range lies in memory mapped for tasks (checked just above).
-            .then(|| unsafe { core::slice::from_raw_parts(ptr as *const u8, len as usize) })
-    }
-
-    /// Copies a task's buffer to the console.
-    fn write(&self, ptr: u64, len: u64) -> i64 {
-        let len = len.min(abi::WRITE_MAX as u64);
-        let Some(bytes) = self.user_bytes(ptr, len) else {
-            return abi::EFAULT;
-        };
-        match core::str::from_utf8(bytes) {
-            Ok(text) => {
-                console::write_str(text);
-                len as i64
-            }
-            Err(_) => abi::EINVAL,
-        }
-    }
-
-    /// Keeps the calling task's report for the result line.
-    fn report(&mut self, ptr: u64) -> i64 {
-        let Some(bytes) = self.user_bytes(ptr, size_of::<TaskReport>() as u64) else {
-            return abi::EFAULT;
-        };
-        // SAFETY: the bytes are a `TaskReport` the task wrote; any bit pattern is valid for
-        // its plain integer fields, and the read may be unaligned.
-        let report = unsafe { (bytes.as_ptr() as *const TaskReport).read_unaligned() };
-        let id = self
-            .sched
-            .current()
-            .expect("a system call comes from a task");
-        self.reports[id] = Some(report);
-        0
-    }
 }
 
 /// Timer interrupt: preempts the running task, retries tasks parked on async PF for
@@ -568,17 +395,7 @@ fn finish() -> ! {
         }
         k.end_ns = Some(k.clock.ns(arch::timestamp()));
     });
-    let cpus = CPUS.load(Ordering::Relaxed);
-    if STOPPED.fetch_add(1, Ordering::AcqRel) + 1 < cpus {
-        // Another CPU still runs tasks; the last one reads this CPU's state.
-        arch::halt_forever();
-    }
-    // SAFETY: every other CPU has stopped for good (the count above, whose acquire makes
-    // their last writes visible), and this one borrows its own state no more.
-    let kernels: Vec<&Kernel> = PER_CPU[..cpus]
-        .iter()
-        .map(|cpu| unsafe { &*cpu.kernel.get() })
-        .collect();
+    let kernels = per_cpu::last_to_stop();
     let mut failed = false;
     for (id, task, _) in crate::report::tasks(&kernels) {
         let State::Exited(status) = task.state else {
