@@ -69,8 +69,8 @@ pub enum Error {
     )]
     TooManyCpus { asked: u8, host: usize },
     #[error(
-        "--cpus {0} needs --arch x86_64 with --vmm builtin or qemu: the arm64 guest kernel runs \
-         one CPU (PSCI CPU_ON is not implemented, nor an SMP EL2 host)"
+        "--cpus {0} needs --vmm builtin or qemu (x86_64), or --vmm qemu (aarch64): the EL2 host \
+         runs one vCPU"
     )]
     CpusNotSupported(u8),
     #[error("the guest command line's 'cpus=' is the runner's: give the vCPU count with --cpus")]
@@ -205,8 +205,8 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
 }
 
 /// `--cpus`: at least one, no more than the host runs at once (a vCPU thread that waits
-/// for a host CPU stalls its guest CPU, and a spinning boot CPU waits for it), x86_64 only
-/// beyond one; and only through `--cpus`, so the VMM's vCPUs and the guest's agree.
+/// for a host CPU stalls its guest CPU, and a spinning boot CPU waits for it), not under
+/// the EL2 host (one vCPU); and only through `--cpus`, so the VMM's vCPUs and the guest's agree.
 fn check_cpus(args: &RunArgs) -> Result<(), Error> {
     if args.cmdline.iter().any(|word| word.starts_with("cpus=")) {
         return Err(Error::CpusInCmdline);
@@ -217,7 +217,7 @@ fn check_cpus(args: &RunArgs) -> Result<(), Error> {
     if args.cpus == 1 {
         return Ok(());
     }
-    if args.arch != crate::guest_arch::GuestArch::X86_64 || args.vmm == VmmKind::El2 {
+    if args.vmm == VmmKind::El2 {
         return Err(Error::CpusNotSupported(args.cpus));
     }
     let host = std::thread::available_parallelism().map_or(1, |n| n.get());

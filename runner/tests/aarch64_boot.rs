@@ -154,3 +154,40 @@ fn aarch64_needs_qemu_and_an_aarch64_kernel() {
         assert!(stderr.contains(refusal), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_second_cpu_starts_with_psci_and_runs_its_share_of_tasks() {
+    // `--cpus 2`: QEMU's `virt` answers PSCI CPU_ON (through `hvc`), and each CPU wakes its
+    // own redistributor and timer. No host there offers async PF: both run without it.
+    let b: Boot = runner_run(
+        &[
+            "--arch",
+            "aarch64",
+            "--vmm",
+            "qemu",
+            "--mem",
+            "128M",
+            "--timeout",
+            "60s",
+            "--cpus",
+            "2",
+        ],
+        guest_elf(),
+        &["scenario=mlp:4", "source=guest", "pages=512"],
+    )
+    .into();
+    let r = b.result();
+    assert_eq!(r["pages_verified"], 4 * 512, "{r}");
+    for (i, task) in r["tasks"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(task["status"], 0, "{task}");
+        assert_eq!(task["cpu"], i % 2, "round robin: {task}");
+    }
+    let cpus = r["cpus"].as_array().expect("per-CPU counters");
+    assert_eq!(cpus.len(), 2, "{r}");
+    for (i, cpu) in cpus.iter().enumerate() {
+        assert_eq!(cpu["tasks"], 2, "CPU {i}: {cpu}");
+        assert!(cpu["switches"].as_u64().unwrap() > 0, "CPU {i}: {cpu}");
+        assert!(cpu["ticks"].as_u64().unwrap() > 0, "CPU {i}'s timer: {cpu}");
+        assert_eq!(cpu["apf"], "off", "CPU {i}: {cpu}");
+    }
+}

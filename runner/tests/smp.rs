@@ -155,9 +155,15 @@ fn impossible_cpu_counts_are_refused_with_the_reason() {
             run.stderr
         );
     }
-    let run = run_guest(&["--arch", "aarch64", "--vmm", "qemu", "--cpus", "2"], &[]);
+    let run = run_guest(
+        &[
+            "--arch", "aarch64", "--vmm", "el2", "--apf", "el2", "--mem", "512M", "--cpus", "2",
+        ],
+        &[],
+    );
+    assert_eq!(run.status, Some(125), "{}", run.stderr);
     assert!(
-        run.stderr.contains("arm64 guest kernel runs one CPU"),
+        run.stderr.contains("the EL2 host runs one vCPU"),
         "{}",
         run.stderr
     );

@@ -1,6 +1,6 @@
 //! Unit tests for each rule of the waiter table.
 
-use super::{BROADCAST, Counters, MAX_OUTSTANDING, Token, Wait, WaiterTable, Wake};
+use super::{Counters, MAX_OUTSTANDING, Token, Wait, WaiterTable, Wake};
 
 type Table = WaiterTable<u32>;
 

@@ -15,7 +15,9 @@
 mod per_cpu;
 mod syscall;
 
-pub use per_cpu::{Cpu, cpu, install, this_cpu};
+#[cfg(target_arch = "x86_64")]
+pub use per_cpu::cpu;
+pub use per_cpu::{Cpu, install, this_cpu};
 pub use syscall::syscall;
 
 use crate::abi::{self, TaskReport};

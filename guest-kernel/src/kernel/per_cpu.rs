@@ -13,7 +13,10 @@ use guest_kernel::cmdline::MAX_CPUS;
 pub struct Cpu {
     #[cfg_attr(
         target_arch = "aarch64",
-        expect(dead_code, reason = "aarch64 keeps nothing else per CPU yet (one CPU)")
+        expect(
+            dead_code,
+            reason = "aarch64 keeps nothing else per CPU (see its CpuLocal)"
+        )
     )]
     pub arch: arch::CpuLocal,
     /// Borrowed by one of the CPU's traps at a time (see [`with`]). A kernel without

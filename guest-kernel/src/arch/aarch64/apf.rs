@@ -83,11 +83,21 @@ impl fmt::Display for Unavailable {
 
 /// The host refused `ASYNC_PF_ENABLE`.
 #[derive(Clone, Copy, Debug)]
-pub struct Refused(pub SmcccError);
+pub enum Refused {
+    /// The host answered `ASYNC_PF_ENABLE` with an error.
+    Host(SmcccError),
+    /// Not asked: only the boot CPU has a control block (see `arch::aarch64`).
+    NotBootCpu,
+}
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ASYNC_PF_ENABLE: {}", self.0)
+        match self {
+            Self::Host(e) => write!(f, "ASYNC_PF_ENABLE: {e}"),
+            Self::NotBootCpu => f.write_str(
+                "not asked: this kernel keeps one arm64 control block and SDEI state, the boot CPU's",
+            ),
+        }
     }
 }
 
@@ -116,14 +126,14 @@ pub fn prepare() -> Result<(), Unavailable> {
 pub fn enable() -> Result<(), Refused> {
     let gpa = BLOCK.0.get() as u64;
     let value = EnableValue::new(gpa, false).expect("the block is 64-byte aligned");
-    Apf::new(Hvc).enable(value).map(drop).map_err(Refused)
+    Apf::new(Hvc).enable(value).map(drop).map_err(Refused::Host)
 }
 
 /// The `apf-test=bad-area` enable: a control block at guest-physical 0, below RAM
 /// (`platform::RAM_START`), which a host that checks the address refuses.
 pub fn enable_outside_ram() -> Result<(), Refused> {
     let value = EnableValue::new(OUTSIDE_RAM, false).expect("0 is 64-byte aligned");
-    Apf::new(Hvc).enable(value).map(drop).map_err(Refused)
+    Apf::new(Hvc).enable(value).map(drop).map_err(Refused::Host)
 }
 
 /// Turns async PF off; the host drops what it had queued and sends nothing more.

@@ -56,6 +56,7 @@ _start:
 extern "C" fn start() -> ! {
     // The kernel runs now, not a task (its reset value is unknown).
     TPIDRRO_EL0.set(0);
+    super::smp::set_cpu_index(0);
     paging::enable_boot_map();
     // Before anything can fault: a boot-time exception is reported, not a silent hang.
     entry::install_vectors();

@@ -16,8 +16,8 @@ pub struct Context {
 
 impl Context {
     /// A task that starts at EL0 at `entry(arg)` on the user stack ending at `user_stack_top`.
-    /// Its CPU (`_cpu`, always 0 here: one CPU) and id (`_task`) need no record: aarch64
-    /// finds the running CPU's state by its index and the task from the scheduler.
+    /// Its CPU (`_cpu`) and id (`_task`) need no record: aarch64 finds the running CPU's
+    /// state by its index (TPIDR_EL1) and the task from the scheduler.
     pub fn new_user(
         entry: extern "C" fn(u64) -> !,
         arg: u64,

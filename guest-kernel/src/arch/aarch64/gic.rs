@@ -1,8 +1,9 @@
-//! GICv3 (Arm IHI 0069): the distributor, CPU 0's redistributor and the system-register CPU
+//! GICv3 (Arm IHI 0069): the distributor, each CPU's redistributor and system-register CPU
 //! interface, set up for Group 1 interrupts at EL1 (QEMU `virt` without EL3 has one security
-//! state, GICD_CTLR.DS = 1).
+//! state, GICD_CTLR.DS = 1). CPU i's redistributor is the i-th of the contiguous region
+//! (`virt` lays them out in CPU order); each CPU checks that it names its affinity.
 
-use super::platform::{GICD_BASE, GICR_BASE};
+use super::platform::{GICD_BASE, GICR_BASE, GICR_SIZE};
 use core::arch::asm;
 use core::ptr::NonNull;
 use volatile::VolatilePtr;
@@ -13,6 +14,9 @@ const GICD_CTLR: u64 = 0x0000;
 const GICD_CTLR_ARE: u32 = 1 << 4;
 const GICD_CTLR_ENABLE_GRP1: u32 = 1 << 1;
 const GICD_CTLR_RWP: u32 = 1 << 31;
+/// GICR_TYPER (12.11.37): bits [63:32] are the affinity of the CPU the redistributor serves.
+const GICR_TYPER: u64 = 0x0008;
+const TYPER_AFFINITY_SHIFT: u32 = 32;
 /// GICR_WAKER (12.11.43): clear ProcessorSleep, then wait for ChildrenAsleep to clear.
 const GICR_WAKER: u64 = 0x0014;
 const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
@@ -46,14 +50,33 @@ fn register<T>(addr: u64) -> VolatilePtr<'static, T> {
     unsafe { VolatilePtr::new(ptr) }
 }
 
-/// Enables the distributor (affinity routing, Group 1), wakes CPU 0's redistributor and
-/// turns on the CPU interface. Every interrupt stays disabled until [`enable_ppi`].
+/// Enables the distributor (affinity routing, Group 1), then sets up the boot CPU's side
+/// (see [`init_cpu`]). Every interrupt stays disabled until [`enable_ppi`].
 pub fn init() {
     register::<u32>(GICD_BASE + GICD_CTLR).write(GICD_CTLR_ARE);
     wait_for_distributor();
     register::<u32>(GICD_BASE + GICD_CTLR).write(GICD_CTLR_ARE | GICD_CTLR_ENABLE_GRP1);
     wait_for_distributor();
-    let waker = register::<u32>(GICR_BASE + GICR_WAKER);
+    init_cpu(0);
+}
+
+/// The redistributor of CPU `cpu` (RD_base).
+fn redistributor(cpu: usize) -> u64 {
+    GICR_BASE + GICR_SIZE * cpu as u64
+}
+
+/// Wakes the running CPU `cpu`'s redistributor and turns on its CPU interface; a
+/// redistributor that serves another CPU ends the boot with the reason.
+pub fn init_cpu(cpu: usize) {
+    let rd = redistributor(cpu);
+    let affinity = register::<u64>(rd + GICR_TYPER).read() >> TYPER_AFFINITY_SHIFT;
+    if affinity != cpu as u64 {
+        crate::println!(
+            "kernel: redistributor {cpu} serves the CPU with affinity {affinity:#x}, not CPU {cpu}"
+        );
+        super::exit(crate::exit_status::ExitStatus::Unsupported);
+    }
+    let waker = register::<u32>(rd + GICR_WAKER);
     waker.update(|w| w & !WAKER_PROCESSOR_SLEEP);
     while waker.read() & WAKER_CHILDREN_ASLEEP != 0 {
         core::hint::spin_loop();
@@ -81,12 +104,13 @@ fn wait_for_distributor() {
     }
 }
 
-/// Enables private interrupt `intid` (a PPI) in Group 1 on CPU 0.
+/// Enables private interrupt `intid` (a PPI) in Group 1 on the running CPU.
 pub fn enable_ppi(intid: u32) {
     assert!(PPIS.contains(&intid), "INTID {intid} is not a PPI");
-    register::<u8>(GICR_BASE + GICR_IPRIORITYR + u64::from(intid)).write(PRIORITY);
-    register::<u32>(GICR_BASE + GICR_IGROUPR0).update(|groups| groups | 1 << intid);
-    register::<u32>(GICR_BASE + GICR_ISENABLER0).write(1 << intid);
+    let rd = redistributor(super::cpu_index());
+    register::<u8>(rd + GICR_IPRIORITYR + u64::from(intid)).write(PRIORITY);
+    register::<u32>(rd + GICR_IGROUPR0).update(|groups| groups | 1 << intid);
+    register::<u32>(rd + GICR_ISENABLER0).write(1 << intid);
 }
 
 /// Takes the highest-priority pending interrupt; `None` if it was spurious.

@@ -8,8 +8,10 @@
 //! ([`detect_async_pf`], [`enable_async_pf`], [`disable_async_pf`]) and CPUs
 //! ([`cpu_index`], [`prepare_cpus`], [`start_cpu`], [`cpu_online`], [`halt_forever`]).
 //!
-//! One CPU: starting others (PSCI `CPU_ON`, a redistributor and timer each) is not built
-//! yet, so `cpus=N` above 1 fails with [`CpuStartError`] at the first other CPU.
+//! Several CPUs: the boot CPU starts each other with PSCI `CPU_ON` (`smp`); each has its
+//! redistributor, timer, vectors and idle stack. Async PF stays CPU 0's: its control block
+//! and SDEI state are per boot (no SMP host offers arm64 async PF: our EL2 host runs one
+//! vCPU), so another CPU's enable is refused with that reason and it runs without.
 
 mod apf;
 mod boot;
@@ -24,6 +26,7 @@ mod gic;
 mod paging;
 mod platform;
 mod serial;
+mod smp;
 mod timer;
 mod trap;
 mod usercall;
@@ -35,6 +38,7 @@ pub use cpu_local::CpuLocal;
 pub use exit::exit;
 pub use platform::RAM_START;
 pub use serial::Serial;
+pub use smp::cpu_index;
 pub use timer::Calibration;
 pub use usercall::{divide_by_zero, syscall};
 
@@ -94,8 +98,12 @@ impl AsyncPf {
     }
 }
 
-/// Enables async PF (after [`detect_async_pf`]); the host may refuse.
+/// Enables async PF on the running CPU (after [`detect_async_pf`]); the host may refuse,
+/// and any CPU but the boot CPU is refused here (see the module comment).
 pub fn enable_async_pf() -> Result<(), apf::Refused> {
+    if cpu_index() != 0 {
+        return Err(apf::Refused::NotBootCpu);
+    }
     apf::enable()
 }
 
@@ -115,40 +123,24 @@ pub fn enter(next: crate::kernel::Next) -> ! {
     trap::enter(next)
 }
 
-/// The running CPU: the only one (see the module comment).
-#[inline(always)]
-pub fn cpu_index() -> usize {
-    0
-}
-
-/// Nothing to put in place: no other CPU is started.
+/// Nothing to put in place: a CPU that `CPU_ON` starts needs nothing below the kernel.
 pub fn prepare_cpus() {}
 
-/// Why another CPU did not start: on arm64, none can yet.
-#[derive(Clone, Copy, Debug)]
-pub struct CpuStartError;
-
-impl core::fmt::Display for CpuStartError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(
-            "this kernel runs one CPU on arm64 (PSCI CPU_ON is not implemented): use cpus=1",
-        )
-    }
-}
-
-/// Refuses: see [`CpuStartError`].
+/// Starts CPU `cpu` on `stack_top` to run `main`, and waits until it is online (see
+/// `smp`); `tsc_khz` is the counter's frequency.
 pub fn start_cpu(
-    _cpu: usize,
-    _stack_top: u64,
-    _tsc_khz: u64,
-    _main: fn(usize) -> !,
-) -> Result<(), CpuStartError> {
-    Err(CpuStartError)
+    cpu: usize,
+    stack_top: u64,
+    tsc_khz: u64,
+    main: fn(usize) -> !,
+) -> Result<(), smp::StartError> {
+    smp::start(cpu, stack_top, tsc_khz, main)
 }
 
-/// What a started CPU's `main` calls once set up: nothing to hand back on arm64, where
-/// none starts.
-pub fn cpu_online() {}
+/// What a started CPU's `main` calls once set up: the boot CPU may start the next one.
+pub fn cpu_online() {
+    smp::online()
+}
 
 /// Stops this CPU for good: interrupts masked, waiting forever.
 pub fn halt_forever() -> ! {

@@ -24,6 +24,7 @@ use aarch64_cpu::registers::{
     Writeable,
 };
 use core::ops::Range;
+use guest_kernel::cmdline::MAX_CPUS;
 
 const PAGE: u64 = 4096;
 const BLOCK_2M: u64 = 2 << 20;
@@ -135,11 +136,7 @@ pub fn enable_boot_map() {
     l1.0[0] = VALID | Kind::Device.attributes();
     l1.0[(RAM_START >> L1_SHIFT) as usize] = RAM_START | VALID | Kind::Kernel.attributes() & !PXN;
     switch_to(l1);
-    if ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) >= PAN_PRESENT {
-        // SAFETY: PSTATE.PAN = 0 (FEAT_PAN is present): EL1 may access EL0 memory, which the
-        // kernel does when it reads task buffers in system calls.
-        unsafe { core::arch::asm!("msr S3_0_C4_C2_3, xzr", options(nostack)) };
-    }
+    allow_kernel_user_access();
     SCTLR_EL1.set(
         SCTLR_LEGACY_ONES
             | (SCTLR_EL1::M::Enable
@@ -152,6 +149,15 @@ pub fn enable_boot_map() {
     barrier::isb(barrier::SY);
 }
 
+/// Clears PSTATE.PAN where FEAT_PAN exists, on each CPU: EL1 may access EL0 memory, which
+/// the kernel does when it reads task buffers in system calls.
+pub fn allow_kernel_user_access() {
+    if ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) >= PAN_PRESENT {
+        // SAFETY: only lets EL1 loads and stores reach EL0-accessible pages.
+        unsafe { core::arch::asm!("msr S3_0_C4_C2_3, xzr", options(nostack)) };
+    }
+}
+
 /// Builds the final tables for `regions` and the devices, and switches to them.
 pub fn init(regions: &Regions) {
     let l1 = POOL.take();
@@ -160,7 +166,11 @@ pub fn init(regions: &Regions) {
     map(l1, &regions.kernel, Kind::Kernel);
     map(l1, &regions.user, Kind::User);
     map(l1, &(GICD_BASE..GICD_BASE + GICD_SIZE), Kind::Device);
-    map(l1, &(GICR_BASE..GICR_BASE + GICR_SIZE), Kind::Device);
+    map(
+        l1,
+        &(GICR_BASE..GICR_BASE + GICR_SIZE * MAX_CPUS as u64),
+        Kind::Device,
+    );
     map(l1, &(UART_BASE..UART_BASE + UART_SIZE), Kind::Device);
     if let Some(devices) = &regions.user_devices {
         map(l1, devices, Kind::UserDevice);

@@ -12,8 +12,8 @@ pub const DTB_MAX: usize = 1 << 20;
 /// `VIRT_GIC_DIST`: GICv3 distributor, 64 KiB.
 pub const GICD_BASE: u64 = 0x0800_0000;
 pub const GICD_SIZE: u64 = 0x1_0000;
-/// `VIRT_GIC_REDIST`: GICv3 redistributors, CPU 0's first; each is two 64 KiB frames
-/// (RD_base, then SGI_base).
+/// `VIRT_GIC_REDIST`: GICv3 redistributors in CPU order, CPU i's at `GICR_BASE + i *
+/// GICR_SIZE`; each is two 64 KiB frames (RD_base, then SGI_base).
 pub const GICR_BASE: u64 = 0x080A_0000;
 pub const GICR_SIZE: u64 = 0x2_0000;
 /// `VIRT_UART`: PL011, 4 KiB.

@@ -6,6 +6,7 @@ use crate::arch::stack::Stack;
 use crate::kernel::{self, Fault, Next};
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable};
 use core::mem::offset_of;
+use guest_kernel::cmdline::MAX_CPUS;
 
 /// Registers as the vectors leave them on the stack (lowest address first).
 #[repr(C)]
@@ -73,15 +74,16 @@ impl TrapFrame {
 
 const IDLE_STACK_SIZE: usize = 16 * 1024;
 
-/// The idle loop runs here, and interrupts taken while idle are handled here; its frame is
-/// at the top, so popping it leaves the stack empty.
-static IDLE_STACK: Stack<IDLE_STACK_SIZE> = Stack::new();
+/// Each CPU's: the idle loop runs here, and interrupts taken while idle are handled here;
+/// its frame is at the top, so popping it leaves the stack empty.
+static IDLE_STACKS: [Stack<IDLE_STACK_SIZE>; MAX_CPUS] = [const { Stack::new() }; MAX_CPUS];
 
-/// The frame that (re-)enters the idle loop; rebuilt each time.
+/// The frame that (re-)enters the running CPU's idle loop; rebuilt each time.
 fn idle_frame() -> *mut TrapFrame {
-    let frame = (IDLE_STACK.top() as usize - FRAME_SIZE) as *mut TrapFrame;
-    // SAFETY: the frame lies inside the idle stack, used only by the one CPU with exceptions
-    // masked; whatever frame was there has been read.
+    let top = IDLE_STACKS[super::cpu_index()].top();
+    let frame = (top as usize - FRAME_SIZE) as *mut TrapFrame;
+    // SAFETY: the frame lies inside this CPU's idle stack, used only by this CPU with
+    // exceptions masked; whatever frame was there has been read.
     unsafe { frame.write(TrapFrame::new(entry::idle_loop_address(), SPSR_EL1H, 0)) };
     frame
 }
