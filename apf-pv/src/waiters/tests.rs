@@ -239,7 +239,7 @@ fn usable_in_a_static() {
 #[should_panic(expected = "wake_all")]
 #[cfg(debug_assertions)]
 fn wake_with_broadcast_token_is_a_caller_bug() {
-    Table::new().wake(BROADCAST);
+    Table::new().wake(super::BROADCAST);
 }
 
 #[test]
