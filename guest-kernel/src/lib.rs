@@ -12,6 +12,7 @@ pub mod clock;
 pub mod cmdline;
 pub mod exit_status;
 pub mod hold;
+pub mod keyed_waits;
 pub mod psci;
 pub mod pvh;
 mod run_queue;

@@ -123,12 +123,13 @@ pub fn result_line(kernels: &[&Kernel]) {
     for (cpu, ((k, s), a)) in kernels.iter().zip(&stats).zip(&apf).enumerate() {
         let sep = if cpu == 0 { "" } else { "," };
         print!(
-            "{sep}{{\"tasks\":{},\"switches\":{},\"ticks\":{},\
+            "{sep}{{\"tasks\":{},\"switches\":{},\"ticks\":{},\"remote_wakes\":{},\
              \"apf\":\"{}\",\"not_present\":{},\"ready\":{},\"broadcasts\":{},\
              \"max_parked\":{},\"watchdog_retries\":{}}}",
             k.sched.tasks().count(),
             s.switches,
             k.ticks,
+            k.remote_wakes,
             k.apf_state.as_str(),
             a.not_present,
             a.ready,

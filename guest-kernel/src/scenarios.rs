@@ -29,9 +29,6 @@ struct Spawner<'a> {
     scheds: &'a mut [Scheduler<Context>],
     /// The next task's id (ids are global; each CPU's scheduler holds its own tasks).
     next: TaskId,
-    /// Task `i` goes to CPU `i mod CPUs`; otherwise every task to CPU 0. Scenarios whose
-    /// tasks park and wake each other stay on one CPU: keys are per CPU.
-    spread: bool,
     arena: &'a mut UserArena,
     /// Workload data, in the region the host may serve lazily.
     workload: &'a mut UserArena,
@@ -59,11 +56,8 @@ impl Spawner<'_> {
             .alloc(stack_size, PAGE)
             .ok_or(OutOfMemory::User)?;
         let id = self.next;
-        let cpu = if self.spread {
-            id % self.scheds.len()
-        } else {
-            0
-        };
+        // Round robin: task `i` runs on CPU `i mod CPUs`.
+        let cpu = id % self.scheds.len();
         self.scheds[cpu].spawn_as(id, name, Context::new_user(entry, arg, stack.end, cpu, id));
         self.next += 1;
         Ok(())
@@ -187,10 +181,6 @@ pub fn spawn(
     let mut s = Spawner {
         scheds,
         next: 0,
-        spread: matches!(
-            config.scenario,
-            Scenario::Cpu | Scenario::Mem | Scenario::Seed | Scenario::Mlp(_)
-        ),
         arena,
         workload,
     };

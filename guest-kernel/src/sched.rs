@@ -306,6 +306,13 @@ impl<C: Copy> Scheduler<C> {
         self.stats.parks += 1;
     }
 
+    /// Counts a wake that found no task parked on its key, which something else (the
+    /// kernel's table of tasks' keys across CPUs) remembered.
+    pub fn note_early_wake(&mut self) {
+        self.stats.wakes += 1;
+        self.stats.early_wakes += 1;
+    }
+
     /// Makes every task parked on `key` ready, or remembers the wake if none is.
     pub fn wake(&mut self, key: u64) -> Wake {
         self.wake_to(key, false)

@@ -10,6 +10,9 @@ mod common {
     pub mod run;
 }
 
+#[path = "support/ping_pong.rs"]
+mod ping_pong;
+
 use common::aarch64_guest::guest_elf;
 use common::boot::{Boot, assert_bad_command_lines_refused, assert_demo_finished};
 use common::build::runner;
@@ -190,4 +193,26 @@ fn a_second_cpu_starts_with_psci_and_runs_its_share_of_tasks() {
         assert!(cpu["ticks"].as_u64().unwrap() > 0, "CPU {i}'s timer: {cpu}");
         assert_eq!(cpu["apf"], "off", "CPU {i}: {cpu}");
     }
+}
+
+#[test]
+fn park_and_wake_reach_tasks_on_the_other_cpu() {
+    let b: Boot = runner_run(
+        &[
+            "--arch",
+            "aarch64",
+            "--vmm",
+            "qemu",
+            "--mem",
+            "128M",
+            "--timeout",
+            "60s",
+            "--cpus",
+            "2",
+        ],
+        guest_elf(),
+        &["scenario=demo", "primes=10000"],
+    )
+    .into();
+    ping_pong::assert_ping_pong_across_cpus(&b.stdout, &b.result(), "aarch64");
 }

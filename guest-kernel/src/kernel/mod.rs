@@ -12,9 +12,11 @@
 //! the same borrow (see [`handle`]). On our KVM every ring-0 instruction is emulated, and
 //! a spin lock's acquire and release were a tenth of an async PF event's instructions.
 
+mod keyed;
 mod per_cpu;
 mod syscall;
 
+pub use keyed::remote_wakes;
 #[cfg(target_arch = "x86_64")]
 pub use per_cpu::cpu;
 pub use per_cpu::{Cpu, install, this_cpu};
@@ -81,6 +83,8 @@ pub struct Kernel {
     /// When this CPU's last task exited.
     pub end_ns: Option<u64>,
     pub unexpected_interrupts: u64,
+    /// This CPU's tasks that another CPU woke (each through this CPU's inbox).
+    pub remote_wakes: u64,
     /// What each task reported (indexed by task id), for the result line.
     pub reports: Vec<Option<TaskReport>>,
     /// Whether async PF is on (`apf=on` and the host took it).
@@ -112,6 +116,7 @@ impl Kernel {
         ready_ns: None,
         end_ns: None,
         unexpected_interrupts: 0,
+        remote_wakes: 0,
         reports: Vec::new(),
         apf_state: apf::State::Off,
         apf_test: None,

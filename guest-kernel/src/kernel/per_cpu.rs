@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use guest_kernel::cmdline::MAX_CPUS;
+use guest_kernel::keyed_waits::WakeInbox;
 
 /// One CPU's state: its architecture's (on x86_64 its TSS and async PF area) and its
 /// kernel state, side by side, so that a trap reaches all of it from one pointer (x86_64
@@ -23,6 +24,9 @@ pub struct Cpu {
     /// tasks until [`install`] puts the real one in: a constant, so the `static` needs no
     /// `Option` and no trap tests for one.
     kernel: UnsafeCell<Kernel>,
+    /// Tasks of this CPU that other CPUs woke (see `keyed`): the one part other CPUs
+    /// write, atomically.
+    pub inbox: WakeInbox,
     /// Set while [`with`] lends the state out: a debug build catches a nested borrow.
     #[cfg(debug_assertions)]
     borrowed: core::sync::atomic::AtomicBool,
@@ -39,6 +43,7 @@ impl Cpu {
         Self {
             arch: arch::CpuLocal::new(),
             kernel: UnsafeCell::new(Kernel::EMPTY),
+            inbox: WakeInbox::new(),
             #[cfg(debug_assertions)]
             borrowed: core::sync::atomic::AtomicBool::new(false),
         }

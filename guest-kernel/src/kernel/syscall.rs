@@ -1,7 +1,7 @@
 //! The system calls: what a task may ask of the kernel, checked against the memory it may
 //! pass.
 
-use super::{HOLD_KEY, KERNEL_KEYS, Kernel, Next, handle, this_cpu};
+use super::{HOLD_KEY, KERNEL_KEYS, Kernel, Next, handle, keyed, this_cpu};
 use crate::abi::{self, Syscall, TaskReport};
 use crate::arch;
 use crate::console;
@@ -30,11 +30,11 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
             Syscall::Time => k.clock.ns(arch::timestamp()) as i64,
             Syscall::Park if args[0] & KERNEL_KEYS != 0 => abi::EINVAL,
             Syscall::Park => {
-                k.sched.park_current(args[0]);
+                keyed::park(k, args[0]);
                 0
             }
             Syscall::Wake => {
-                k.sched.wake(args[0]);
+                keyed::wake(k, args[0]);
                 0
             }
             Syscall::Report => k.report(args[0]),

@@ -114,7 +114,7 @@ pub fn prepare() -> Result<(), Unavailable> {
         return Err(Unavailable::NotAPpi(intid));
     }
     PAGE_READY_INTID.store(intid, Ordering::Relaxed);
-    gic::enable_ppi(intid);
+    gic::enable_private(intid);
     register_handler(&sdei, event, not_present, Routing::Any)
         .and_then(|()| sdei.enable(event))
         .and_then(|()| sdei.pe_unmask())

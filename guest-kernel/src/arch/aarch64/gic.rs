@@ -41,6 +41,11 @@ const INTID_MASK: u64 = 0xFF_FFFF;
 const SPECIAL_INTIDS: core::ops::RangeInclusive<u32> = 1020..=1023;
 /// PPIs are INTIDs 16-31, all in the redistributor's first 32-bit registers.
 pub const PPIS: core::ops::RangeInclusive<u32> = 16..=31;
+/// SGIs (0-15) and PPIs: the interrupts private to each CPU, its redistributor's.
+const PRIVATE: core::ops::RangeInclusive<u32> = 0..=31;
+/// ICC_SGI1R_EL1 (12.2.23): the INTID field, bits [27:24]; the target list, bits [15:0], is
+/// a bit per Aff0 of the CPUs with the Aff3.Aff2.Aff1 given (all 0 here), RS 0: Aff0 0-15.
+const SGI1R_INTID_SHIFT: u32 = 24;
 
 /// A GIC register at `addr`, mapped as a device by the boot map and the final tables.
 fn register<T>(addr: u64) -> VolatilePtr<'static, T> {
@@ -51,7 +56,7 @@ fn register<T>(addr: u64) -> VolatilePtr<'static, T> {
 }
 
 /// Enables the distributor (affinity routing, Group 1), then sets up the boot CPU's side
-/// (see [`init_cpu`]). Every interrupt stays disabled until [`enable_ppi`].
+/// (see [`init_cpu`]). Every interrupt stays disabled until [`enable_private`].
 pub fn init() {
     register::<u32>(GICD_BASE + GICD_CTLR).write(GICD_CTLR_ARE);
     wait_for_distributor();
@@ -104,13 +109,33 @@ fn wait_for_distributor() {
     }
 }
 
-/// Enables private interrupt `intid` (a PPI) in Group 1 on the running CPU.
-pub fn enable_ppi(intid: u32) {
-    assert!(PPIS.contains(&intid), "INTID {intid} is not a PPI");
+/// Enables private interrupt `intid` (an SGI or a PPI) in Group 1 on the running CPU.
+pub fn enable_private(intid: u32) {
+    assert!(
+        PRIVATE.contains(&intid),
+        "INTID {intid} is not an SGI or a PPI"
+    );
     let rd = redistributor(super::cpu_index());
     register::<u8>(rd + GICR_IPRIORITYR + u64::from(intid)).write(PRIORITY);
     register::<u32>(rd + GICR_IGROUPR0).update(|groups| groups | 1 << intid);
     register::<u32>(rd + GICR_ISENABLER0).write(1 << intid);
+}
+
+/// Sends software-generated interrupt `intid` to CPU `cpu` (MPIDR affinity `cpu`, below 16).
+pub fn send_sgi(cpu: usize, intid: u32) {
+    assert!(intid < 16 && cpu < 16, "SGI {intid} to CPU {cpu}");
+    let value = u64::from(intid) << SGI1R_INTID_SHIFT | 1 << cpu;
+    // SAFETY: writing ICC_SGI1R_EL1 only raises the SGI at the target; the barrier first
+    // makes this CPU's earlier stores visible to it (as Linux's `gic_ipi_send_mask`).
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "msr S3_0_C12_C11_5, {}",
+            "isb",
+            in(reg) value,
+            options(nostack)
+        )
+    };
 }
 
 /// Takes the highest-priority pending interrupt; `None` if it was spurious.

@@ -6,7 +6,7 @@
 //! [`Regions`]), [`init_interrupts`], [`start_timer`], [`enter`], [`exit`], [`timestamp`],
 //! [`missing_feature`], [`in_user_mode`], [`syscall`], [`divide_by_zero`] and async PF
 //! ([`detect_async_pf`], [`enable_async_pf`], [`disable_async_pf`]) and CPUs
-//! ([`cpu_index`], [`prepare_cpus`], [`start_cpu`], [`cpu_online`], [`halt_forever`]).
+//! ([`cpu_index`], [`prepare_cpus`], [`start_cpu`], [`cpu_online`], [`send_wake`], [`halt_forever`]).
 //!
 //! Several CPUs: the boot CPU starts each other with PSCI `CPU_ON` (`smp`); each has its
 //! redistributor, timer, vectors and idle stack. Async PF stays CPU 0's: its control block
@@ -60,6 +60,7 @@ pub fn init_paging(regions: &Regions) {
 /// generic timer's frequency, which firmware (here QEMU) sets: nothing needs measuring.
 pub fn init_interrupts() -> Option<Calibration> {
     gic::init();
+    gic::enable_private(trap::WAKE_SGI);
     Some(timer::calibration())
 }
 
@@ -115,7 +116,12 @@ pub fn disable_async_pf() {
 /// Starts preemption at `hz`.
 pub fn start_timer(calibration: &Calibration, hz: u32) {
     timer::start(calibration, hz);
-    gic::enable_ppi(timer::INTID);
+    gic::enable_private(timer::INTID);
+}
+
+/// Interrupts CPU `cpu` to take the wakes posted to its inbox.
+pub fn send_wake(cpu: usize) {
+    gic::send_sgi(cpu, trap::WAKE_SGI);
 }
 
 /// Leaves boot code for good: runs whatever the scheduler picks.

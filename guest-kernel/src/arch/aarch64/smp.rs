@@ -215,6 +215,7 @@ extern "C" fn ap_start(cpu: usize) -> ! {
         super::exit(crate::exit_status::ExitStatus::Unsupported);
     }
     gic::init_cpu(cpu);
+    gic::enable_private(super::trap::WAKE_SGI);
     let main = AP_MAIN.get().expect("set before CPU_ON");
     main(cpu)
 }

@@ -72,6 +72,9 @@ impl TrapFrame {
     }
 }
 
+/// The software-generated interrupt of a wake from another CPU (`kernel::remote_wakes`).
+pub const WAKE_SGI: u32 = 0;
+
 const IDLE_STACK_SIZE: usize = 16 * 1024;
 
 /// Each CPU's: the idle loop runs here, and interrupts taken while idle are handled here;
@@ -115,8 +118,8 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame, vector: u64) -> *mut TrapFrame
     resume(next)
 }
 
-/// An interrupt from the GIC: the timer tick, async PF's page-ready, or one nobody asked
-/// for; or the entry an async PF "page not present" completes through (see `apf`).
+/// An interrupt from the GIC: the timer tick, async PF's page-ready, another CPU's wake, or
+/// one nobody asked for; or the entry an async PF "page not present" completes through (see `apf`).
 fn interrupt() -> Next {
     if let Some(token) = apf::take_not_present() {
         let cpu = kernel::this_cpu();
@@ -134,6 +137,9 @@ fn interrupt() -> Next {
             Some(token) => kernel::apf_ready(kernel::this_cpu(), token),
             None => kernel::next(),
         }
+    } else if intid == WAKE_SGI {
+        gic::end_of_interrupt(intid);
+        kernel::remote_wakes()
     } else if intid == timer::INTID {
         // The timer's line is level-triggered: it drops once the deadline moves, which must
         // happen before the interrupt ends or it is pending again at once.

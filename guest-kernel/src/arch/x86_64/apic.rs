@@ -134,6 +134,19 @@ pub fn id() -> u32 {
     read(X2APIC_ID) as u32
 }
 
+/// Sends the fixed interrupt `vector` to the CPU with x2APIC ID `apic_id`.
+pub fn send_fixed(apic_id: u32, vector: u8) {
+    // A write to the x2APIC's ICR is not ordered after earlier stores (Linux's
+    // `weak_wrmsr_fence`): without the fence the target could take the interrupt before it
+    // sees what the sender stored for it.
+    // SAFETY: a fence has no other effect.
+    unsafe { core::arch::asm!("mfence", "lfence", options(nostack, preserves_flags)) };
+    write(
+        X2APIC_ICR,
+        u64::from(apic_id) << ICR_DESTINATION_SHIFT | ICR_LEVEL_ASSERT | u64::from(vector),
+    );
+}
+
 /// Sends INIT to the CPU with x2APIC ID `apic_id`: it waits for a startup IPI.
 pub fn send_init(apic_id: u32) {
     write(

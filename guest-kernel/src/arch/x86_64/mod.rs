@@ -138,6 +138,11 @@ pub fn start_timer(calibration: &Calibration, hz: u32) {
     apic::start_timer(calibration, hz, trap::TIMER_VECTOR);
 }
 
+/// Interrupts CPU `cpu` (APIC ID `cpu`) to take the wakes posted to its inbox.
+pub fn send_wake(cpu: usize) {
+    apic::send_fixed(cpu as u32, trap::WAKE_VECTOR);
+}
+
 /// Leaves boot code for good: runs whatever the scheduler picks.
 pub fn enter(next: crate::kernel::Next) -> ! {
     trap::enter(next)

@@ -10,6 +10,8 @@ use x86_64::registers::control::Cr2;
 pub const SYSCALL_VECTOR: u8 = 3;
 /// LAPIC timer interrupt.
 pub const TIMER_VECTOR: u8 = 0x20;
+/// The inter-processor interrupt of a wake from another CPU (`kernel::remote_wakes`).
+pub const WAKE_VECTOR: u8 = 0x21;
 /// LAPIC spurious interrupt: no EOI.
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 /// First vector that is not a CPU exception.
@@ -67,6 +69,7 @@ pub static HANDLERS: [Handler; 256] = {
     let mut table: [Handler; 256] = [other; 256];
     table[SYSCALL_VECTOR as usize] = syscall;
     table[TIMER_VECTOR as usize] = timer;
+    table[WAKE_VECTOR as usize] = wake;
     table
 };
 
@@ -111,6 +114,12 @@ extern "rust-preserve-none" fn syscall(f: &mut TrapFrame) -> *mut TrapFrame {
 extern "rust-preserve-none" fn timer(_: &mut TrapFrame) -> *mut TrapFrame {
     apic::end_of_interrupt();
     resume(kernel::this_cpu(), kernel::tick())
+}
+
+/// Another CPU woke tasks of this one.
+extern "rust-preserve-none" fn wake(_: &mut TrapFrame) -> *mut TrapFrame {
+    apic::end_of_interrupt();
+    resume(kernel::this_cpu(), kernel::remote_wakes())
 }
 
 /// Every other vector: exceptions, the spurious interrupt, and interrupts nobody expects.
