@@ -1,7 +1,7 @@
 //! Exhaustive check of the orderings the kernel's handlers can run in.
 //!
-//! The guest kernel has one CPU, and both handlers that use the table run to completion
-//! with interrupts off: the #PF handler (not-present → [`WaiterTable::wait`]) and the
+//! Each guest CPU has its own table, and both handlers that use it run to completion on
+//! that CPU with interrupts off: the #PF handler (not-present → [`WaiterTable::wait`]) and the
 //! page-ready interrupt handler ([`WaiterTable::wake`], or [`WaiterTable::wake_all`] for a
 //! broadcast). So the state space is not thread interleavings (no loom) but the orders in
 //! which whole handler runs happen; every permutation of a small set of events is tried.
@@ -21,6 +21,13 @@
 //! interrupts are on again, a ready cannot even precede its fault, but the table does not
 //! rely on that. A final broadcast is appended to every run and must return every
 //! task still parked, each task exactly once over the whole run.
+//!
+//! Several CPUs: the host's tokens are per vCPU (the same value may be outstanding on two)
+//! and it sends each page-ready to the vCPU that took the not-present, so each CPU's events
+//! reach only its own table. [`one_table_per_cpu_is_right_in_every_interleaving`] runs two
+//! CPUs' events in every interleaving, each CPU's table seeing what that CPU sees, and
+//! shows the same oracle holds per CPU, while one table shared by both would hand a task the
+//! other CPU's page-ready.
 
 use super::{Token, Wait, WaiterTable, Wake};
 use std::collections::HashMap;
@@ -139,8 +146,8 @@ fn check(events: &[Event]) {
 }
 
 /// Calls `f` with every permutation of `items` (Heap's algorithm).
-fn for_each_permutation(items: &mut [Event], f: &mut impl FnMut(&[Event])) {
-    fn permute(k: usize, items: &mut [Event], f: &mut impl FnMut(&[Event])) {
+fn for_each_permutation<T>(items: &mut [T], f: &mut impl FnMut(&[T])) {
+    fn permute<T>(k: usize, items: &mut [T], f: &mut impl FnMut(&[T])) {
         if k <= 1 {
             f(items);
             return;
@@ -233,4 +240,73 @@ fn heaps_algorithm_yields_distinct_orders() {
         assert!(seen.insert(order.to_vec()));
     });
     assert_eq!(seen.len(), 24);
+}
+
+/// Two CPUs with colliding tokens (A outstanding on both), one broadcast: in every order of
+/// the eight events (each CPU's own in any order, as the host's timing allows, interleaved
+/// any way with the other's), each CPU's table gives exactly the outcomes of that CPU's
+/// events alone, and those pass the oracle; a single table shared by both CPUs, in the same interleavings,
+/// wakes some task with the other CPU's page-ready.
+#[test]
+fn one_table_per_cpu_is_right_in_every_interleaving() {
+    let cpus: [Vec<Event>; 2] = [
+        vec![fault(A, 1), Ready(A), fault(B, 3), Broadcast],
+        vec![fault(A, 2), Ready(A), fault(C, 4), Ready(C)],
+    ];
+    let mut events: Vec<(usize, Event)> = cpus
+        .iter()
+        .enumerate()
+        .flat_map(|(cpu, own)| own.iter().map(move |&e| (cpu, e)))
+        .collect();
+    let (mut orders, mut shared_wrong) = (0, 0);
+    for_each_permutation(&mut events, &mut |order| {
+        orders += 1;
+        let mut tables = [WaiterTable::<Task>::new(), WaiterTable::new()];
+        let mut seen: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+        for &(cpu, event) in order {
+            seen[cpu].extend(outcomes(&mut tables[cpu], &[event]));
+        }
+        for (cpu, seen) in seen.iter().enumerate() {
+            let own: Vec<Event> = order.iter().filter(|e| e.0 == cpu).map(|e| e.1).collect();
+            check(&own);
+            let alone = outcomes(&mut WaiterTable::new(), &own);
+            assert_eq!(*seen, alone, "CPU {cpu} in {order:?}");
+        }
+        let mut shared = WaiterTable::<Task>::new();
+        let mut woke_other = false;
+        for &(cpu, event) in order {
+            if let Ready(token) = event
+                && let Wake::Woke(task) = shared.wake(token)
+            {
+                woke_other |= !cpus[cpu].contains(&fault(token, task));
+            } else if let Fault { token, task } = event {
+                shared.wait(token, task);
+            } else {
+                shared.wake_all(|_| ());
+            }
+        }
+        shared_wrong += usize::from(woke_other);
+    });
+    assert_eq!(orders, 40_320);
+    assert!(
+        shared_wrong > 0,
+        "a shared table never mixed the CPUs' tokens up"
+    );
+}
+
+/// What `table` answers to each of `events`, as text (waits, wakes and who a broadcast
+/// released, in order).
+fn outcomes(table: &mut WaiterTable<Task>, events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|&event| match event {
+            Fault { token, task } => format!("{:?}", table.wait(token, task)),
+            Ready(token) => format!("{:?}", table.wake(token)),
+            Broadcast => {
+                let mut released = Vec::new();
+                table.wake_all(|task| released.push(task));
+                format!("broadcast {released:?}")
+            }
+        })
+        .collect()
 }
