@@ -133,6 +133,9 @@ pub struct Config {
     /// CPUs to run tasks on (`cpus=N`): the boot CPU and N-1 it starts. The runner passes
     /// the VM's vCPU count.
     pub cpus: usize,
+    /// Whether an idle CPU takes waiting tasks from a busy one (`balance=on`, the default);
+    /// off, every task stays on CPU `id mod cpus`.
+    pub balance: bool,
     /// The network card's registers (`virtio_mmio.device=`, Linux's syntax, which QEMU's
     /// microvm machine appends itself).
     pub virtio_mmio: Option<MmioDevice>,
@@ -274,6 +277,7 @@ impl Config {
         apf_watchdog_ms: watchdog::DEFAULT_TIMEOUT_MS,
         hold: false,
         cpus: 1,
+        balance: true,
         virtio_mmio: None,
         ip: None,
         kv_hot: 64,
@@ -417,6 +421,7 @@ const KEYS: &[&str] = &[
     "apf-watchdog",
     "hold",
     "cpus",
+    "balance",
     "virtio_mmio.device",
     "ip",
     "kv-hot",
@@ -465,13 +470,8 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
                 config.pattern = parse_pattern(value).ok_or(Error::UnknownPattern(value))?
             }
             "seed" => config.seed = number(key, value, 0..=u64::MAX)?,
-            "apf" => {
-                config.apf = match value {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(Error::NotOnOff { key, value }),
-                }
-            }
+            "apf" => config.apf = on_off(key, value)?,
+            "balance" => config.balance = on_off(key, value)?,
             "apf-test" => {
                 config.apf_test = Some(ApfTest::parse(value).ok_or(Error::UnknownApfTest(value))?)
             }
@@ -527,6 +527,15 @@ pub fn parse(line: &str) -> Result<Config, Error<'_>> {
         }
     }
     Ok(config)
+}
+
+/// `on` or `off`.
+fn on_off<'a>(key: &'a str, value: &'a str) -> Result<bool, Error<'a>> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(Error::NotOnOff { key, value }),
+    }
 }
 
 fn number<'a>(key: &'a str, value: &'a str, range: RangeInclusive<u64>) -> Result<u64, Error<'a>> {

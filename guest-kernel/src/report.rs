@@ -82,7 +82,9 @@ pub fn result_line(kernels: &[&Kernel]) {
             "{sep}{{\"name\":\"{}\",\"status\":{status},\"cpu\":{cpu},\"dispatches\":{}",
             task.name, task.dispatches
         );
-        if let Some(r) = kernels[cpu].reports[id] {
+        // Kept by the CPU the task ran on when it reported, which balancing may have
+        // changed since.
+        if let Some(r) = kernels.iter().find_map(|k| k.reports[id]) {
             pages.0 += r.pages_touched;
             pages.1 += r.pages_verified;
             print!(
@@ -124,12 +126,15 @@ pub fn result_line(kernels: &[&Kernel]) {
         let sep = if cpu == 0 { "" } else { "," };
         print!(
             "{sep}{{\"tasks\":{},\"switches\":{},\"ticks\":{},\"remote_wakes\":{},\
+             \"given_away\":{},\"taken_in\":{},\
              \"apf\":\"{}\",\"not_present\":{},\"ready\":{},\"broadcasts\":{},\
              \"max_parked\":{},\"watchdog_retries\":{}}}",
             k.sched.tasks().count(),
             s.switches,
             k.ticks,
             k.remote_wakes,
+            k.given_away,
+            k.taken_in,
             k.apf_state.as_str(),
             a.not_present,
             a.ready,

@@ -61,6 +61,15 @@ impl RunQueue {
         self.slots[self.head % MAX_TASKS] = id;
     }
 
+    /// Takes the last entry: the task that would wait longest.
+    pub fn pop_back(&mut self) -> Option<TaskId> {
+        if self.is_empty() {
+            return None;
+        }
+        self.tail = self.tail.wrapping_sub(1);
+        Some(self.slots[self.tail % MAX_TASKS])
+    }
+
     /// Takes the first entry.
     #[inline]
     pub fn pop_front(&mut self) -> Option<TaskId> {

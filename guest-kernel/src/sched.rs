@@ -67,6 +67,15 @@ pub enum Wake {
     Early,
 }
 
+/// A ready task on its way to another CPU's scheduler: everything this one kept of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Migrant<C> {
+    pub id: TaskId,
+    pub name: &'static str,
+    pub ctx: C,
+    pub dispatches: u64,
+}
+
 /// Counters reported in the result line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -438,6 +447,41 @@ impl<C: Copy> Scheduler<C> {
         }
         self.stats.early_wakes += 1;
         Wake::Early
+    }
+
+    /// How many ready tasks wait for the CPU (the running one not counted).
+    pub fn waiting(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Gives up the ready task that would wait longest (the back of the queue) to another
+    /// CPU, if this one would leave it waiting: another task runs or waits before it. A
+    /// running, parked or blocked task never moves (an async PF waiter's token is this
+    /// CPU's).
+    pub fn give_away(&mut self) -> Option<Migrant<C>> {
+        let keep = usize::from(self.current.is_none());
+        if self.ready.len() <= keep {
+            return None;
+        }
+        let id = self.ready.pop_back()?;
+        let slot = id % MAX_TASKS;
+        let name = self.names.remove(id).expect("a queued task is held");
+        let ctx = self.contexts[slot]
+            .take()
+            .expect("a queued task has a context");
+        self.live -= 1;
+        Some(Migrant {
+            id,
+            name,
+            ctx,
+            dispatches: core::mem::take(&mut self.dispatches[slot]),
+        })
+    }
+
+    /// Takes in a task another CPU gave away: it is ready, at the back of the queue.
+    pub fn adopt(&mut self, migrant: Migrant<C>) {
+        self.spawn_as(migrant.id, migrant.name, migrant.ctx);
+        self.dispatches[migrant.id % MAX_TASKS] = migrant.dispatches;
     }
 
     /// Ends the running task with `status`.

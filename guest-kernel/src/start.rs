@@ -150,6 +150,8 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
             end_ns: None,
             unexpected_interrupts: 0,
             remote_wakes: 0,
+            given_away: 0,
+            taken_in: 0,
             reports: vec![None; task_count],
             // An application processor enables its own (see `ap_main`).
             apf_state: if cpu == 0 { apf_state } else { apf::State::Off },

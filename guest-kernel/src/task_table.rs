@@ -57,8 +57,14 @@ impl<T> TaskTable<T> {
         self.end = self.end.max(id + 1);
     }
 
+    /// True if no task was ever added (a task removed again still counts).
     pub fn is_empty(&self) -> bool {
         self.end == 0
+    }
+
+    /// Takes task `id` out (it moved to another CPU's table).
+    pub fn remove(&mut self, id: TaskId) -> Option<T> {
+        self.slots.get_mut(id)?.take()
     }
 
     /// Task `id`, if the table holds one.

@@ -176,7 +176,7 @@ fn a_second_cpu_starts_with_psci_and_runs_its_share_of_tasks() {
             "2",
         ],
         guest_elf(),
-        &["scenario=mlp:4", "source=guest", "pages=512"],
+        &["scenario=mlp:4", "source=guest", "pages=512", "balance=off"],
     )
     .into();
     let r = b.result();
@@ -211,7 +211,7 @@ fn park_and_wake_reach_tasks_on_the_other_cpu() {
             "2",
         ],
         guest_elf(),
-        &["scenario=demo", "primes=10000"],
+        &["scenario=demo", "primes=10000", "balance=off"],
     )
     .into();
     ping_pong::assert_ping_pong_across_cpus(&b.stdout, &b.result(), "aarch64");

@@ -49,18 +49,21 @@ fn assert_both_cpus_worked(run: &GuestRun, what: &str) -> (Value, Vec<Value>) {
     assert_eq!(r["pages_verified"], r["pages_touched"], "{what}: {r}");
     let tasks = r["tasks"].as_array().expect("tasks");
     assert_eq!(tasks.len() as u64, TASKS, "{what}: {r}");
-    for (i, task) in tasks.iter().enumerate() {
-        assert_eq!(task["status"], 0, "{what}: {task}");
-        assert_eq!(
-            count(&task["cpu"]),
-            i as u64 % 2,
-            "{what}: round robin: {task}"
-        );
-    }
+    assert!(tasks.iter().all(|t| t["status"] == 0), "{what}: {r}");
     let cpus = r["cpus"].as_array().expect("per-CPU counters").clone();
     assert_eq!(cpus.len(), 2, "{what}: {r}");
     for (i, cpu) in cpus.iter().enumerate() {
-        assert_eq!(count(&cpu["tasks"]), TASKS / 2, "{what}: CPU {i}: {cpu}");
+        // Round robin, then whatever balancing moved.
+        let here = tasks
+            .iter()
+            .filter(|t| count(&t["cpu"]) == i as u64)
+            .count() as u64;
+        assert_eq!(count(&cpu["tasks"]), here, "{what}: CPU {i}: {r}");
+        assert_eq!(
+            here + count(&cpu["given_away"]),
+            TASKS / 2 + count(&cpu["taken_in"]),
+            "{what}: CPU {i}: {r}"
+        );
         assert!(count(&cpu["switches"]) > 0, "{what}: CPU {i}: {cpu}");
     }
     (r, cpus)
@@ -184,11 +187,43 @@ fn a_cpu_without_tasks_stops() {
 #[test]
 fn park_and_wake_reach_tasks_on_the_other_cpu() {
     for vmm in ["builtin", "qemu"] {
+        // Pinned (balance=off): ping and pong stay on different CPUs.
         let run = run_guest(
             &["--vmm", vmm, "--cpus", "2"],
-            &["scenario=demo", "primes=10000"],
+            &["scenario=demo", "primes=10000", "balance=off"],
         )
         .succeeded();
         assert_ping_pong_across_cpus(&run.stdout, &run.result(), vmm);
+    }
+}
+
+/// `mlp:3` on two CPUs: CPU 1's one task is done first, and the idle CPU takes over the
+/// task waiting on CPU 0, which then finishes on CPU 1; with `balance=off` nothing moves.
+#[test]
+fn an_idle_cpu_takes_over_a_waiting_task() {
+    for (balance, moved) in [("on", true), ("off", false)] {
+        let run = run_guest(
+            &["--cpus", "2", "--apf", "off"],
+            &[
+                "scenario=mlp:3",
+                "source=guest",
+                "pages=2048",
+                &format!("balance={balance}"),
+            ],
+        )
+        .succeeded();
+        let r = run.result();
+        assert_eq!(count(&r["pages_verified"]), 3 * 2048, "{r}");
+        let cpus = r["cpus"].as_array().unwrap();
+        let (given, taken) = (count(&cpus[0]["given_away"]), count(&cpus[1]["taken_in"]));
+        assert_eq!(given, taken, "{r}");
+        assert_eq!(given > 0, moved, "balance={balance}: {r}");
+        let on_1 = r["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["cpu"] == 1)
+            .count();
+        assert_eq!(on_1 > 1, moved, "balance={balance}: {r}");
     }
 }

@@ -50,6 +50,7 @@ fn parses_every_key() {
             apf_watchdog_ms: 1_000,
             hold: false,
             cpus: 1,
+            balance: true,
             virtio_mmio: None,
             ip: None,
             kv_hot: 64,
@@ -60,6 +61,15 @@ fn parses_every_key() {
     assert_eq!(parse("source=guest").unwrap().source, PageSource::Guest);
     assert!(parse("apf=on").unwrap().apf);
     assert!(!parse("apf=off").unwrap().apf);
+    assert!(parse("").unwrap().balance);
+    assert!(!parse("balance=off").unwrap().balance);
+    assert_eq!(
+        parse("balance=1"),
+        Err(Error::NotOnOff {
+            key: "balance",
+            value: "1"
+        })
+    );
     assert_eq!(
         parse("apf=yes"),
         Err(Error::NotOnOff {

@@ -46,13 +46,15 @@ pub(super) fn wake(k: &mut Kernel, key: u64) {
     }
 }
 
-/// The wake interrupt: the tasks other CPUs woke for this one become ready.
+/// The wake interrupt: the tasks other CPUs woke for this one become ready, and the
+/// balancing requests and hand-overs are served (`balance`).
 pub fn remote_wakes() -> Next {
     let cpu = this_cpu();
     handle(cpu, |k| {
         cpu.inbox.drain(|task| {
             k.sched.unblock(task);
             k.remote_wakes += 1;
-        })
+        });
+        super::balance::serve(k, arch::cpu_index());
     })
 }

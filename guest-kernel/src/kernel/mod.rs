@@ -13,6 +13,7 @@
 //! the same borrow (see [`handle`]). On our KVM every ring-0 instruction is emulated, and
 //! a spin lock's acquire and release were a tenth of an async PF event's instructions.
 
+mod balance;
 mod keyed;
 mod per_cpu;
 mod syscall;
@@ -86,6 +87,9 @@ pub struct Kernel {
     pub unexpected_interrupts: u64,
     /// This CPU's tasks that another CPU woke (each through this CPU's inbox).
     pub remote_wakes: u64,
+    /// Tasks this CPU gave to idle CPUs, and took in from busy ones (`balance`).
+    pub given_away: u64,
+    pub taken_in: u64,
     /// What each task reported (indexed by task id), for the result line.
     pub reports: Vec<Option<TaskReport>>,
     /// Whether async PF is on (`apf=on` and the host took it).
@@ -118,6 +122,8 @@ impl Kernel {
         end_ns: None,
         unexpected_interrupts: 0,
         remote_wakes: 0,
+        given_away: 0,
+        taken_in: 0,
         reports: Vec::new(),
         apf_state: apf::State::Off,
         apf_test: None,
@@ -228,8 +234,22 @@ impl Kernel {
     fn pick(&mut self) -> Option<Next> {
         match self.sched.schedule_context() {
             Some(ctx) => Some(Next::Task(ctx)),
-            None if self.sched.all_exited() || self.sched.is_empty() => None,
+            // Done here: stay up (idle) to take over other CPUs' waiting tasks while any
+            // task is left.
+            None if self.sched.all_exited() || self.sched.is_empty() => {
+                per_cpu::tasks_left().then_some(Next::Idle)
+            }
             None => Some(Next::Idle),
+        }
+    }
+
+    /// Ends the running task with `status`; after the last task of all, tells the other
+    /// CPUs, which may be idle only to balance.
+    fn exit_current(&mut self, status: i64) {
+        self.sched.exit_current(status);
+        self.check_hold_ready();
+        if per_cpu::task_exited() {
+            balance::all_done(arch::cpu_index());
         }
     }
 
@@ -325,6 +345,7 @@ pub fn tick() -> Next {
         k.sched.tick();
         k.retry_late_waiters();
         k.poll_hold();
+        balance::on_tick(k, arch::cpu_index());
     })
 }
 
@@ -349,8 +370,7 @@ pub fn task_fault(fault: Fault) -> Next {
             fault.error_code,
             FaultAddress(fault.address)
         );
-        k.sched.exit_current(abi::fault_status(fault.vector));
-        k.check_hold_ready();
+        k.exit_current(abi::fault_status(fault.vector));
     })
 }
 

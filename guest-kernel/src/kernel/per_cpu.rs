@@ -1,6 +1,7 @@
 //! Where each CPU's state lives, and the one way a trap borrows it.
 
 use super::Kernel;
+use super::balance::Balance;
 use crate::arch;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
@@ -24,9 +25,10 @@ pub struct Cpu {
     /// tasks until [`install`] puts the real one in: a constant, so the `static` needs no
     /// `Option` and no trap tests for one.
     kernel: UnsafeCell<Kernel>,
-    /// Tasks of this CPU that other CPUs woke (see `keyed`): the one part other CPUs
-    /// write, atomically.
+    /// Tasks of this CPU that other CPUs woke (see `keyed`), and what `balance` exchanges
+    /// with the others: the parts other CPUs write, atomically or under the lock.
     pub inbox: WakeInbox,
+    pub balance: Balance,
     /// Set while [`with`] lends the state out: a debug build catches a nested borrow.
     #[cfg(debug_assertions)]
     borrowed: core::sync::atomic::AtomicBool,
@@ -44,6 +46,7 @@ impl Cpu {
             arch: arch::CpuLocal::new(),
             kernel: UnsafeCell::new(Kernel::EMPTY),
             inbox: WakeInbox::new(),
+            balance: Balance::new(),
             #[cfg(debug_assertions)]
             borrowed: core::sync::atomic::AtomicBool::new(false),
         }
@@ -65,6 +68,24 @@ pub fn this_cpu() -> &'static Cpu {
 /// How many CPUs run tasks, and how many of them have stopped: the last to stop reports.
 static CPUS: AtomicUsize = AtomicUsize::new(1);
 static STOPPED: AtomicUsize = AtomicUsize::new(0);
+/// Tasks that have not exited, on any CPU: a CPU whose own tasks are done stays up (to
+/// take over others' waiting tasks) until this is 0.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many CPUs run tasks.
+pub fn cpus() -> usize {
+    CPUS.load(Ordering::Relaxed)
+}
+
+/// Counts a task's exit; true for the last task of all.
+pub(super) fn task_exited() -> bool {
+    LIVE.fetch_sub(1, Ordering::AcqRel) == 1
+}
+
+/// Whether any task on any CPU has not exited.
+pub(super) fn tasks_left() -> bool {
+    LIVE.load(Ordering::Acquire) > 0
+}
 
 /// Publishes each CPU's kernel state (index = CPU); traps are handled from here on.
 pub fn install(kernels: Vec<Kernel>) {
@@ -74,6 +95,10 @@ pub fn install(kernels: Vec<Kernel>) {
         kernels.len()
     );
     CPUS.store(kernels.len(), Ordering::Relaxed);
+    LIVE.store(
+        kernels.iter().map(|k| k.sched.tasks().count()).sum(),
+        Ordering::Release,
+    );
     for (cpu, kernel) in PER_CPU.iter().zip(kernels) {
         // SAFETY: the boot CPU runs this once, before it enables interrupts or starts a task
         // or another CPU, so no trap handler can be borrowing the state.
@@ -111,7 +136,7 @@ pub(super) fn with<R>(cpu: &Cpu, f: impl FnOnce(&mut Kernel) -> R) -> R {
 /// Counts the running CPU, whose tasks have all exited, as stopped. Every CPU but the
 /// last to stop halts here for good; the last gets each CPU's state, to report.
 pub(super) fn last_to_stop() -> Vec<&'static Kernel> {
-    let cpus = CPUS.load(Ordering::Relaxed);
+    let cpus = cpus();
     if STOPPED.fetch_add(1, Ordering::AcqRel) + 1 < cpus {
         // Another CPU still runs tasks; the last one reads this CPU's state.
         arch::halt_forever();

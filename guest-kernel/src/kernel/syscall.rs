@@ -22,8 +22,7 @@ pub fn syscall(nr: u64, args: [u64; 3]) -> (i64, Next) {
                 0
             }
             Syscall::Exit => {
-                k.sched.exit_current(args[0] as i64);
-                k.check_hold_ready();
+                k.exit_current(args[0] as i64);
                 0
             }
             Syscall::Write => k.write(args[0], args[1]),

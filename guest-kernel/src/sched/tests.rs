@@ -269,3 +269,46 @@ fn blocking_and_switching_is_blocking_then_scheduling() {
     assert_eq!(two_steps.schedule(), Some(2));
     assert_eq!(one.stats(), two_steps.stats());
 }
+
+#[test]
+fn only_a_task_that_would_wait_is_given_away() {
+    // Idle with one ready task: it runs here.
+    let mut s = sched(1);
+    assert!(s.give_away().is_none());
+    // Running one, one waiting: the waiting one goes.
+    let mut s = sched(2);
+    assert_eq!(s.schedule(), Some(0));
+    let m = s.give_away().expect("task 1 waits");
+    assert_eq!((m.id, m.ctx), (1, 1));
+    assert!(s.give_away().is_none(), "the running task stays");
+    assert_eq!(s.tasks().count(), 1);
+    // Blocked tasks (async PF waiters) never move.
+    let mut s = blocked_0_and_1(3);
+    assert!(s.give_away().is_none());
+}
+
+#[test]
+fn the_back_of_the_queue_moves_with_its_dispatches_and_runs_there() {
+    let mut from = sched(3);
+    for _ in 0..4 {
+        from.schedule();
+        from.tick();
+    }
+    from.schedule();
+    let m = from.give_away().expect("two tasks wait");
+    let moved = from.stats().switches;
+    let mut to: Scheduler<u32> = Scheduler::default();
+    to.adopt(m);
+    assert_eq!(to.task(m.id).dispatches, m.dispatches);
+    assert_eq!(to.schedule(), Some(m.id));
+    assert_eq!(to.schedule_context(), Some(m.id as u32));
+    // Counted where it is now, not twice.
+    assert_eq!(moved + m.dispatches, 4);
+    // The giver is done once its own tasks are: the migrant no longer counts there.
+    for _ in 0..2 {
+        from.schedule();
+        from.exit_current(0);
+    }
+    assert!(from.all_exited());
+    assert!(!to.all_exited());
+}

@@ -31,6 +31,9 @@ impl Context {
         }
     }
 
+    /// The task now runs on CPU `_cpu`: nothing records it (see [`Context::new_user`]).
+    pub fn move_to(&self, _cpu: usize) {}
+
     /// The task's saved state; popping it leaves SP_EL1 at the top of the stack.
     pub fn frame(&self) -> *mut TrapFrame {
         self.stack.frame()

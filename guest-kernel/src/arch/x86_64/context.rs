@@ -65,6 +65,14 @@ impl Context {
         }
     }
 
+    /// The task now runs on CPU `cpu` (load balancing moved it; it is not running): its
+    /// traps must find that CPU's state above the frame.
+    pub fn move_to(&self, cpu: usize) {
+        // SAFETY: the stack top is the task's own; the task is queued, not running, so no
+        // trap reads it now, and only the CPU that holds the task writes it.
+        unsafe { (*self.stack.frame()).cpu = kernel::cpu(cpu) };
+    }
+
     /// Where the CPU starts pushing when the task enters the kernel (RSP0): the frame's
     /// end, below the CPU pointer.
     #[inline(always)]
