@@ -35,9 +35,19 @@ impl Balance {
     }
 }
 
-/// On CPU `me`'s tick: publishes its queue and, if it is idle (and `balance=on`), asks the
-/// CPU with the most waiting tasks for one.
-pub(super) fn on_tick(k: &Kernel, me: usize) {
+/// On the running CPU's tick, with several CPUs: publishes its queue and, if it is idle (and
+/// `balance=on`), asks the CPU with the most waiting tasks for one. One CPU pays a test.
+#[inline]
+pub(super) fn on_tick(k: &Kernel) {
+    let cpus = per_cpu::cpus();
+    if cpus == 1 {
+        return;
+    }
+    publish_and_ask(k, arch::cpu_index(), cpus);
+}
+
+#[cold]
+fn publish_and_ask(k: &Kernel, me: usize, cpus: usize) {
     let waiting = k.sched.waiting();
     per_cpu::cpu(me)
         .balance
@@ -46,7 +56,7 @@ pub(super) fn on_tick(k: &Kernel, me: usize) {
     if !k.config.balance || waiting > 0 || k.sched.current().is_some() {
         return;
     }
-    let busiest = (0..per_cpu::cpus())
+    let busiest = (0..cpus)
         .filter(|&cpu| cpu != me)
         .map(|cpu| {
             (

@@ -346,7 +346,7 @@ pub fn tick() -> Next {
         k.sched.tick();
         k.retry_late_waiters();
         k.poll_hold();
-        balance::on_tick(k, arch::cpu_index());
+        balance::on_tick(k);
     })
 }
 
