@@ -142,21 +142,11 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
             clock,
             config: boot.config,
             user_ranges: vec![text.clone(), rodata.clone(), user.clone()],
-            ticks: 0,
-            // Set with `ready_ns` by `kernel::first`, once this CPU's timer runs.
-            timer_start_ns: 0,
             entry_ns: clock.ns(entry_tsc),
-            ready_ns: None,
-            end_ns: None,
-            unexpected_interrupts: 0,
-            remote_wakes: 0,
-            given_away: 0,
-            taken_in: 0,
             reports: vec![None; task_count],
             // An application processor enables its own (see `ap_main`).
             apf_state: if cpu == 0 { apf_state } else { apf::State::Off },
             apf_test: if cpu == 0 { apf_test } else { None },
-            apf_cycles: Default::default(),
             apf_cycle_due: apf::CycleCountdown::new(boot.config.apf_cycle),
             apf: WaiterTable::new(),
             watchdog: Watchdog::new(
@@ -164,6 +154,9 @@ pub extern "C" fn kernel_main(boot_info: u64) -> ! {
                 watchdog::timeout_ticks(boot.config.apf_watchdog_ms, boot.config.hz),
             ),
             hold: Hold::new(boot.config.hold),
+            // Counters at zero; `timer_start_ns` and `ready_ns` are set by `kernel::first`,
+            // once this CPU's timer runs.
+            ..Kernel::EMPTY
         })
         .collect();
     kernel::install(kernels);

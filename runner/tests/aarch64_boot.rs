@@ -28,21 +28,22 @@ impl Boot {
 
 /// Boots the guest on bare QEMU with the guest command-line words `guest_args`.
 fn boot(guest_args: &[&str]) -> Boot {
-    runner_run(
-        &[
-            "--arch",
-            "aarch64",
-            "--vmm",
-            "qemu",
-            "--mem",
-            "128M",
-            "--timeout",
-            "30s",
-        ],
-        guest_elf(),
-        guest_args,
-    )
-    .into()
+    boot_with(&[], guest_args)
+}
+
+/// [`boot`] with further runner options.
+fn boot_with(options: &[&str], guest_args: &[&str]) -> Boot {
+    let common = [
+        "--arch",
+        "aarch64",
+        "--vmm",
+        "qemu",
+        "--mem",
+        "128M",
+        "--timeout",
+        "60s",
+    ];
+    runner_run(&[&common[..], options].concat(), guest_elf(), guest_args).into()
 }
 
 #[test]
@@ -162,23 +163,10 @@ fn aarch64_needs_qemu_and_an_aarch64_kernel() {
 fn a_second_cpu_starts_with_psci_and_runs_its_share_of_tasks() {
     // `--cpus 2`: QEMU's `virt` answers PSCI CPU_ON (through `hvc`), and each CPU wakes its
     // own redistributor and timer. No host there offers async PF: both run without it.
-    let b: Boot = runner_run(
-        &[
-            "--arch",
-            "aarch64",
-            "--vmm",
-            "qemu",
-            "--mem",
-            "128M",
-            "--timeout",
-            "60s",
-            "--cpus",
-            "2",
-        ],
-        guest_elf(),
+    let b = boot_with(
+        &["--cpus", "2"],
         &["scenario=mlp:4", "source=guest", "pages=512", "balance=off"],
-    )
-    .into();
+    );
     let r = b.result();
     assert_eq!(r["pages_verified"], 4 * 512, "{r}");
     for (i, task) in r["tasks"].as_array().unwrap().iter().enumerate() {
@@ -197,22 +185,9 @@ fn a_second_cpu_starts_with_psci_and_runs_its_share_of_tasks() {
 
 #[test]
 fn park_and_wake_reach_tasks_on_the_other_cpu() {
-    let b: Boot = runner_run(
-        &[
-            "--arch",
-            "aarch64",
-            "--vmm",
-            "qemu",
-            "--mem",
-            "128M",
-            "--timeout",
-            "60s",
-            "--cpus",
-            "2",
-        ],
-        guest_elf(),
+    let b = boot_with(
+        &["--cpus", "2"],
         &["scenario=demo", "primes=10000", "balance=off"],
-    )
-    .into();
+    );
     ping_pong::assert_ping_pong_across_cpus(&b.stdout, &b.result(), "aarch64");
 }

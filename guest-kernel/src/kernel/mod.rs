@@ -110,8 +110,9 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// A CPU's state before [`install`]: no tasks (a trap would find nothing to run).
-    const EMPTY: Self = Self {
+    /// A CPU's state before [`install`]: no tasks (a trap would find nothing to run), every
+    /// counter at zero.
+    pub const EMPTY: Self = Self {
         sched: Scheduler::new(),
         clock: TscClock::UNCALIBRATED,
         config: Config::DEFAULT,
