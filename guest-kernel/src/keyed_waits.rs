@@ -7,6 +7,7 @@
 //! a task on another CPU goes through that CPU's [`WakeInbox`] and an interrupt, because
 //! only a CPU itself may touch its scheduler.
 
+use crate::bits::ones;
 use crate::sched::{MAX_TASKS, Park, TaskId, Wake};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -117,12 +118,7 @@ impl WakeInbox {
     /// Takes every posted task, lowest id first, handing each to `f`.
     pub fn drain(&self, mut f: impl FnMut(TaskId)) {
         for (word, bits) in self.0.iter().enumerate() {
-            let mut set = bits.swap(0, Ordering::Acquire);
-            while set != 0 {
-                let bit = set.trailing_zeros() as usize;
-                set &= set - 1;
-                f(word * 64 + bit);
-            }
+            ones(bits.swap(0, Ordering::Acquire)).for_each(|bit| f(word * 64 + bit));
         }
     }
 }

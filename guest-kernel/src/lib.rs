@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod apf;
+pub mod bits;
 pub mod clock;
 pub mod cmdline;
 pub mod exit_status;

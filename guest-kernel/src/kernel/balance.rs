@@ -13,6 +13,7 @@
 use super::{Kernel, per_cpu};
 use crate::arch::{self, Context};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use guest_kernel::bits::ones;
 use guest_kernel::sched::{MAX_TASKS, Migrant};
 
 /// What a CPU shares with the others for balancing.
@@ -76,13 +77,10 @@ fn publish_and_ask(k: &Kernel, me: usize, cpus: usize) {
     }
 }
 
-/// In CPU `me`'s wake interrupt: gives each CPU that asked a task that would wait here,
-/// and takes in the tasks given to this one.
-pub(super) fn serve(k: &mut Kernel, me: usize) {
-    let mut thieves = per_cpu::cpu(me).balance.thieves.swap(0, Ordering::Relaxed);
-    while thieves != 0 {
-        let thief = thieves.trailing_zeros() as usize;
-        thieves &= thieves - 1;
+/// In the wake interrupt of the CPU whose state is `k` and `own`: gives each CPU that
+/// asked a task that would wait here, and takes in the tasks given to this one.
+pub(super) fn serve(k: &mut Kernel, own: &Balance) {
+    for thief in ones(own.thieves.swap(0, Ordering::Relaxed).into()) {
         let Some(migrant) = k.sched.give_away() else {
             break;
         };
@@ -96,7 +94,7 @@ pub(super) fn serve(k: &mut Kernel, me: usize) {
         k.given_away += 1;
         arch::send_wake(thief);
     }
-    let arrivals = core::mem::take(&mut *per_cpu::cpu(me).balance.arrivals.lock());
+    let arrivals = core::mem::take(&mut *own.arrivals.lock());
     for migrant in arrivals {
         k.sched.adopt(migrant);
         k.taken_in += 1;

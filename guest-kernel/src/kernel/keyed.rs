@@ -9,6 +9,7 @@
 
 use super::{Kernel, Next, handle, per_cpu, this_cpu};
 use crate::arch;
+use guest_kernel::bits::ones;
 use guest_kernel::keyed_waits::KeyedWaits;
 use guest_kernel::sched::{Park, Wake};
 
@@ -27,7 +28,7 @@ pub(super) fn park(k: &mut Kernel, key: u64) {
 pub(super) fn wake(k: &mut Kernel, key: u64) {
     let me = arch::cpu_index();
     // One interrupt per CPU with tasks to wake, sent once the lock is free again.
-    let mut remote: u32 = 0;
+    let mut remote: u64 = 0;
     let outcome = KEYED.lock().wake(key, |cpu, task| {
         if cpu == me {
             k.sched.unblock(task);
@@ -39,11 +40,7 @@ pub(super) fn wake(k: &mut Kernel, key: u64) {
     if outcome == Wake::Early {
         k.sched.note_early_wake();
     }
-    while remote != 0 {
-        let cpu = remote.trailing_zeros() as usize;
-        remote &= remote - 1;
-        arch::send_wake(cpu);
-    }
+    ones(remote).for_each(arch::send_wake);
 }
 
 /// The wake interrupt: the tasks other CPUs woke for this one become ready, and the
@@ -55,6 +52,6 @@ pub fn remote_wakes() -> Next {
             k.sched.unblock(task);
             k.remote_wakes += 1;
         });
-        super::balance::serve(k, arch::cpu_index());
+        super::balance::serve(k, &cpu.balance);
     })
 }

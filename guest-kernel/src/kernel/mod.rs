@@ -4,15 +4,16 @@
 //! Each CPU has its own [`Kernel`]: its tasks, their run queue, its async PF waiter table
 //! and watchdog (the host's tokens and page-ready interrupts are per vCPU, so a page-ready
 //! always finds its waiter in the table of the CPU that took the not-present). Tasks start
-//! on CPU `id mod cpus`; only load balancing moves a ready one (`balance`). CPUs share only what is read-only after boot (the
-//! command line, the GDT), the count of CPUs done ([`finish`]), the console's and the
-//! heap's locks (the `write` system call and boot only), and the tasks' park/wake table and
-//! each CPU's inbox of wakes from the others (`keyed`: the `park` and `wake` calls only)
-//! and what balancing exchanges (`balance`: on ticks and wake interrupts only). The arch layer calls in with
-//! interrupts masked (the kernel never enables them for itself), so a CPU's state needs
-//! no lock: each trap borrows it once, handling its event and picking what runs next in
-//! the same borrow (see [`handle`]). On our KVM every ring-0 instruction is emulated, and
-//! a spin lock's acquire and release were a tenth of an async PF event's instructions.
+//! on CPU `id mod cpus`; only load balancing moves a ready one (`balance`). CPUs share only
+//! what is read-only after boot (the command line, the GDT), the count of CPUs done
+//! ([`finish`]), the console's and the heap's locks (the `write` system call and boot
+//! only), the tasks' park/wake table and each CPU's inbox of wakes from the others
+//! (`keyed`: the `park` and `wake` calls only), and what balancing exchanges (`balance`: on
+//! ticks and wake interrupts only). The arch layer calls in with interrupts masked (the
+//! kernel never enables them for itself), so a CPU's state needs no lock: each trap
+//! borrows it once, handling its event and picking what runs next in the same borrow (see
+//! [`handle`]). On our KVM every ring-0 instruction is emulated, and a spin lock's acquire
+//! and release were a tenth of an async PF event's instructions.
 
 mod balance;
 mod keyed;

@@ -36,8 +36,8 @@ pub struct Cpu {
 
 // SAFETY: a CPU's kernel state is touched by its own CPU's trap handlers (interrupts
 // masked, see `with`), by the boot CPU before that CPU starts, and by the CPU that prints
-// the report after every other CPU has stopped for good (see `finish`); the arch part says
-// for itself.
+// the report after every other CPU has stopped for good (see `finish`); the inbox and the
+// balancing state are atomics and a lock; the arch part says for itself.
 unsafe impl Sync for Cpu {}
 
 impl Cpu {

@@ -6,7 +6,8 @@
 //! [`Regions`]), [`init_interrupts`], [`start_timer`], [`enter`], [`exit`], [`timestamp`],
 //! [`missing_feature`], [`in_user_mode`], [`syscall`], [`divide_by_zero`] and async PF
 //! ([`detect_async_pf`], [`enable_async_pf`], [`disable_async_pf`]) and CPUs
-//! ([`cpu_index`], [`prepare_cpus`], [`start_cpu`], [`cpu_online`], [`send_wake`], [`halt_forever`]).
+//! ([`cpu_index`], [`prepare_cpus`], [`start_cpu`], [`cpu_online`], [`send_wake`],
+//! [`halt_forever`]).
 //!
 //! Several CPUs: the boot CPU starts each other with PSCI `CPU_ON` (`smp`); each has its
 //! redistributor, timer, vectors and idle stack. Async PF stays CPU 0's: its control block

@@ -119,7 +119,8 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame, vector: u64) -> *mut TrapFrame
 }
 
 /// An interrupt from the GIC: the timer tick, async PF's page-ready, another CPU's wake, or
-/// one nobody asked for; or the entry an async PF "page not present" completes through (see `apf`).
+/// one nobody asked for; or the entry an async PF "page not present" completes through
+/// (see `apf`).
 fn interrupt() -> Next {
     if let Some(token) = apf::take_not_present() {
         let cpu = kernel::this_cpu();
