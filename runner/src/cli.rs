@@ -116,6 +116,11 @@ pub struct RunArgs {
     /// prefetcher; readahead pages count as served but were asked for by nobody).
     #[arg(long, value_name = "N", default_value_t = 0, requires = "latency")]
     pub readahead: u16,
+    /// Pin each vCPU thread to its own host CPU (vCPU i on CPU i mod the host's CPUs) and
+    /// the lazy memory's fault reader to vCPU 0's, with --latency: a fault then hands the CPU
+    /// from the vCPU thread to the reader and back without waking an idle CPU (see the README).
+    #[arg(long, requires = "latency")]
+    pub pin: bool,
     /// Async page faults: `off` hides KVM's async PF CPUID bits and tells the guest `apf=off`;
     /// `kvm` advertises them and tells the guest `apf=on` (KVM delivers them); `vmm` and
     /// `adaptive` (builtin VMM with --latency) have this VMM deliver them instead, `adaptive`
@@ -387,11 +392,14 @@ mod tests {
             let error = Cli::try_parse_from(args).expect_err("should be refused");
             assert_eq!(error.exit_code(), 2, "{args:?}");
         }
-        let error = Cli::try_parse_from(["runner", "run", "--readahead", "4"]).unwrap_err();
-        assert_eq!(
-            error.kind(),
-            clap::error::ErrorKind::MissingRequiredArgument
-        );
+        for lone in ["--readahead=4", "--pin"] {
+            let error = Cli::try_parse_from(["runner", "run", lone]).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{lone}"
+            );
+        }
     }
 
     #[test]

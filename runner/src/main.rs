@@ -1,6 +1,7 @@
 //! The runner: boots the guest kernel in our KVM VMM or in QEMU and exits with the guest's
 //! status. Only the guest console goes to stdout; the runner's own messages go to stderr.
 
+mod affinity;
 mod apf;
 mod cli;
 mod compare;

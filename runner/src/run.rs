@@ -145,6 +145,7 @@ fn boot(args: RunArgs, save_to: Option<&Path>) -> Result<RunReport, Error> {
             region: args.lazy,
             seed: args.seed,
             readahead: args.readahead,
+            pin: args.pin,
         }),
         lazy_source,
         apf: args.apf,
@@ -253,6 +254,7 @@ fn check_el2(args: &RunArgs) -> Result<(), Error> {
         (args.lazy != LazyRegion::Workload, "--lazy all"),
         (args.restore.is_some(), "--restore"),
         (args.readahead != 0, "--readahead"),
+        (args.pin, "--pin"),
     ];
     match unsupported.into_iter().find(|(given, _)| *given) {
         Some((_, option)) => Err(Error::NotForEl2(option)),
@@ -397,6 +399,10 @@ mod tests {
         assert!(matches!(
             el2(&["--latency", "1ms", "--fetchers", "2"]),
             Err(Error::NotForEl2("--fetchers"))
+        ));
+        assert!(matches!(
+            el2(&["--latency", "1ms", "--pin"]),
+            Err(Error::NotForEl2("--pin"))
         ));
         assert!(check_el2(&run_args(&["--apf", "kvm"])).is_ok());
     }

@@ -59,7 +59,18 @@ fn assert_all_async(host: &Value) {
 
 #[test]
 fn in_vmm_mode_every_fault_is_async_and_both_sides_count_the_same() {
-    let run = seed_run("fixed:4ms", &["--apf", "vmm"]);
+    assert_sides_agree(&seed_run("fixed:4ms", &["--apf", "vmm"]));
+}
+
+/// `--pin` moves threads, not the protocol: the same counts on both sides.
+#[test]
+fn pinned_threads_keep_the_protocol_counts() {
+    assert_sides_agree(&seed_run("fixed:4ms", &["--apf", "vmm", "--pin"]));
+}
+
+/// Every fault async, and the guest and our VMM count the same not-present, page-ready,
+/// broadcasts and ACKs.
+fn assert_sides_agree(run: &GuestRun) {
     let (r, host) = (run.result(), &run.report["user_apf"]);
     let guest = &r["apf"];
     assert_eq!(r["pages_verified"], PAGES, "{r}");

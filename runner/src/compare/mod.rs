@@ -148,6 +148,7 @@ impl CompareArgs {
                 (self.fetchers.is_some(), "--fetchers"),
                 (self.tuning.readahead.is_some(), "--readahead"),
                 (!self.tuning.inject.is_empty(), "--inject"),
+                (self.tuning.pin, "--pin"),
             ];
             if let Some((_, option)) = builtin_only.iter().find(|(given, _)| *given) {
                 return Err(format!(
@@ -174,6 +175,7 @@ impl CompareArgs {
             let builtin_only = [
                 (self.fetchers.is_some_and(|n| n != 1), "--fetchers"),
                 (self.tuning.readahead.is_some(), "--readahead"),
+                (self.tuning.pin, "--pin"),
             ];
             if let Some((_, option)) = builtin_only.iter().find(|(given, _)| *given) {
                 return Err(format!(
@@ -500,6 +502,8 @@ mod tests {
         for (bad, says) in [
             (&["--vmm", "qemu", "--fetchers", "2"][..], "--fetchers"),
             (&["--vmm", "qemu", "--readahead", "2"], "--readahead"),
+            (&["--vmm", "qemu", "--pin"], "--pin"),
+            (&["--arch", "aarch64", "--pin"], "--pin"),
             (&["--bandwidth", "1M"], "--bandwidth"),
             (&["--arch", "aarch64", "--vmm", "qemu"], "--vmm qemu"),
             (&["--vmm", "el2"], "--vmm el2"),

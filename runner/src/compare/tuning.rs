@@ -35,6 +35,10 @@ pub struct Tuning {
     /// others to the vmm, adaptive and el2 runs (only our own hosts can misbehave).
     #[arg(long, value_name = "FAULT", value_delimiter = ',', value_parser = inject::value_parser())]
     pub inject: Vec<Inject>,
+    /// Passed as `runner run --pin` to every run, so all modes run pinned: each vCPU thread on
+    /// its own host CPU and the fault reader on vCPU 0's (x86 VMM only).
+    #[arg(long)]
+    pub pin: bool,
 }
 
 impl Tuning {
@@ -80,6 +84,9 @@ impl Tuning {
             args.push("--readahead".to_owned());
             args.push(pages.to_string());
         }
+        if self.pin {
+            args.push("--pin".to_owned());
+        }
         let inject = self.injections(mode);
         if !inject.is_empty() {
             args.push("--inject".to_owned());
@@ -94,6 +101,7 @@ impl Tuning {
             "async_threshold": self.async_threshold.map(format_fine_duration),
             "readahead": self.readahead,
             "inject": self.inject.iter().map(|i| i.name()).collect::<Vec<_>>(),
+            "pin": self.pin,
         })
     }
 
@@ -105,7 +113,11 @@ impl Tuning {
         let readahead = self.readahead.map(|n| format!(", readahead {n} page(s)"));
         let inject = (!self.inject.is_empty())
             .then(|| format!(", injecting {}", inject::names(&self.inject)));
-        threshold.unwrap_or_default() + &readahead.unwrap_or_default() + &inject.unwrap_or_default()
+        let pin = if self.pin { ", pinned" } else { "" };
+        threshold.unwrap_or_default()
+            + &readahead.unwrap_or_default()
+            + &inject.unwrap_or_default()
+            + pin
     }
 }
 
@@ -118,6 +130,7 @@ mod tests {
             async_threshold: Some(Duration::from_micros(150)),
             readahead: Some(4),
             inject: Vec::new(),
+            pin: false,
         }
     }
 
@@ -169,17 +182,30 @@ mod tests {
     fn json_and_title_show_what_was_given() {
         assert_eq!(
             tuning().to_json(),
-            json!({"async_threshold": "150us", "readahead": 4, "inject": []})
+            json!({"async_threshold": "150us", "readahead": 4, "inject": [], "pin": false})
         );
         assert_eq!(
             Tuning::default().to_json(),
-            json!({"async_threshold": null, "readahead": null, "inject": []})
+            json!({"async_threshold": null, "readahead": null, "inject": [], "pin": false})
         );
         assert_eq!(
             tuning().describe(),
             ", async threshold 150us, readahead 4 page(s)"
         );
         assert_eq!(Tuning::default().describe(), "");
+    }
+
+    #[test]
+    fn pinning_goes_to_every_run() {
+        let t = Tuning {
+            pin: true,
+            ..Tuning::default()
+        };
+        for mode in [Mode::Off, Mode::Kvm, Mode::Vmm, Mode::Adaptive] {
+            assert_eq!(t.run_args(mode)[2..], ["--pin"], "{mode}");
+        }
+        assert_eq!(t.to_json()["pin"], true);
+        assert_eq!(t.describe(), ", pinned");
     }
 
     #[test]

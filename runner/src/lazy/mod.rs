@@ -36,4 +36,6 @@ pub struct LazyConfig {
     pub seed: u64,
     /// Pages fetched after each missing page, in address order (`--readahead`).
     pub readahead: u16,
+    /// `--pin`: each vCPU thread on its own host CPU, the fault reader on vCPU 0's.
+    pub pin: bool,
 }

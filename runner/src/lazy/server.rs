@@ -23,6 +23,7 @@ use super::source::PageSource;
 use super::stats::{Counters, LazyStats};
 use super::window::Window;
 use super::work::WorkQueue;
+use crate::affinity;
 use crate::inject::Injections;
 
 /// Why serving lazy memory failed while the guest ran.
@@ -55,6 +56,12 @@ pub enum StartError {
     #[error("cannot start the lazy memory thread {name}")]
     Spawn {
         name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot pin the fault reader to host CPU {cpu}")]
+    Pin {
+        cpu: usize,
         #[source]
         source: io::Error,
     },
@@ -104,6 +111,8 @@ pub struct Settings {
     /// latency); the rest are the async PF host's.
     pub inject: Injections,
     pub observer: Option<Arc<dyn FaultObserver>>,
+    /// The host CPU the fault reader is pinned to (`--pin`); `None`: wherever it runs.
+    pub reader_cpu: Option<usize>,
 }
 
 pub struct Server {
@@ -146,6 +155,10 @@ impl Server {
         server.spawn("lazy-faults".to_owned(), &on_failure, move |shared| {
             reader::run(shared, reader)
         })?;
+        if let Some(cpu) = settings.reader_cpu {
+            affinity::pin(&server.threads[0], cpu)
+                .map_err(|source| StartError::Pin { cpu, source })?;
+        }
         for index in 0..settings.fetchers {
             server.spawn(format!("lazy-fetch{index}"), &on_failure, fetcher::run)?;
         }
@@ -232,6 +245,7 @@ mod tests {
             readahead: 0,
             inject: Injections::new(),
             observer: None,
+            reader_cpu: None,
         };
         let on_failure: OnFailure = Arc::new(move |error| {
             let _ = failed.send(error);

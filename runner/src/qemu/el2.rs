@@ -134,6 +134,7 @@ mod tests {
             region: LazyRegion::Workload,
             seed: 4,
             readahead: 0,
+            pin: false,
         };
         let args = args_of(Some(&lazy), Some(ApfMode::El2));
         assert_eq!(

@@ -117,6 +117,7 @@ impl Setup<'_> {
                 region: LazyRegion::Workload,
                 seed: plan.load.seed,
                 readahead: 0,
+                pin: false,
             }),
             lazy_source: None,
             apf: Some(mode.apf()),

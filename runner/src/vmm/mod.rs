@@ -16,6 +16,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::affinity;
 use crate::console::ConsoleSink;
 use crate::lazy::source::{GeneratedPages, PageSource};
 use crate::lazy::{self, LazyConfig};
@@ -86,6 +87,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot pin vCPU {index}'s thread to host CPU {cpu}")]
+    Pin {
+        index: usize,
+        cpu: usize,
+        #[source]
+        source: io::Error,
+    },
     #[error("vCPU {index}")]
     Vcpu {
         index: usize,
@@ -130,6 +138,7 @@ pub fn run(
     let deadline = started.checked_add(timeout).ok_or(Error::TimeoutTooLarge)?;
     let stop = Arc::new(AtomicBool::new(false));
 
+    let pinned = config.lazy.as_ref().is_some_and(|lazy| lazy.pin);
     let mut threads = Vec::new();
     for (index, vcpu) in vm.take_vcpus().into_iter().enumerate() {
         match spawn_vcpu(index, vcpu, Arc::clone(&stop), report.clone()) {
@@ -137,6 +146,13 @@ pub fn run(
             Err(source) => {
                 stop_all(&stop, threads, lazy.as_ref());
                 return Err(Error::Spawn { index, source });
+            }
+        }
+        if pinned {
+            let cpu = affinity::cpu_of_vcpu(index, affinity::host_cpus());
+            if let Err(source) = affinity::pin(&threads[index], cpu) {
+                stop_all(&stop, threads, lazy.as_ref());
+                return Err(Error::Pin { index, cpu, source });
             }
         }
     }
@@ -209,6 +225,9 @@ fn start_lazy(
         readahead: lazy.readahead,
         inject: config.inject.clone(),
         observer,
+        reader_cpu: lazy
+            .pin
+            .then(|| affinity::cpu_of_vcpu(0, affinity::host_cpus())),
     };
     let on_failure: lazy::OnFailure = Arc::new(move |error| {
         // The supervisor may have stopped listening: the run is ending anyway.
