@@ -199,21 +199,36 @@ fn park_and_wake_reach_tasks_on_the_other_cpu() {
 
 /// `mlp:3` on two CPUs: CPU 1's one task is done first, and the idle CPU takes over the
 /// task waiting on CPU 0, which then finishes on CPU 1; with `balance=off` nothing moves.
+/// The pages are lazy (200 us each, synchronous) so that every task lasts many ticks:
+/// balancing is tick-driven, and pages the guest writes itself take ~2 ms a task here, less
+/// than the tick that would start the steal.
 #[test]
 fn an_idle_cpu_takes_over_a_waiting_task() {
     for (balance, moved) in [("on", true), ("off", false)] {
         let run = run_guest(
-            &["--cpus", "2", "--apf", "off"],
+            &[
+                "--cpus",
+                "2",
+                "--apf",
+                "off",
+                "--latency",
+                "fixed:200us",
+                "--fetchers",
+                "2",
+                "--seed",
+                "5",
+            ],
             &[
                 "scenario=mlp:3",
-                "source=guest",
-                "pages=2048",
+                "source=host",
+                "seed=5",
+                "pages=256",
                 &format!("balance={balance}"),
             ],
         )
         .succeeded();
         let r = run.result();
-        assert_eq!(count(&r["pages_verified"]), 3 * 2048, "{r}");
+        assert_eq!(count(&r["pages_verified"]), 3 * 256, "{r}");
         let cpus = r["cpus"].as_array().unwrap();
         let (given, taken) = (count(&cpus[0]["given_away"]), count(&cpus[1]["taken_in"]));
         assert_eq!(given, taken, "{r}");
