@@ -165,7 +165,12 @@ fn a_second_cpu_starts_with_psci_and_runs_its_share_of_tasks() {
     // own redistributor and timer. No host there offers async PF: both run without it.
     let b = boot_with(
         &["--cpus", "2"],
-        &["scenario=mlp:4", "source=guest", "pages=4096", "balance=off"],
+        &[
+            "scenario=mlp:4",
+            "source=guest",
+            "pages=4096",
+            "balance=off",
+        ],
     );
     let r = b.result();
     assert_eq!(r["pages_verified"], 4 * 4096, "{r}");
