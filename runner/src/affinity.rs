@@ -10,24 +10,40 @@ use std::io;
 use std::os::unix::thread::JoinHandleExt;
 use std::thread::JoinHandle;
 
-/// The host CPU of vCPU `index` on a host with `host_cpus` CPUs: one each, round-robin.
-pub fn cpu_of_vcpu(index: usize, host_cpus: usize) -> usize {
-    index % host_cpus.max(1)
+/// The host CPU of vCPU `index`, given the CPUs this process may run on (`allowed`, never
+/// empty): one each, round-robin over them.
+pub fn cpu_of_vcpu(index: usize, allowed: &[usize]) -> usize {
+    allowed[index % allowed.len()]
 }
 
-/// The CPUs this process may run on, as the scheduler counts them.
-pub fn host_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+/// The CPUs this process may run on (its affinity mask, which `taskset` may have narrowed:
+/// CPU numbers need not start at 0), lowest first.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let mut set = empty_set();
+    // SAFETY: `set` is a valid `cpu_set_t` of the size passed; pid 0 is this thread.
+    let status =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if status != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let cpus = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: every `cpu` is below CPU_SETSIZE, so the bit is inside `set`.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect();
+    Ok(cpus)
+}
+
+fn empty_set() -> libc::cpu_set_t {
+    // SAFETY: an all-zero `cpu_set_t` is the empty set.
+    unsafe { std::mem::zeroed() }
 }
 
 /// Pins `thread` to host CPU `cpu`.
 pub fn pin<T>(thread: &JoinHandle<T>, cpu: usize) -> io::Result<()> {
-    // SAFETY: an all-zero `cpu_set_t` is the empty set; CPU_SET only writes inside it and
-    // checks `cpu` against its size.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    let mut set = empty_set();
     // SAFETY: `cpu` is below CPU_SETSIZE (checked above), so the bit is inside `set`.
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: the pthread handle is alive (the `JoinHandle` has not been joined) and `set` is a
@@ -52,10 +68,10 @@ mod tests {
     #[test]
     fn vcpus_go_round_robin_over_the_host_cpus() {
         assert_eq!(
-            (0..5).map(|i| cpu_of_vcpu(i, 2)).collect::<Vec<_>>(),
+            (0..5).map(|i| cpu_of_vcpu(i, &[0, 1])).collect::<Vec<_>>(),
             [0, 1, 0, 1, 0]
         );
-        assert_eq!(cpu_of_vcpu(3, 0), 0, "no CPU count: everything on CPU 0");
+        assert_eq!(cpu_of_vcpu(3, &[2, 5]), 5, "the allowed CPUs, not 0..n");
     }
 
     #[test]
@@ -66,7 +82,10 @@ mod tests {
             // SAFETY: sched_getcpu has no arguments.
             unsafe { libc::sched_getcpu() }
         });
-        let cpu = host_cpus() - 1;
+        let cpu = *allowed_cpus()
+            .unwrap()
+            .last()
+            .expect("this thread runs somewhere");
         pin(&thread, cpu).unwrap();
         go.send(()).unwrap();
         assert_eq!(thread.join().unwrap(), i32::try_from(cpu).unwrap());

@@ -87,6 +87,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot read the host CPUs this process may run on (--pin)")]
+    Affinity(#[source] io::Error),
     #[error("cannot pin vCPU {index}'s thread to host CPU {cpu}")]
     Pin {
         index: usize,
@@ -133,12 +135,17 @@ pub fn run(
     let mut vm = arch::Vm::new(config, console.clone())?;
     kick::install_handler()?;
     let (report, reports) = mpsc::channel();
-    let lazy = start_lazy(&mut vm, config, &report)?;
+    // `--pin`: the CPUs to pin to, vCPU i on the i-th (mod their count).
+    let pin_to = match &config.lazy {
+        Some(lazy) if lazy.pin => Some(affinity::allowed_cpus().map_err(Error::Affinity)?),
+        _ => None,
+    };
+    let reader_cpu = pin_to.as_deref().map(|cpus| affinity::cpu_of_vcpu(0, cpus));
+    let lazy = start_lazy(&mut vm, config, reader_cpu, &report)?;
     let started = Instant::now();
     let deadline = started.checked_add(timeout).ok_or(Error::TimeoutTooLarge)?;
     let stop = Arc::new(AtomicBool::new(false));
 
-    let pinned = config.lazy.as_ref().is_some_and(|lazy| lazy.pin);
     let mut threads = Vec::new();
     for (index, vcpu) in vm.take_vcpus().into_iter().enumerate() {
         match spawn_vcpu(index, vcpu, Arc::clone(&stop), report.clone()) {
@@ -148,8 +155,8 @@ pub fn run(
                 return Err(Error::Spawn { index, source });
             }
         }
-        if pinned {
-            let cpu = affinity::cpu_of_vcpu(index, affinity::host_cpus());
+        if let Some(cpus) = &pin_to {
+            let cpu = affinity::cpu_of_vcpu(index, cpus);
             if let Err(source) = affinity::pin(&threads[index], cpu) {
                 stop_all(&stop, threads, lazy.as_ref());
                 return Err(Error::Pin { index, cpu, source });
@@ -199,10 +206,12 @@ pub fn run(
     })
 }
 
-/// Starts serving the VM's lazy range, if it has one; a failure ends the run through `report`.
+/// Starts serving the VM's lazy range, if it has one, its fault reader pinned to `reader_cpu`
+/// if given (`--pin`); a failure ends the run through `report`.
 fn start_lazy(
     vm: &mut arch::Vm,
     config: &VmConfig<'_>,
+    reader_cpu: Option<usize>,
     report: &mpsc::Sender<Report>,
 ) -> Result<Option<lazy::Server>, Error> {
     let Some((lazy, range)) = config.lazy.as_ref().zip(vm.take_lazy()) else {
@@ -225,9 +234,7 @@ fn start_lazy(
         readahead: lazy.readahead,
         inject: config.inject.clone(),
         observer,
-        reader_cpu: lazy
-            .pin
-            .then(|| affinity::cpu_of_vcpu(0, affinity::host_cpus())),
+        reader_cpu,
     };
     let on_failure: lazy::OnFailure = Arc::new(move |error| {
         // The supervisor may have stopped listening: the run is ending anyway.
