@@ -116,7 +116,7 @@ pub struct RunArgs {
     /// prefetcher; readahead pages count as served but were asked for by nobody).
     #[arg(long, value_name = "N", default_value_t = 0, requires = "latency")]
     pub readahead: u16,
-    /// Pin each vCPU thread to its own host CPU (vCPU i on CPU i mod the host's CPUs) and
+    /// Pin each vCPU thread to its own host CPU (vCPU i on the i-th allowed CPU, round-robin) and
     /// the lazy memory's fault reader to vCPU 0's, with --latency: a fault then hands the CPU
     /// from the vCPU thread to the reader and back without waking an idle CPU (see the README).
     #[arg(long, requires = "latency")]
